@@ -1,0 +1,18 @@
+// After `tsc`, records which source each built task module was compiled from, so the
+// runner loads the build only when it matches the code (see src/task-modules.ts).
+import {readdirSync, writeFileSync} from 'node:fs';
+import {join, relative} from 'node:path';
+import {PACKAGE_DIR, codeDigests, combinedDigest} from '../dist/src/task-modules.js';
+
+const stamps = {};
+const walk = (dir) => {
+  for (const entry of readdirSync(dir, {withFileTypes: true})) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) walk(path);
+    else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
+      stamps[relative(PACKAGE_DIR, path)] = combinedDigest(codeDigests(path, PACKAGE_DIR));
+    }
+  }
+};
+walk(join(PACKAGE_DIR, 'tasks'));
+writeFileSync(join(PACKAGE_DIR, 'dist', '.build-stamps.json'), JSON.stringify(stamps, null, 2) + '\n');

@@ -1,0 +1,219 @@
+/**
+ * Turns a loaded pipeline.yaml into a checked task graph: every dependency exists, no
+ * cycles, modules found, references resolvable, outputs unique. All problems at once.
+ */
+import {DiagnosticsError} from './config/diagnostics.js';
+import type {Diagnostic} from './config/diagnostics.js';
+import type {LoadedPipeline} from './config/load.js';
+import type {Settings, TaskDeclaration} from './config/schema.js';
+import {findCycles, topologicalOrder} from './graph.js';
+import type {Edge} from './graph.js';
+import {references, strings} from './interpolate.js';
+import type {TaskDefinition} from './task-api.js';
+import {availableTaskModules, resolveTaskModule} from './task-modules.js';
+import {didYouMean} from './util/suggest.js';
+
+/** A task's name; never mixed up with other strings. */
+export type TaskName = string & {readonly __brand: 'TaskName'};
+
+/** One dependency of a task. */
+export interface Dependency {
+  task: TaskName;
+  /** An optional dependency may be skipped (e.g. `--skip-analysis`) without skipping this task. */
+  optional: boolean;
+}
+
+/** A checked task. */
+export interface TaskNode {
+  name: TaskName;
+  declaration: TaskDeclaration;
+  deps: Dependency[];
+  /** The module file for `run:` tasks. */
+  module?: string;
+  /** The definition of a task added in code (`ValidationRunner.addTask`). */
+  definition?: TaskDefinition;
+}
+
+/** The checked pipeline: tasks in dependency order and the resolved settings. */
+export interface Pipeline {
+  file: string;
+  projectDir: string;
+  settings: Settings;
+  tasks: ReadonlyMap<TaskName, TaskNode>;
+  /** Every task, dependencies first. */
+  order: TaskName[];
+}
+
+/** A task added in code rather than in pipeline.yaml. */
+export interface CodeTask {
+  declaration: TaskDeclaration;
+  definition: TaskDefinition;
+}
+
+/** Files the runner itself writes into the output folder. */
+const RESERVED_OUTPUTS = ['summary.json', 'errors.json'];
+
+export function settingExists(settings: Settings, path: readonly string[]): boolean {
+  let node: unknown = settings;
+  for (const segment of path) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return false;
+    if (!(segment in node)) return false;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return true;
+}
+
+function settingPaths(value: unknown, prefix = ''): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return [];
+  return Object.entries(value).flatMap(([key, item]) => {
+    const path = prefix === '' ? key : `${prefix}.${key}`;
+    return [path, ...settingPaths(item, path)];
+  });
+}
+
+export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: ReadonlyMap<string, CodeTask> = new Map()): Pipeline {
+  const diagnostics: Diagnostic[] = [];
+  const source = loaded.source;
+  const at = (task: string, ...path: (string | number)[]) => source.locate(['tasks', task, ...path]);
+  const declarations = new Map<string, {declaration: TaskDeclaration; definition?: TaskDefinition}>();
+  for (const [name, declaration] of loaded.tasks) declarations.set(name, {declaration});
+  for (const [name, task] of codeTasks) declarations.set(name, task);
+  const names = [...declarations.keys()];
+  const knownSettings = settingPaths(loaded.settings);
+  const tasks = new Map<TaskName, TaskNode>();
+  const edges: Edge<{index: number}>[] = [];
+
+  for (const [name, {declaration, definition}] of declarations) {
+    const node: TaskNode = {name: name as TaskName, declaration, deps: []};
+    if (definition !== undefined) {
+      node.definition = definition;
+    } else if (declaration.run !== undefined && declaration.shell !== undefined) {
+      diagnostics.push({
+        location: at(name, 'shell'),
+        message: `Task "${name}" has both "run" and "shell"; keep one: "run" names a module in tasks/, "shell" is a command.`,
+      });
+    } else if (declaration.run !== undefined) {
+      const module = resolveTaskModule(declaration.run, projectDir);
+      if (module === undefined) {
+        diagnostics.push({
+          location: at(name, 'run'),
+          message: `Task "${name}" runs "${declaration.run}", but there is no module tasks/${declaration.run}.ts (looked in the project's tasks/ and the built-in tasks).${didYouMean(declaration.run, availableTaskModules(projectDir))}`,
+        });
+      } else {
+        node.module = module;
+      }
+    } else if (declaration.shell === undefined) {
+      diagnostics.push({
+        location: source.locateKey(['tasks', name]),
+        message: `Task "${name}" does nothing: add "run" (a module in tasks/) or "shell" (a command).`,
+      });
+    }
+
+    for (const [index, dep] of declaration.deps.entries()) {
+      const target = typeof dep === 'string' ? dep : dep.task;
+      const optional = typeof dep === 'string' ? false : dep.optional;
+      if (!declarations.has(target)) {
+        diagnostics.push({
+          location: at(name, 'deps', index),
+          message: `Expected "deps" of task "${name}" to name a task, got "${target}".${didYouMean(target, names)}`,
+        });
+        continue;
+      }
+      node.deps.push({task: target as TaskName, optional});
+      edges.push({from: name, to: target, data: {index}});
+    }
+
+    for (const [field, paths] of [['inputs', declaration.inputs.settings], ['tuning', declaration.tuning]] as const) {
+      for (const [index, path] of paths.entries()) {
+        if (!settingExists(loaded.settings, path.split('.'))) {
+          diagnostics.push({
+            location: field === 'inputs' ? at(name, 'inputs', 'settings', index) : at(name, 'tuning', index),
+            message: `Task "${name}" declares setting "${path}", which does not exist.${didYouMean(path, knownSettings)}`,
+          });
+        }
+      }
+    }
+
+    const outputs = new Set<string>();
+    for (const [index, output] of declaration.outputs.entries()) {
+      if (outputs.has(output)) {
+        diagnostics.push({location: at(name, 'outputs', index), message: `Task "${name}" declares output "${output}" twice.`});
+      }
+      outputs.add(output);
+      if (!declaration.intermediate && RESERVED_OUTPUTS.includes(output)) {
+        diagnostics.push({
+          location: at(name, 'outputs', index),
+          message: `Output "${output}" of task "${name}" is written by the runner itself; choose another name.`,
+        });
+      }
+    }
+    tasks.set(node.name, node);
+  }
+
+  // Every reference must resolve now, not halfway through a run.
+  for (const [name, {declaration}] of declarations) {
+    const checks: [string, (string | number)[]][] = [...strings(declaration.with, ['with'])];
+    if (declaration.shell !== undefined) checks.push([declaration.shell, ['shell']]);
+    for (const [text, path] of checks) {
+      for (const {text: written, reference} of references(text)) {
+        const location = at(name, ...path);
+        if (typeof reference === 'string') {
+          diagnostics.push({location, message: `Task "${name}": ${reference}`});
+        } else if (reference.kind === 'setting' && !settingExists(loaded.settings, reference.path)) {
+          diagnostics.push({
+            location,
+            message: `Task "${name}" refers to ${written}, but setting "${reference.path.join('.')}" does not exist.${didYouMean(reference.path.join('.'), knownSettings)}`,
+          });
+        } else if ((reference.kind === 'input' || reference.kind === 'output') && path[0] !== 'shell') {
+          diagnostics.push({location, message: `Task "${name}": ${written} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().`});
+        } else if (reference.kind === 'input') {
+          const needs = declaration.deps.some((dep) => (typeof dep === 'string' ? dep : dep.task) === reference.task);
+          const upstream = declarations.get(reference.task)?.declaration;
+          if (!needs || upstream === undefined) {
+            diagnostics.push({location, message: `Task "${name}" refers to ${written}, but "${reference.task}" is not in its "deps". Add it to "deps".`});
+          } else if (!upstream.outputs.includes(reference.file)) {
+            diagnostics.push({
+              location,
+              message: `Task "${name}" refers to ${written}, but task "${reference.task}" has no output "${reference.file}".${didYouMean(reference.file, upstream.outputs)}`,
+            });
+          }
+        } else if (reference.kind === 'output' && !declaration.outputs.includes(reference.file)) {
+          diagnostics.push({
+            location,
+            message: `Task "${name}" refers to ${written}, but "${reference.file}" is not in its "outputs". Declare it in "outputs".`,
+          });
+        }
+      }
+    }
+  }
+
+  const published = new Map<string, string>();
+  for (const [name, {declaration}] of declarations) {
+    if (declaration.intermediate) continue;
+    for (const [index, output] of declaration.outputs.entries()) {
+      const owner = published.get(output);
+      if (owner !== undefined && owner !== name) {
+        const first = source.locate(['tasks', owner, 'outputs']);
+        diagnostics.push({
+          location: at(name, 'outputs', index),
+          message: `Output "${output}" of task "${name}" is also an output of task "${owner}" (${first.source}:${first.line}:${first.column}); both would be written to the same folder. Rename one, or mark the task "intermediate: true".`,
+        });
+      } else {
+        published.set(output, name);
+      }
+    }
+  }
+
+  for (const cycle of findCycles(names, edges)) {
+    const description = cycle.map((edge) => `${edge.from} -> ${edge.to}`).join(', ');
+    const path = [cycle[0]!.from, ...cycle.map((edge) => edge.to)].join(' -> ');
+    diagnostics.push({
+      location: at(cycle[0]!.from, 'deps', cycle[0]!.data.index),
+      message: `Dependency cycle: ${path} (edges: ${description}). Remove one of these deps.`,
+    });
+  }
+
+  if (diagnostics.length > 0) throw new DiagnosticsError(diagnostics);
+  const order = topologicalOrder(names, (name) => tasks.get(name as TaskName)?.deps.map((dep) => dep.task) ?? []) as TaskName[];
+  return {file: loaded.file, projectDir, settings: loaded.settings, tasks, order};
+}

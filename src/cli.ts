@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+/**
+ * The command line: a thin layer over ValidationRunner. Parses flags, installs signal
+ * handlers, shows progress, prints the verdict and maps the outcome to an exit code.
+ */
+import {relative} from 'node:path';
+import {parseArgs} from 'node:util';
+import {DiagnosticsError} from './config/diagnostics.js';
+import {ConfigurationError, InterruptedError, ValidationError} from './errors.js';
+import {ProgressReporter} from './reporters/progress.js';
+import {ValidationRunner} from './runner.js';
+import {exitCode} from './summary.js';
+import type {RunSummary} from './summary.js';
+import {redact} from './util/redact.js';
+import {didYouMean} from './util/suggest.js';
+
+const HELP = `Usage: npm run pipeline -- --old VERSION --new VERSION [options]
+       npm run pipeline -- cache <status|verify|gc|clear> [options]
+       npm run pipeline -- graph [--old VERSION --new VERSION] [--format mermaid|dot]
+
+Compares two versions of a model's output table and reports what changed. Tasks whose
+inputs are unchanged are served from the cache (.cache/); only what changed reruns.
+
+Run options:
+  --old, --old-version VERSION   the version to compare from (e.g. 0.3615)
+  --new, --new-version VERSION   the version to compare to (e.g. 0.3621)
+  --config FILE                  a JSON or YAML settings file layered over pipeline.yaml
+  --set PATH=VALUE               set one setting, e.g. --set validation.tolerance.abs=0.01 (repeatable)
+  --output-dir DIR               write outputs under DIR (overrides output.base_dir)
+  --skip-extraction              reuse the cached extraction of each version; do not touch the source
+  --skip-analysis                leave the analysis out (the report says so)
+  --only TASK                    run only TASK and what it needs (repeatable; a tag works too)
+  --force                        run tasks even when cached
+  --dry-run                      print the plan (what is cached, what would run and why); run nothing
+  --no-wait                      fail at once if another run holds the cache, instead of waiting
+  --pipeline FILE                the pipeline file (default: pipeline.yaml in the current folder)
+  --verbose                      show stack traces of unexpected errors
+  -h, --help                     show this help
+
+Settings priority, highest first: --set/--output-dir, --config file, environment variables
+(PIPELINE_<SECTION>_<KEY>, e.g. PIPELINE_PERFORMANCE_TIMEOUT=600), pipeline.yaml, defaults.
+
+Exit codes: 0 passed (warnings allowed), 1 a rule of severity error failed,
+2 usage or configuration error, 3 execution error, 130 interrupted.`;
+
+const OPTIONS = {
+  old: {type: 'string'},
+  'old-version': {type: 'string'},
+  new: {type: 'string'},
+  'new-version': {type: 'string'},
+  config: {type: 'string'},
+  set: {type: 'string', multiple: true},
+  'output-dir': {type: 'string'},
+  'skip-extraction': {type: 'boolean'},
+  'skip-analysis': {type: 'boolean'},
+  only: {type: 'string', multiple: true},
+  force: {type: 'boolean'},
+  'dry-run': {type: 'boolean'},
+  'no-wait': {type: 'boolean'},
+  pipeline: {type: 'string'},
+  verbose: {type: 'boolean'},
+  help: {type: 'boolean', short: 'h'},
+  format: {type: 'string'},
+  'max-size': {type: 'string'},
+  'max-age': {type: 'string'},
+  host: {type: 'string'},
+  port: {type: 'string'},
+} as const;
+
+type Flags = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  try {
+    return parseArgs({args: argv, options: OPTIONS, allowPositionals: true, strict: true});
+  } catch (error) {
+    const message = (error as Error).message;
+    const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
+    const hint = unknown === undefined ? '' : didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace(/"([^"]+)"/, '"--$1"');
+    throw new ConfigurationError(`${message.replace(/\. To specify a positional.*$/s, '')}.${hint}`, {hint: 'Run with --help to see every option.'});
+  }
+}
+
+function print(text: string): void {
+  process.stdout.write(text + '\n');
+}
+
+function printError(error: ValidationError, verbose: boolean): void {
+  const lines = [error instanceof DiagnosticsError ? error.message : `Error: ${error.message}`];
+  if (error.hint !== undefined) lines.push(error.hint);
+  if (verbose && error.stack !== undefined) lines.push(error.stack);
+  process.stderr.write(redact(lines.join('\n')) + '\n');
+}
+
+function printVerdict(summary: RunSummary): void {
+  const where = relative(process.cwd(), summary.output_dir) || '.';
+  if (summary.dry_run) {
+    const running = summary.tasks.filter((task) => task.status === 'would-run').length;
+    print(`Dry run: ${running} of ${summary.tasks.length} tasks would run; nothing was run or written.`);
+    return;
+  }
+  const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];
+  print(`${mark} ${summary.old} vs ${summary.new} (${summary.cache.ran} ran, ${summary.cache.hits} cached, ${(summary.duration_ms / 1000).toFixed(1)} s)`);
+  for (const reason of summary.verdict_reasons) print(`  - ${reason}`);
+  if (summary.error !== undefined) {
+    for (const failure of summary.error.failures) print(`  - ${failure.task} failed: ${failure.message}`);
+    if (summary.error.hint !== null) print(`  ${summary.error.hint}`);
+  }
+  const report = summary.outputs.includes('report.html') ? 'report.html' : 'summary.json';
+  print(`Report: ${where}/${report}`);
+}
+
+async function runCommand(flags: Flags, signal: AbortSignal): Promise<number> {
+  const runner = new ValidationRunner(flags.config, {...(flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline})});
+  const oldVersion = flags.old ?? flags['old-version'];
+  const newVersion = flags.new ?? flags['new-version'];
+  const progress = new ProgressReporter();
+  const summary = await runner
+    .runWorkflow(oldVersion ?? '', newVersion ?? '', {
+      ...(flags.set === undefined ? {} : {set: flags.set}),
+      ...(flags['output-dir'] === undefined ? {} : {outputDir: flags['output-dir']}),
+      ...(flags.only === undefined ? {} : {only: flags.only}),
+      force: flags.force ?? false,
+      dryRun: flags['dry-run'] ?? false,
+      skip: flags['skip-analysis'] ? ['analysis'] : [],
+      reuse: flags['skip-extraction'] ? ['extraction'] : [],
+      wait: !(flags['no-wait'] ?? false),
+      hooks: progress,
+      signal,
+    })
+    .finally(async () => {
+      for (const warning of await progress.close()) process.stderr.write(`Warning: ${redact(warning)}\n`);
+    });
+  printVerdict(summary);
+  return exitCode(summary);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let verbose = argv.includes('--verbose');
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (name: string) => () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write(`\n${name}: stopping running tasks (press Ctrl-C again to quit at once)...\n`);
+    controller.abort(new InterruptedError(`Interrupted by ${name}.`));
+  };
+  process.on('SIGINT', onSignal('SIGINT'));
+  process.on('SIGTERM', onSignal('SIGTERM'));
+  try {
+    const {values: flags, positionals} = parse(argv);
+    verbose = flags.verbose ?? false;
+    if (flags.help) {
+      print(HELP);
+      return 0;
+    }
+    const [command, ...rest] = positionals;
+    switch (command) {
+      case undefined:
+      case 'run':
+        return await runCommand(flags, controller.signal);
+      case 'cache': {
+        const {cacheCommand} = await import('./commands/cache.js');
+        return await cacheCommand(rest, flags);
+      }
+      case 'graph': {
+        const {graphCommand} = await import('./commands/graph.js');
+        return await graphCommand(flags);
+      }
+      default:
+        throw new ConfigurationError(`Unknown command "${command}".${didYouMean(command, ['run', 'cache', 'graph'])}`, {
+          hint: 'Run with --help to see the commands.',
+        });
+    }
+  } catch (error) {
+    if (error instanceof InterruptedError) {
+      printError(error, verbose);
+      return 130;
+    }
+    if (error instanceof ValidationError) {
+      printError(error, verbose);
+      return error instanceof ConfigurationError ? 2 : 3;
+    }
+    process.stderr.write(`Unexpected error: ${redact(error instanceof Error ? error.message : String(error))}\n`);
+    process.stderr.write(verbose && error instanceof Error ? `${error.stack}\n` : 'This is a bug; rerun with --verbose for the stack trace and report it.\n');
+    return 3;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

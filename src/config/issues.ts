@@ -1,0 +1,119 @@
+/** Turns schema validation issues into positioned, human diagnostics. */
+import type {z} from 'zod';
+import {didYouMean} from '../util/suggest.js';
+import {describe} from './diagnostics.js';
+import type {Diagnostic, Location} from './diagnostics.js';
+import type {ValuePath} from './yaml-source.js';
+
+/** Finds where a path came from: the value's position, or its key's. */
+export interface Locator {
+  value(path: ValuePath): Location;
+  key(path: ValuePath): Location;
+}
+
+type AnySchema = z.core.$ZodType;
+
+/** The keys an object schema accepts at `path`, for "did you mean" on unknown keys. */
+export function knownKeys(schema: AnySchema, path: ValuePath): string[] {
+  let current: AnySchema | undefined = schema;
+  for (const segment of [...path, undefined]) {
+    current = unwrap(current);
+    const def = current?._zod.def as unknown as Record<string, unknown> | undefined;
+    if (def === undefined) return [];
+    if (segment === undefined) {
+      return def['type'] === 'object' ? Object.keys(def['shape'] as object) : [];
+    }
+    if (def['type'] === 'object') current = (def['shape'] as Record<string, AnySchema>)[String(segment)];
+    else if (def['type'] === 'array') current = def['element'] as AnySchema;
+    else if (def['type'] === 'record') current = def['valueType'] as AnySchema;
+    else return [];
+  }
+  return [];
+}
+
+function unwrap(schema: AnySchema | undefined): AnySchema | undefined {
+  let current = schema;
+  for (;;) {
+    const def = current?._zod.def as unknown as Record<string, unknown> | undefined;
+    if (def === undefined) return undefined;
+    if (['default', 'prefault', 'optional', 'nullable', 'readonly'].includes(def['type'] as string)) {
+      current = def['innerType'] as AnySchema;
+    } else if (def['type'] === 'pipe') {
+      current = def['in'] as AnySchema;
+    } else {
+      return current;
+    }
+  }
+}
+
+function dotted(path: ValuePath): string {
+  return path.map((segment) => (typeof segment === 'number' ? `[${segment}]` : segment)).join('.').replaceAll('.[', '[');
+}
+
+const article = (type: string) => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
+
+/**
+ * One diagnostic per issue. `prefix` is the path under which `issues` paths sit in the file
+ * (e.g. `['settings']` for pipeline.yaml), `subject` names what is checked ("setting").
+ */
+export function issuesToDiagnostics(
+  issues: readonly z.core.$ZodIssue[],
+  schema: AnySchema,
+  locate: Locator,
+  subject: string,
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const issue of issues) {
+    const path = issue.path.filter((segment): segment is string | number => typeof segment !== 'symbol');
+    const name = dotted(path);
+    const input = (issue as {input?: unknown}).input;
+    switch (issue.code) {
+      case 'unrecognized_keys':
+        for (const key of issue.keys) {
+          const known = knownKeys(schema, path);
+          const where = name === '' ? '' : ` in "${name}"`;
+          diagnostics.push({
+            location: locate.key([...path, key]),
+            message: `Unknown ${subject} "${key}"${where}.${didYouMean(key, known) || (known.length > 0 ? ` Expected one of: ${known.join(', ')}.` : '')}`,
+          });
+        }
+        break;
+      case 'invalid_type': {
+        const expected = issue.expected === 'array' ? 'list' : issue.expected === 'object' ? 'mapping' : issue.expected;
+        diagnostics.push({
+          location: input === undefined ? locate.key(path) : locate.value(path),
+          message:
+            input === undefined
+              ? `Missing "${name}": expected ${article(expected)}.`
+              : `Expected ${article(expected)} for "${name}", got ${describe(input)}.`,
+        });
+        break;
+      }
+      case 'invalid_union': {
+        const union = issue as unknown as {discriminator?: string; options?: string[]};
+        if (union.discriminator !== undefined && union.options !== undefined) {
+          const got = input !== null && typeof input === 'object' ? (input as Record<string, unknown>)[union.discriminator] : input;
+          diagnostics.push({
+            location: locate.value(path),
+            message: `Expected "${name}" to be one of ${union.options.join(', ')}, got ${describe(got)}.${typeof got === 'string' ? didYouMean(got, union.options) : ''}`,
+          });
+        } else {
+          diagnostics.push({location: locate.value(path), message: `"${name}" is not valid: ${issue.message}.`});
+        }
+        break;
+      }
+      case 'invalid_value':
+        diagnostics.push({
+          location: locate.value(path),
+          message: `Expected "${name}" to be one of ${issue.values.map(String).join(', ')}, got ${describe(input)}.${typeof input === 'string' ? didYouMean(input, issue.values.map(String)) : ''}`,
+        });
+        break;
+      default:
+        diagnostics.push({
+          location: locate.value(path),
+          message: `"${name}" ${issue.message.replace(/^Invalid input: /, '').replace(/^Too small: expected/, 'must be').replace(/^Too big: expected/, 'must be').replace(/\.$/, '')}, got ${describe(input)}.`,
+        });
+    }
+  }
+  return diagnostics;
+}

@@ -1,0 +1,228 @@
+/**
+ * Reads pipeline.yaml and the settings layers, merges them in priority order and validates
+ * the result. Every problem found is collected; nothing runs unless there are none.
+ */
+import {existsSync, statSync} from 'node:fs';
+import {resolve} from 'node:path';
+import {parse as parseYaml} from 'yaml';
+import {DiagnosticsError} from './diagnostics.js';
+import type {Diagnostic, Location} from './diagnostics.js';
+import {issuesToDiagnostics} from './issues.js';
+import type {Locator} from './issues.js';
+import {pipelineSchema, settingsSchema} from './schema.js';
+import type {Settings, TaskDeclaration} from './schema.js';
+import {YamlSource} from './yaml-source.js';
+import type {ValuePath} from './yaml-source.js';
+
+/** Where settings come from, highest priority first. */
+export interface SettingsInputs {
+  /** `--config FILE`: JSON or YAML. */
+  configFile?: string;
+  /** `--set a.b=value` flags, in order (later wins). */
+  sets?: readonly string[];
+  /** `--output-dir DIR`, which overrides `output.base_dir`. */
+  outputDir?: string;
+  /** The environment, for `PIPELINE_<SECTION>_<KEY>` variables. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** One layer of settings and where each of its values is written. */
+interface Layer {
+  value: Record<string, unknown>;
+  locate: Locator;
+  has(path: ValuePath): boolean;
+}
+
+/** pipeline.yaml with positions, its tasks and the resolved settings. */
+export interface LoadedPipeline {
+  file: string;
+  source: YamlSource;
+  settings: Settings;
+  tasks: ReadonlyMap<string, TaskDeclaration>;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** Objects merge key by key; arrays and scalars replace. */
+export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = {...base};
+  for (const [key, value] of Object.entries(over)) {
+    const current = merged[key];
+    merged[key] = isRecord(current) && isRecord(value) ? deepMerge(current, value) : value;
+  }
+  return merged;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let node = target;
+  for (const segment of path.slice(0, -1)) {
+    const next = node[segment];
+    node = isRecord(next) ? next : (node[segment] = {});
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+function hasPath(value: unknown, path: ValuePath): boolean {
+  let node = value;
+  for (const segment of path) {
+    if (!isRecord(node) && !Array.isArray(node)) return false;
+    if (!(String(segment) in (node as object))) return false;
+    node = (node as Record<string, unknown>)[String(segment)];
+  }
+  return true;
+}
+
+function fileLayer(source: YamlSource, prefix: ValuePath, value: Record<string, unknown>): Layer {
+  return {
+    value,
+    locate: {value: (path) => source.locate([...prefix, ...path]), key: (path) => source.locateKey([...prefix, ...path])},
+    has: (path) => source.has([...prefix, ...path]),
+  };
+}
+
+/** A layer whose values all come from one named origin, per path. */
+function namedLayer(value: Record<string, unknown>, origins: Map<string, string>): Layer {
+  const find = (path: ValuePath): Location => {
+    for (let length = path.length; length > 0; length--) {
+      const origin = origins.get(path.slice(0, length).join('.'));
+      if (origin !== undefined) return {source: origin};
+    }
+    return {source: [...origins.values()][0] ?? 'command line'};
+  };
+  return {value, locate: {value: find, key: find}, has: (path) => hasPath(value, path)};
+}
+
+/** A scalar from the command line or the environment, typed as YAML would type it. */
+function parseScalar(text: string): unknown {
+  try {
+    return parseYaml(text) ?? null;
+  } catch {
+    return text;
+  }
+}
+
+const SECTIONS = Object.keys(settingsSchema.shape);
+
+function environmentLayer(env: Readonly<Record<string, string | undefined>>): Layer {
+  const value: Record<string, unknown> = {};
+  const origins = new Map<string, string>();
+  for (const [name, text] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
+    const match = /^PIPELINE_([A-Z]+)_(.+)$/.exec(name);
+    if (match === null || text === undefined) continue;
+    const section = match[1]!.toLowerCase();
+    // Other tools use PIPELINE_* too (CI systems); only our sections are ours.
+    if (!SECTIONS.includes(section)) continue;
+    const path = [section, ...match[2]!.toLowerCase().split('__')];
+    setPath(value, path, parseScalar(text));
+    origins.set(path.join('.'), `environment variable ${name}`);
+  }
+  return namedLayer(value, origins);
+}
+
+function flagLayer(inputs: SettingsInputs, diagnostics: Diagnostic[]): Layer {
+  const value: Record<string, unknown> = {};
+  const origins = new Map<string, string>();
+  for (const flag of inputs.sets ?? []) {
+    const match = /^([A-Za-z_][\w]*(?:\.[\w-]+)*)=(.*)$/s.exec(flag);
+    if (match === null) {
+      diagnostics.push({
+        location: {source: `--set ${flag}`},
+        message: `Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "${flag}".`,
+      });
+      continue;
+    }
+    const path = match[1]!.split('.');
+    setPath(value, path, parseScalar(match[2]!));
+    origins.set(path.join('.'), `--set ${flag}`);
+  }
+  if (inputs.outputDir !== undefined) {
+    setPath(value, ['output', 'base_dir'], resolve(inputs.outputDir));
+    origins.set('output.base_dir', '--output-dir');
+  }
+  return namedLayer(value, origins);
+}
+
+function configFileLayer(path: string, diagnostics: Diagnostic[]): Layer | undefined {
+  if (!existsSync(path) || !statSync(path).isFile()) {
+    diagnostics.push({
+      location: {source: `--config ${path}`},
+      message: `The config file "${path}" does not exist. Pass the path of a JSON or YAML settings file.`,
+    });
+    return undefined;
+  }
+  const source = YamlSource.read(path);
+  diagnostics.push(...source.diagnostics);
+  if (source.diagnostics.length > 0) return undefined;
+  if (source.value === undefined || source.value === null) return fileLayer(source, [], {});
+  if (!isRecord(source.value)) {
+    diagnostics.push({
+      location: source.locate([]),
+      message: `Expected the config file to be a mapping of settings (JSON object or YAML mapping), got ${Array.isArray(source.value) ? 'a list' : JSON.stringify(source.value)}.`,
+    });
+    return undefined;
+  }
+  return fileLayer(source, [], source.value);
+}
+
+/**
+ * Loads and validates everything; throws DiagnosticsError listing every problem at once.
+ * `extraTasks` are tasks added in code (ValidationRunner.addTask).
+ */
+export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): LoadedPipeline {
+  const diagnostics: Diagnostic[] = [];
+  if (!existsSync(pipelineFile)) {
+    throw new DiagnosticsError([
+      {
+        location: {source: pipelineFile},
+        message: `No pipeline file "${pipelineFile}". Run the command in the project folder (where pipeline.yaml is), or pass --pipeline FILE.`,
+      },
+    ]);
+  }
+  const source = YamlSource.read(pipelineFile);
+  diagnostics.push(...source.diagnostics);
+  if (source.diagnostics.length > 0) throw new DiagnosticsError(diagnostics);
+
+  const pipelineLocator: Locator = {value: (path) => source.locate(path), key: (path) => source.locateKey(path)};
+  const parsed = pipelineSchema.safeParse(source.value ?? {}, {reportInput: true});
+  if (!parsed.success) {
+    diagnostics.push(...issuesToDiagnostics(parsed.error.issues, pipelineSchema, pipelineLocator, 'key'));
+  }
+  const pipelineSettings = isRecord((source.value as Record<string, unknown> | undefined)?.['settings'])
+    ? ((source.value as Record<string, unknown>)['settings'] as Record<string, unknown>)
+    : {};
+
+  // Lowest priority first.
+  const layers: Layer[] = [fileLayer(source, ['settings'], pipelineSettings), environmentLayer(inputs.env ?? {})];
+  if (inputs.configFile !== undefined) {
+    const layer = configFileLayer(inputs.configFile, diagnostics);
+    if (layer !== undefined) layers.push(layer);
+  }
+  layers.push(flagLayer(inputs, diagnostics));
+
+  const merged = layers.reduce<Record<string, unknown>>((value, layer) => deepMerge(value, layer.value), {});
+  const settings = settingsSchema.safeParse(merged, {reportInput: true});
+  if (!settings.success) {
+    // Each problem is reported where the winning value was written.
+    const owner = (path: ValuePath): Layer => {
+      for (let length = path.length; length >= 0; length--) {
+        const prefix = path.slice(0, length);
+        const layer = [...layers].reverse().find((candidate) => candidate.has(prefix));
+        if (layer !== undefined) return layer;
+      }
+      return layers[0]!;
+    };
+    const locator: Locator = {
+      value: (path) => owner(path).locate.value(path),
+      key: (path) => owner(path).locate.key(path),
+    };
+    diagnostics.push(...issuesToDiagnostics(settings.error.issues, settingsSchema, locator, 'setting'));
+  }
+  if (diagnostics.length > 0 || !parsed.success || !settings.success) throw new DiagnosticsError(diagnostics);
+  return {
+    file: pipelineFile,
+    source,
+    settings: settings.data,
+    tasks: new Map(Object.entries(parsed.data.tasks)),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * The embedded engine shared by the tasks of one run. Loaded only when a task asks for it,
+ * so a fully cached run never pays for DuckDB's start-up.
+ */
+import {mkdirSync} from 'node:fs';
+import type {DuckDBConnection, DuckDBInstance} from '@duckdb/node-api';
+
+/** How the engine is bounded. */
+export interface DuckDBOptions {
+  /** DuckDB's memory_limit, e.g. `4G` or `512MB`. */
+  memoryLimit: string;
+  /** Where DuckDB spills when a query outgrows the memory limit. */
+  tempDirectory: string;
+  /** Worker threads; DuckDB's default (all cores) when omitted. */
+  threads?: number;
+}
+
+/** One in-memory DuckDB instance per run; each task gets its own connection. */
+export class DuckDBEngine {
+  readonly #options: DuckDBOptions;
+  #instance: Promise<DuckDBInstance> | undefined;
+  readonly #connections = new Set<DuckDBConnection>();
+
+  constructor(options: DuckDBOptions) {
+    this.#options = options;
+  }
+
+  /** A new connection; interrupted when `signal` aborts, closed by `close()`. */
+  async connect(signal?: AbortSignal): Promise<DuckDBConnection> {
+    this.#instance ??= this.#create();
+    const connection = await (await this.#instance).connect();
+    this.#connections.add(connection);
+    signal?.addEventListener('abort', () => connection.interrupt(), {once: true});
+    return connection;
+  }
+
+  /** Closes every connection and the instance. */
+  close(): void {
+    for (const connection of this.#connections) connection.closeSync();
+    this.#connections.clear();
+    void this.#instance?.then((instance) => instance.closeSync(), () => undefined);
+    this.#instance = undefined;
+  }
+
+  async #create(): Promise<DuckDBInstance> {
+    const {DuckDBInstance} = await import('@duckdb/node-api');
+    mkdirSync(this.#options.tempDirectory, {recursive: true});
+    const config: Record<string, string> = {
+      memory_limit: this.#options.memoryLimit,
+      temp_directory: this.#options.tempDirectory,
+      // Parquet written by one run must be byte-identical to the next run's, so that
+      // downstream tasks are not rerun for nothing: keep row order deterministic.
+      preserve_insertion_order: 'true',
+    };
+    if (this.#options.threads !== undefined) config['threads'] = String(this.#options.threads);
+    return DuckDBInstance.create(':memory:', config);
+  }
+}

@@ -1,0 +1,465 @@
+/**
+ * Runs the stale tasks of a pipeline in dependency order, independent tasks concurrently.
+ * Each task's execution is memoised, so a shared dependency runs once. A task is cached
+ * when its fingerprint is in the store; otherwise it runs, and its outputs are stored
+ * before its entry, so an interrupted run leaves nothing a later run would trust.
+ */
+import {existsSync, statSync} from 'node:fs';
+import {mkdir, mkdtemp, rm} from 'node:fs/promises';
+import {isAbsolute, join, relative, resolve} from 'node:path';
+import type {DuckDBConnection} from '@duckdb/node-api';
+import type {Pipeline, TaskName, TaskNode} from './analyzer.js';
+import type {CacheEntry, CacheStore} from './cache/store.js';
+import type {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
+import type {Settings} from './config/schema.js';
+import {ConfigurationError, ExecutionError, InterruptedError, TransientError, ValidationError} from './errors.js';
+import {explainChange, fingerprintKey, RUNNER_VERSION} from './fingerprint.js';
+import type {FingerprintParts} from './fingerprint.js';
+import {interpolateValue, substitute} from './interpolate.js';
+import type {Reference} from './interpolate.js';
+import type {Outcome, RunHooks} from './outcome.js';
+import {shellTask} from './shell-task.js';
+import type {Json, TaskContext, TaskDefinition, TaskResult} from './task-api.js';
+import {codeDigests, combinedDigest, loadTaskModule} from './task-modules.js';
+import {canonicalJson, digestFile, sha256} from './util/hash.js';
+import type {ContentDigest} from './util/hash.js';
+import {WorkerPool} from './util/pool.js';
+
+/** What to run and how. */
+export interface ExecutorOptions {
+  versions: {old: string; new: string};
+  /** Run even when cached. */
+  force: boolean;
+  /** Consider only these tasks (`--only` and what it needs); all when undefined. */
+  selected?: ReadonlySet<TaskName>;
+  /** Leave these out (`--skip-analysis`). */
+  skip: ReadonlySet<TaskName>;
+  /** Serve these from their latest cached result without probing the source (`--skip-extraction`). */
+  reuse: ReadonlySet<TaskName>;
+  /** Plan only: nothing runs. */
+  dryRun: boolean;
+  signal: AbortSignal;
+  concurrency: number;
+  timeoutMs: number;
+  retryCount: number;
+  /** First retry delay; doubles each attempt, with jitter. */
+  retryDelayMs: number;
+}
+
+/** What the executor uses but does not own. */
+export interface ExecutorServices {
+  cache: CacheStore;
+  /** Memoised content digests of source files. */
+  fileDigests: StatMemo;
+  /** Scratch space for running tasks (under the cache folder, same file system). */
+  workDir: string;
+  duckdb(signal: AbortSignal): Promise<DuckDBConnection>;
+  /** Facts about task modules by code digest (whether they have a probe). */
+  moduleFacts: KeyValueMemo;
+  hooks: Required<RunHooks>;
+}
+
+const isRecord = (value: unknown): value is Record<string, Json> =>
+  value !== null && typeof value === 'object' && !Array.isArray(value);
+
+function getPath(settings: Settings, path: readonly string[]): Json {
+  let node: unknown = settings;
+  for (const segment of path) node = (node as Record<string, unknown>)[segment];
+  return (node ?? null) as Json;
+}
+
+function setPath(target: Record<string, Json>, path: readonly string[], value: Json): void {
+  let node = target;
+  for (const segment of path.slice(0, -1)) {
+    const next = node[segment];
+    node = isRecord(next) ? next : (node[segment] = {});
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), {once: true});
+  });
+
+/** Converts anything a task threw into a failure with context (the one boundary for that). */
+function asFailure(error: unknown, task: string): ValidationError {
+  if (error instanceof ValidationError) {
+    if (error instanceof ExecutionError) error.task ??= task;
+    return error;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new ExecutionError(`Task "${task}" crashed: ${message}`, {cause: error, task, hint: 'See the log file for details; rerun with --verbose for the stack trace.'});
+}
+
+export class Executor {
+  readonly #pipeline: Pipeline;
+  readonly #options: ExecutorOptions;
+  readonly #services: ExecutorServices;
+  readonly #pool: WorkerPool;
+  readonly #outcomes = new Map<TaskName, Promise<Outcome>>();
+  readonly #modules = new Map<string, Promise<TaskDefinition>>();
+  /** Set on the first failure: running tasks finish, no new task starts. */
+  #stopped: string | undefined;
+
+  constructor(pipeline: Pipeline, options: ExecutorOptions, services: ExecutorServices) {
+    this.#pipeline = pipeline;
+    this.#options = options;
+    this.#services = services;
+    this.#pool = new WorkerPool(options.concurrency);
+  }
+
+  /** Every considered task's outcome, in dependency order. */
+  async run(): Promise<Outcome[]> {
+    const names = this.#pipeline.order.filter((name) => this.#options.selected?.has(name) ?? true);
+    this.#services.hooks.planned(names);
+    return Promise.all(names.map((name) => this.#outcome(name)));
+  }
+
+  #outcome(name: TaskName): Promise<Outcome> {
+    let outcome = this.#outcomes.get(name);
+    if (outcome === undefined) {
+      outcome = this.#execute(this.#pipeline.tasks.get(name)!).then((result) => {
+        if (result.kind === 'failed') this.#stopped ??= `${name} failed`;
+        this.#services.hooks.finished(result);
+        return result;
+      });
+      this.#outcomes.set(name, outcome);
+    }
+    return outcome;
+  }
+
+  async #execute(node: TaskNode): Promise<Outcome> {
+    const task = node.name;
+    const upstream = await Promise.all(node.deps.map(async (dep) => ({dep, outcome: await this.#outcome(dep.task)})));
+    if (this.#options.skip.has(task)) return {kind: 'skipped', task, reason: 'skipped on request'};
+    const waitFor: string[] = [];
+    for (const {dep, outcome} of upstream) {
+      switch (outcome.kind) {
+        case 'failed':
+          return {kind: 'skipped', task, reason: `${dep.task} failed`};
+        case 'skipped':
+          if (!dep.optional) return {kind: 'skipped', task, reason: `${dep.task} was skipped`};
+          break;
+        case 'would-run':
+          waitFor.push(dep.task);
+          break;
+        case 'ran':
+        case 'cached':
+          break;
+      }
+    }
+    if (waitFor.length > 0) return {kind: 'would-run', task, reasons: [`runs unless ${waitFor.join(' and ')} reproduce the same outputs`]};
+    if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
+    if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
+
+    let parts: FingerprintParts;
+    let probe: TaskDefinition['probe'];
+    try {
+      probe = await this.#probe(node);
+      parts = await this.#fingerprint(node, probe, upstream.map(({outcome}) => outcome));
+    } catch (error) {
+      return {kind: 'failed', task, error: asFailure(error, task), reasons: [], durationMs: 0};
+    }
+    const key = fingerprintKey(parts);
+    const cache = this.#services.cache;
+    const alias = this.#alias(parts);
+
+    if (this.#options.reuse.has(task) && probe !== undefined) {
+      const lookup = await cache.getByAlias(alias);
+      if (lookup.kind === 'hit') return {kind: 'cached', task, entry: lookup.entry};
+      const args = canonicalJson(parts.task.with);
+      return {
+        kind: 'failed',
+        task,
+        reasons: [],
+        durationMs: 0,
+        error: new ConfigurationError(`Task "${task}" has no cached result to reuse for ${args === '{}' ? 'these settings' : args}.`, {
+          hint: 'Run once without --skip-extraction so the source is read and cached.',
+        }),
+      };
+    }
+
+    const cacheable = node.declaration.cache;
+    if (cacheable && !this.#options.force) {
+      const lookup = await cache.get(key);
+      if (lookup.kind === 'hit') return {kind: 'cached', task, entry: lookup.entry};
+      if (lookup.kind === 'corrupt') this.#services.hooks.warning(`${task}: ${lookup.problem}; it will be recomputed.`);
+    }
+    const reasons = this.#options.force
+      ? ['--force']
+      : !cacheable
+        ? ['cache: false (runs every time)']
+        : explainChange((await cache.previous(task))?.parts, parts);
+    if (this.#options.dryRun) return {kind: 'would-run', task, reasons};
+    return this.#pool.run(() => this.#runTask(node, parts, key, alias, reasons, upstream.map(({outcome}) => outcome)));
+  }
+
+  /**
+   * The task's freshness probe, if it has one. Whether a module has a probe is remembered
+   * by its code digest, so a cached run does not load (or compile) modules that have none.
+   */
+  async #probe(node: TaskNode): Promise<TaskDefinition['probe']> {
+    if (node.definition !== undefined) return node.definition.probe;
+    if (node.module === undefined) return undefined;
+    const digest = combinedDigest(codeDigests(node.module, this.#pipeline.projectDir));
+    const known = await this.#services.moduleFacts.get(digest);
+    if (known === 'no-probe') return undefined;
+    const definition = await this.#definition(node);
+    await this.#services.moduleFacts.set(digest, definition.probe === undefined ? 'no-probe' : 'probe');
+    return definition.probe?.bind(definition);
+  }
+
+  /** Reuse of a result without probing its source matches everything but the probe. */
+  #alias(parts: FingerprintParts): string {
+    return fingerprintKey({...parts, probe: 'reused'});
+  }
+
+  #definition(node: TaskNode): Promise<TaskDefinition> {
+    if (node.definition !== undefined) return Promise.resolve(node.definition);
+    if (node.declaration.shell !== undefined) {
+      return Promise.resolve(shellTask(node.declaration.shell, this.#pipeline.settings, this.#options.versions));
+    }
+    const file = node.module!;
+    let module = this.#modules.get(file);
+    if (module === undefined) {
+      module = loadTaskModule(file, combinedDigest(codeDigests(file, this.#pipeline.projectDir)));
+      this.#modules.set(file, module);
+    }
+    return module;
+  }
+
+  #resolveReference = (reference: Reference): Json => {
+    switch (reference.kind) {
+      case 'version':
+        return this.#options.versions[reference.which];
+      case 'setting':
+        return getPath(this.#pipeline.settings, reference.path);
+      case 'input':
+      case 'output':
+        return `\${${reference.kind}:${reference.kind === 'input' ? `${reference.task}/` : ''}${reference.file}}`;
+    }
+  };
+
+  /** The settings a task sees: those it declares (fingerprinted) and its tuning settings. */
+  #taskSettings(node: TaskNode): Record<string, Json> {
+    const settings: Record<string, Json> = {};
+    for (const path of [...node.declaration.inputs.settings, ...node.declaration.tuning]) {
+      setPath(settings, path.split('.'), getPath(this.#pipeline.settings, path.split('.')));
+    }
+    return settings;
+  }
+
+  async #fingerprint(node: TaskNode, runProbe: TaskDefinition['probe'], upstream: Outcome[]): Promise<FingerprintParts> {
+    const {declaration} = node;
+    const projectDir = this.#pipeline.projectDir;
+    const settings: Record<string, Json> = {};
+    for (const path of declaration.inputs.settings) settings[path] = getPath(this.#pipeline.settings, path.split('.'));
+
+    const inputs: Record<string, ContentDigest> = {};
+    for (const outcome of upstream) {
+      if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
+      for (const [file, stored] of Object.entries(outcome.entry.outputs)) {
+        inputs[`${outcome.task}/${file}`] = stored.integrity as ContentDigest;
+      }
+    }
+
+    const files: Record<string, ContentDigest> = {};
+    for (const [path, absolute] of Object.entries(await this.#declaredFiles(node))) {
+      files[path] = (await this.#services.fileDigests.get(absolute, digestFile)) as ContentDigest;
+    }
+
+    let code: Record<string, ContentDigest> = {};
+    if (node.module !== undefined) code = codeDigests(node.module, projectDir);
+    else if (node.definition !== undefined) code = {'<code>': sha256(node.definition.run.toString()) as ContentDigest};
+
+    const args = interpolateValue(declaration.with, this.#resolveReference);
+    let probe: Json = null;
+    if (runProbe !== undefined && !this.#options.reuse.has(node.name)) {
+      probe = await runProbe({
+        name: node.name,
+        args: isRecord(args) ? args : {},
+        settings: this.#taskSettings(node),
+        projectDir,
+        signal: this.#options.signal,
+        digestFile: (path) => this.#services.fileDigests.get(resolve(projectDir, path), digestFile),
+      });
+    }
+    return {
+      runner: RUNNER_VERSION,
+      task: {
+        run: declaration.run ?? null,
+        shell: declaration.shell === undefined ? null : substitute(declaration.shell, (reference) => {
+          const value = this.#resolveReference(reference);
+          return typeof value === 'string' ? value : JSON.stringify(value);
+        }),
+        with: args,
+        outputs: declaration.outputs,
+      },
+      settings,
+      inputs,
+      files,
+      code,
+      probe,
+    };
+  }
+
+  /** Declared input files, globs expanded, relative path -> absolute path. */
+  async #declaredFiles(node: TaskNode): Promise<Record<string, string>> {
+    const projectDir = this.#pipeline.projectDir;
+    const files: Record<string, string> = {};
+    for (const pattern of node.declaration.inputs.files) {
+      const text = substitute(pattern, (reference) => String(this.#resolveReference(reference)));
+      let matches: string[];
+      if (/[*?[{]/.test(text)) {
+        const {glob} = await import('zx');
+        matches = (await glob(text, {cwd: projectDir, absolute: true, onlyFiles: true})).sort();
+      } else {
+        const absolute = isAbsolute(text) ? text : resolve(projectDir, text);
+        matches = existsSync(absolute) && statSync(absolute).isFile() ? [absolute] : [];
+      }
+      if (matches.length === 0) {
+        throw new ConfigurationError(`Task "${node.name}" declares input file "${text}", but no file matches it.`, {
+          hint: 'Create the file, or fix the path in "inputs.files" (relative to the folder of pipeline.yaml).',
+        });
+      }
+      for (const match of matches) files[relative(projectDir, match).split('\\').join('/')] = match;
+    }
+    return files;
+  }
+
+  async #runTask(
+    node: TaskNode,
+    parts: FingerprintParts,
+    key: ReturnType<typeof fingerprintKey>,
+    alias: string,
+    reasons: string[],
+    upstream: Outcome[],
+  ): Promise<Outcome> {
+    const task = node.name;
+    const {hooks, cache} = this.#services;
+    if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
+    if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
+    let definition: TaskDefinition;
+    try {
+      definition = await this.#definition(node);
+    } catch (error) {
+      return {kind: 'failed', task, error: asFailure(error, task), reasons, durationMs: 0};
+    }
+    hooks.started(task, reasons);
+    hooks.log('INFO', `started (${reasons.join('; ')})`, task);
+    const started = performance.now();
+    const inputs: Record<string, Record<string, string>> = {};
+    for (const outcome of upstream) {
+      if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
+      inputs[outcome.task] = Object.fromEntries(
+        Object.entries(outcome.entry.outputs).map(([file, stored]) => [file, cache.blobPath(stored)]),
+      );
+    }
+    const skippedDeps = node.deps.filter((dep) => !(dep.task in inputs)).map((dep) => dep.task as string);
+    const files = await this.#declaredFiles(node);
+    const args = parts.task.with;
+    const settings = this.#taskSettings(node);
+
+    let attempt = 0;
+    for (;;) {
+      attempt++;
+      await mkdir(this.#services.workDir, {recursive: true});
+      const work = await mkdtemp(join(this.#services.workDir, `${task}-`));
+      const outputDir = join(work, 'out');
+      const tmpDir = join(work, 'tmp');
+      await mkdir(outputDir);
+      await mkdir(tmpDir);
+      const controller = new AbortController();
+      const abort = () => controller.abort(new InterruptedError('Interrupted.'));
+      this.#options.signal.addEventListener('abort', abort, {once: true});
+      const timeout = setTimeout(
+        () =>
+          controller.abort(
+            new ExecutionError(`Task "${task}" exceeded the time limit of ${this.#options.timeoutMs / 1000} s (performance.timeout).`, {
+              task,
+              hint: 'Raise performance.timeout (in seconds), or find out why the task is slow in the log file.',
+            }),
+          ),
+        this.#options.timeoutMs,
+      );
+      const log = (level: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR') => (message: string) => hooks.log(level, message, task);
+      const ctx: TaskContext = {
+        name: task,
+        args: isRecord(args) ? args : {},
+        settings,
+        inputs,
+        files,
+        outputDir,
+        output(name) {
+          if (!node.declaration.outputs.includes(name)) {
+            throw new ExecutionError(`Task "${task}" wrote "${name}", which is not among its declared outputs (${node.declaration.outputs.join(', ') || 'none'}).`, {
+              task,
+              hint: `Add "${name}" to "outputs" of ${task} in pipeline.yaml.`,
+            });
+          }
+          return join(outputDir, name);
+        },
+        input(from, file) {
+          const path = inputs[from]?.[file];
+          if (path === undefined) {
+            const why = skippedDeps.includes(from) ? `"${from}" was skipped in this run` : `"${from}" is not in its deps or has no output "${file}"`;
+            throw new ExecutionError(`Task "${task}" needs ${from}/${file}, but ${why}.`, {task});
+          }
+          return path;
+        },
+        projectDir: this.#pipeline.projectDir,
+        tmpDir,
+        log: {debug: log('DEBUG'), info: log('INFO'), warn: log('WARNING'), error: log('ERROR')},
+        progress: (update) => hooks.progress(task, update),
+        signal: controller.signal,
+        duckdb: () => this.#services.duckdb(controller.signal),
+      };
+      try {
+        const result = (await this.#race(definition.run(ctx), controller.signal)) ?? {};
+        const produced: Record<string, string> = {};
+        for (const output of node.declaration.outputs) {
+          const path = join(outputDir, output);
+          if (!existsSync(path)) {
+            throw new ExecutionError(`Task "${task}" finished without writing its declared output "${output}".`, {
+              task,
+              hint: `Write it to ctx.output('${output}') (or \${output:${output}} in a shell command), or remove it from "outputs".`,
+            });
+          }
+          produced[output] = path;
+        }
+        const durationMs = Math.round(performance.now() - started);
+        const entry: CacheEntry = node.declaration.cache
+          ? await cache.set({key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced, parts.probe === null ? undefined : alias)
+          : await cache.set({key: `${key}-${Date.now()}` as typeof key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced);
+        hooks.log('INFO', `finished in ${durationMs} ms${result.rows === undefined ? '' : `, ${result.rows} rows`}`, task);
+        return {kind: 'ran', task, entry, reasons, durationMs, attempts: attempt};
+      } catch (thrown) {
+        const error = asFailure(controller.signal.aborted ? (controller.signal.reason ?? thrown) : thrown, task);
+        if (error instanceof TransientError && attempt <= this.#options.retryCount && !this.#options.signal.aborted) {
+          const delay = this.#options.retryDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random());
+          hooks.log('WARNING', `attempt ${attempt} failed (${error.message}); retrying in ${Math.round(delay)} ms`, task);
+          await sleep(delay, this.#options.signal);
+          continue;
+        }
+        hooks.log('ERROR', error.message, task);
+        return {kind: 'failed', task, error, reasons, durationMs: Math.round(performance.now() - started)};
+      } finally {
+        clearTimeout(timeout);
+        this.#options.signal.removeEventListener('abort', abort);
+        await rm(work, {recursive: true, force: true});
+      }
+    }
+  }
+
+  /** Resolves with the task, or rejects as soon as its signal aborts (a task that ignores it cannot hang the run). */
+  #race<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(signal.reason);
+      if (signal.aborted) onAbort();
+      signal.addEventListener('abort', onAbort, {once: true});
+      work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    });
+  }
+}

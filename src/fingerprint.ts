@@ -1,0 +1,99 @@
+/**
+ * A task's fingerprint: everything its result depends on, as canonical JSON. Equal
+ * fingerprints mean the cached result can be reused; the parts say why a task reruns.
+ */
+import objectHash from 'object-hash';
+import type {Json} from './task-api.js';
+import {canonicalJson} from './util/hash.js';
+import type {ContentDigest} from './util/hash.js';
+
+/** The key a fingerprint is stored under. */
+export type CacheKey = string & {readonly __brand: 'CacheKey'};
+
+/**
+ * Bumped when the meaning of a fingerprint or of cached outputs changes, so that an upgrade
+ * never serves results computed under the old rules.
+ */
+export const RUNNER_VERSION = '1';
+
+/** The parts of a fingerprint; each field says why it is there. */
+export interface FingerprintParts {
+  /** Cached results are only valid for the runner semantics that produced them. */
+  runner: string;
+  /** What the task runs and produces. Not its name: the same work under two names is shared. */
+  task: {run: string | null; shell: string | null; with: Json; outputs: string[]};
+  /** The values of exactly the settings the task declares (defaults applied). */
+  settings: Record<string, Json>;
+  /** Upstream outputs by content: an upstream rerun that produced the same bytes changes nothing. */
+  inputs: Record<string, ContentDigest>;
+  /** Declared input files by content. */
+  files: Record<string, ContentDigest>;
+  /** The task's module and the local modules it imports. */
+  code: Record<string, ContentDigest>;
+  /** What the source holds now (the task's freshness probe), or null when it has none. */
+  probe: Json;
+}
+
+export function fingerprintKey(parts: FingerprintParts): CacheKey {
+  // Round-trip through canonical JSON so that non-finite numbers and key order cannot
+  // make two equal fingerprints hash differently.
+  return objectHash(JSON.parse(canonicalJson(parts)) as object, {algorithm: 'sha256', unorderedObjects: true}) as CacheKey;
+}
+
+const short = (value: Json | undefined): string => {
+  if (value === undefined) return 'unset';
+  const text = typeof value === 'string' ? value : canonicalJson(value);
+  return /^[0-9a-f]{40,}$/.test(text) ? text.slice(0, 8) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
+};
+
+/** Leaf values of a JSON value by dotted path. */
+function leaves(value: Json | undefined, prefix: string, into: Map<string, Json>): Map<string, Json> {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
+    for (const [key, item] of Object.entries(value)) leaves(item, prefix === '' ? key : `${prefix}.${key}`, into);
+  } else if (value !== undefined) {
+    into.set(prefix, value);
+  }
+  return into;
+}
+
+function changedLeaves(before: Json | undefined, after: Json | undefined): {path: string; before?: Json; after?: Json}[] {
+  const a = leaves(before, '', new Map());
+  const b = leaves(after, '', new Map());
+  const changes: {path: string; before?: Json; after?: Json}[] = [];
+  for (const path of new Set([...a.keys(), ...b.keys()])) {
+    const x = a.get(path);
+    const y = b.get(path);
+    if (canonicalJson(x) !== canonicalJson(y)) changes.push({path, ...(x === undefined ? {} : {before: x}), ...(y === undefined ? {} : {after: y})});
+  }
+  return changes.sort((p, q) => p.path.localeCompare(q.path));
+}
+
+/** Human reasons why `current` differs from the previous fingerprint of the same task. */
+export function explainChange(previous: FingerprintParts | undefined, current: FingerprintParts): string[] {
+  if (previous === undefined) return ['no previous run'];
+  const reasons: string[] = [];
+  if (previous.runner !== current.runner) reasons.push(`runner version changed ${previous.runner} -> ${current.runner}`);
+  if (previous.task.run !== current.task.run) reasons.push(`module changed ${short(previous.task.run)} -> ${short(current.task.run)}`);
+  if (previous.task.shell !== current.task.shell) reasons.push('command changed');
+  for (const change of changedLeaves(previous.task.with, current.task.with)) {
+    reasons.push(`argument ${change.path} changed ${short(change.before)} -> ${short(change.after)}`);
+  }
+  if (canonicalJson(previous.task.outputs) !== canonicalJson(current.task.outputs)) reasons.push('declared outputs changed');
+  for (const change of changedLeaves(previous.settings, current.settings)) {
+    reasons.push(`setting ${change.path} changed ${short(change.before)} -> ${short(change.after)}`);
+  }
+  const digestChanges = (kind: string, before: Record<string, string>, after: Record<string, string>) => {
+    for (const name of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+      if (before[name] === after[name]) continue;
+      const what = before[name] === undefined ? 'added' : after[name] === undefined ? 'removed' : 'changed';
+      reasons.push(`${kind}${name} ${what}`);
+    }
+  };
+  digestChanges('input ', previous.inputs, current.inputs);
+  digestChanges('file ', previous.files, current.files);
+  digestChanges('', previous.code, current.code);
+  for (const change of changedLeaves(previous.probe, current.probe)) {
+    reasons.push(`source ${change.path === '' ? 'content' : change.path} changed ${short(change.before)} -> ${short(change.after)}`);
+  }
+  return reasons.length > 0 ? reasons : ['fingerprint changed'];
+}

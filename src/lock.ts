@@ -1,0 +1,85 @@
+/**
+ * One run at a time per cache: a lock file holding the owner's pid and host. A lock whose
+ * owner is dead (same host, no such process) is stale and taken over.
+ */
+import {hostname} from 'node:os';
+import {mkdir, open, readFile, rm} from 'node:fs/promises';
+import {dirname} from 'node:path';
+import {ExecutionError, InterruptedError} from './errors.js';
+
+interface Owner {
+  pid: number;
+  host: string;
+  started: string;
+}
+
+/** A held lock; release it when the run ends. */
+export interface Lock {
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as {code?: string}).code === 'EPERM';
+  }
+}
+
+async function readOwner(file: string): Promise<Owner | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Owner;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the lock at `file`. When another live run holds it, waits (telling `notify` once),
+ * or fails at once when `wait` is false.
+ */
+export async function acquireLock(
+  file: string,
+  options: {wait: boolean; signal: AbortSignal; notify(message: string): void; pollMs?: number},
+): Promise<Lock> {
+  await mkdir(dirname(file), {recursive: true});
+  const me: Owner = {pid: process.pid, host: hostname(), started: new Date().toISOString()};
+  let told = false;
+  for (;;) {
+    try {
+      const handle = await open(file, 'wx');
+      await handle.writeFile(JSON.stringify(me));
+      await handle.close();
+      return {
+        async release() {
+          const owner = await readOwner(file);
+          if (owner?.pid === me.pid && owner.host === me.host) await rm(file, {force: true});
+        },
+      };
+    } catch (error) {
+      if ((error as {code?: string}).code !== 'EEXIST') throw error;
+    }
+    const owner = await readOwner(file);
+    if (owner === undefined || (owner.host === me.host && !alive(owner.pid))) {
+      options.notify(
+        owner === undefined
+          ? 'Removed an unreadable lock file left by an earlier run.'
+          : `Took over the lock of run ${owner.pid} (started ${owner.started}), which is no longer running.`,
+      );
+      await rm(file, {force: true});
+      continue;
+    }
+    if (!options.wait) {
+      throw new ExecutionError(`Another run (pid ${owner.pid} on ${owner.host}, started ${owner.started}) is using this cache.`, {
+        hint: 'Wait for it to finish, or run without --no-wait to wait automatically.',
+      });
+    }
+    if (!told) {
+      options.notify(`Waiting for another run (pid ${owner.pid}, started ${owner.started}) to finish...`);
+      told = true;
+    }
+    if (options.signal.aborted) throw new InterruptedError('Interrupted while waiting for another run.');
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 200));
+  }
+}

@@ -1,0 +1,89 @@
+/**
+ * The output folder of one comparison. A run writes into a staging folder beside it and
+ * switches the two at the end, so a reader sees either the previous run or this one,
+ * never a mix. Files unchanged since the previous run are hard-linked, not copied.
+ */
+import {existsSync} from 'node:fs';
+import {link, mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {basename, dirname, join} from 'node:path';
+import type {CacheStore, StoredOutput} from './cache/store.js';
+import {fileSignature} from './cache/stat-memo.js';
+
+const MANIFEST = '.outputs.json';
+
+/** What the previous run published: file -> content and on-disk signature. */
+type Manifest = Record<string, {integrity: string; signature: string}>;
+
+export class OutputFolder {
+  /** Where the published folder is. */
+  readonly path: string;
+  /** Where this run writes until `publish`. */
+  readonly staging: string;
+  readonly #manifest: Manifest = {};
+
+  constructor(path: string) {
+    this.path = path;
+    this.staging = join(dirname(path), `.${basename(path)}.staging-${process.pid}`);
+  }
+
+  /** Creates the staging folder, removing staging folders of runs that died. */
+  async prepare(): Promise<void> {
+    const parent = dirname(this.path);
+    await mkdir(parent, {recursive: true});
+    for (const entry of await readdir(parent)) {
+      const match = new RegExp(`^\\.${basename(this.path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(staging|previous)-(\\d+)$`).exec(entry);
+      if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});
+    }
+    await rm(this.staging, {recursive: true, force: true});
+    await mkdir(this.staging, {recursive: true});
+  }
+
+  /** Places a stored output in the staging folder (linked from the previous run when unchanged). */
+  async add(file: string, output: StoredOutput, cache: CacheStore, previous: Manifest): Promise<void> {
+    const target = join(this.staging, file);
+    const existing = join(this.path, file);
+    const known = previous[file];
+    if (known?.integrity === output.integrity && existsSync(existing) && (await fileSignature(existing)) === known.signature) {
+      await link(existing, target);
+    } else {
+      await cache.copyOut(output, target);
+    }
+    this.#manifest[file] = {integrity: output.integrity, signature: await fileSignature(target)};
+  }
+
+  /** Writes a file the runner produces itself (summary.json, errors.json). */
+  async write(file: string, content: string): Promise<void> {
+    await writeFile(join(this.staging, file), content);
+  }
+
+  async previousManifest(): Promise<Manifest> {
+    try {
+      return JSON.parse(await readFile(join(this.path, MANIFEST), 'utf8')) as Manifest;
+    } catch {
+      return {};
+    }
+  }
+
+  /** Switches the staging folder in place of the published one. */
+  async publish(): Promise<void> {
+    await writeFile(join(this.staging, MANIFEST), JSON.stringify(this.#manifest, null, 2));
+    const previous = join(dirname(this.path), `.${basename(this.path)}.previous-${process.pid}`);
+    if (existsSync(this.path)) await rename(this.path, previous);
+    await rename(this.staging, this.path);
+    await rm(previous, {recursive: true, force: true});
+  }
+
+  /** Drops the staging folder (dry runs, interruptions). */
+  async discard(): Promise<void> {
+    await rm(this.staging, {recursive: true, force: true});
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as {code?: string}).code === 'EPERM';
+  }
+}

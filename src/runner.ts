@@ -1,0 +1,243 @@
+/**
+ * The library entry point (the ValidationRunner of the original specification): loads the
+ * configuration, plans, executes, publishes the outputs and returns the run's summary.
+ * The CLI and the HTTP server are thin layers over it.
+ */
+import {availableParallelism} from 'node:os';
+import {dirname, isAbsolute, join, resolve} from 'node:path';
+import {analyze} from './analyzer.js';
+import type {CodeTask, Pipeline, TaskName} from './analyzer.js';
+import {CacheStore} from './cache/store.js';
+import {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
+import {loadPipeline} from './config/load.js';
+import type {SettingsInputs} from './config/load.js';
+import {taskSchema} from './config/schema.js';
+import type {Settings, TaskDeclaration} from './config/schema.js';
+import {DuckDBEngine} from './engines/duckdb.js';
+import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from './errors.js';
+import {Executor} from './executor.js';
+import {closure} from './graph.js';
+import {acquireLock} from './lock.js';
+import {combineHooks} from './outcome.js';
+import type {Outcome, RunHooks} from './outcome.js';
+import {OutputFolder} from './output.js';
+import {logFileReporter} from './reporters/log-file.js';
+import {summarize} from './summary.js';
+import type {RunSummary} from './summary.js';
+import type {TaskDefinition} from './task-api.js';
+import {redact} from './util/redact.js';
+import {didYouMean} from './util/suggest.js';
+
+/** Options of one run; every field is optional. */
+export interface RunOptions {
+  /** Settings layers above pipeline.yaml: `--config`, `--set`, `--output-dir`, environment. */
+  config?: string;
+  set?: readonly string[];
+  outputDir?: string;
+  /** Run tasks even when cached. */
+  force?: boolean;
+  /** Plan only; nothing runs and nothing is written. */
+  dryRun?: boolean;
+  /** Run only these tasks and what they need. */
+  only?: readonly string[];
+  /** Leave out tasks with these names or tags (`--skip-analysis` is `skip: ['analysis']`). */
+  skip?: readonly string[];
+  /** Reuse the latest cached results of tasks with these names or tags, without probing their source. */
+  reuse?: readonly string[];
+  /** Wait for another run holding the cache (default), or fail at once. */
+  wait?: boolean;
+  /** Reporters (progress display, custom hooks). */
+  hooks?: RunHooks;
+  /** Aborting it interrupts the run (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+/** Construction options of a runner. */
+export interface RunnerOptions {
+  /** The project folder (where pipeline.yaml is); the current directory by default. */
+  projectDir?: string;
+  /** The pipeline file; `pipeline.yaml` in the project folder by default. */
+  pipelineFile?: string;
+  /** Environment for `PIPELINE_*` settings; `process.env` by default. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+/** A task added in code: its declaration (as in pipeline.yaml, without `run`) and its work. */
+export type CodeTaskDefinition = Partial<Omit<TaskDeclaration, 'run' | 'shell'>> & {
+  run: TaskDefinition['run'];
+  probe?: TaskDefinition['probe'];
+};
+
+const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Refuses a version that is empty or could be anything but a version (quotes, spaces, SQL). */
+export function checkVersion(flag: string, version: string | undefined): string {
+  if (version === undefined || version.trim() === '') {
+    throw new ConfigurationError(`Missing ${flag}: pass the version to compare, such as ${flag} 0.3615.`);
+  }
+  if (!VERSION.test(version)) {
+    throw new ConfigurationError(
+      `Invalid ${flag} ${JSON.stringify(version)}: a version is letters, digits, ".", "_" and "-" (at most 64), such as 0.3615.`,
+    );
+  }
+  return version;
+}
+
+export class ValidationRunner {
+  readonly projectDir: string;
+  readonly pipelineFile: string;
+  readonly #configPath: string | undefined;
+  readonly #env: Readonly<Record<string, string | undefined>>;
+  readonly #codeTasks = new Map<string, CodeTask>();
+
+  /** `configPath` is a settings file (JSON or YAML) layered over pipeline.yaml, as `--config`. */
+  constructor(configPath?: string, options: RunnerOptions = {}) {
+    this.projectDir = resolve(options.projectDir ?? process.cwd());
+    this.pipelineFile = resolve(this.projectDir, options.pipelineFile ?? 'pipeline.yaml');
+    this.#configPath = configPath;
+    this.#env = options.env ?? process.env;
+  }
+
+  /** Adds a step in code; it is fingerprinted by its function's source and cached like any task. */
+  addTask(name: string, definition: CodeTaskDefinition): this {
+    const {run, probe, ...declaration} = definition;
+    const parsed = taskSchema.safeParse(declaration);
+    if (!parsed.success) {
+      throw new ConfigurationError(`addTask("${name}"): ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+    }
+    this.#codeTasks.set(name, {declaration: parsed.data, definition: probe === undefined ? {run} : {run, probe}});
+    return this;
+  }
+
+  /** Loads and checks pipeline.yaml and every settings layer; throws DiagnosticsError listing all problems. */
+  load(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'> = {}): Pipeline {
+    const inputs: SettingsInputs = {env: this.#env};
+    const config = options.config ?? this.#configPath;
+    if (config !== undefined) inputs.configFile = resolve(config);
+    if (options.set !== undefined) inputs.sets = options.set;
+    if (options.outputDir !== undefined) inputs.outputDir = options.outputDir;
+    return analyze(loadPipeline(this.pipelineFile, inputs), dirname(this.pipelineFile), this.#codeTasks);
+  }
+
+  /** Runs the workflow for two versions and returns its summary (also written as summary.json). */
+  async runWorkflow(oldVersion: string, newVersion: string, options: RunOptions = {}): Promise<RunSummary> {
+    const versions = {old: checkVersion('--old', oldVersion), new: checkVersion('--new', newVersion)};
+    const pipeline = this.load(options);
+    const settings = pipeline.settings;
+    const select = (flag: string, names: readonly string[] | undefined): Set<TaskName> => {
+      const chosen = new Set<TaskName>();
+      for (const name of names ?? []) {
+        const matches = pipeline.order.filter((task) => task === name || pipeline.tasks.get(task)!.declaration.tags.includes(name));
+        if (matches.length === 0 && flag === '--only') {
+          throw new ConfigurationError(`${flag} ${name}: no task or tag of that name.${didYouMean(name, pipeline.order)}`);
+        }
+        for (const match of matches) chosen.add(match);
+      }
+      return chosen;
+    };
+    const only = options.only === undefined || options.only.length === 0 ? undefined : select('--only', options.only);
+    const selected = only === undefined ? undefined : (closure(only, (task) => pipeline.tasks.get(task as TaskName)!.deps.map((dep) => dep.task)) as Set<TaskName>);
+
+    const cacheDir = resolve(pipeline.projectDir, settings.cache.dir);
+    const baseDir = resolve(pipeline.projectDir, settings.output.base_dir);
+    const folder = new OutputFolder(join(baseDir, `${versions.old}_vs_${versions.new}`));
+    const signal = options.signal ?? new AbortController().signal;
+    const userHooks = options.hooks ?? {};
+    const startedAt = new Date();
+
+    const lock = options.dryRun
+      ? undefined
+      : await acquireLock(join(cacheDir, 'lock'), {wait: options.wait ?? true, signal, notify: (message) => userHooks.warning?.(message)});
+    const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: join(cacheDir, 'tmp', `duckdb-${process.pid}`)});
+    const cache = new CacheStore(cacheDir);
+    const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
+    const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
+    try {
+      let logFile: string | undefined;
+      const reporters: RunHooks[] = [userHooks];
+      if (!options.dryRun) {
+        try {
+          await folder.prepare();
+        } catch (error) {
+          throw new ConfigurationError(`Cannot write to the output folder ${baseDir}: ${(error as Error).message}`, {
+            hint: 'Choose a writable folder with --output-dir, or fix its permissions.',
+          });
+        }
+        logFile = isAbsolute(settings.logging.file) ? settings.logging.file : join(folder.staging, settings.logging.file);
+        reporters.push(logFileReporter(logFile, settings.logging));
+      }
+      const hooks = combineHooks(...reporters);
+      hooks.log('INFO', `run ${versions.old} vs ${versions.new} in ${pipeline.projectDir} (pid ${process.pid})`);
+      const executor = new Executor(
+        pipeline,
+        {
+          versions,
+          force: options.force ?? false,
+          ...(selected === undefined ? {} : {selected}),
+          skip: select('--skip', options.skip),
+          reuse: select('--reuse', options.reuse),
+          dryRun: options.dryRun ?? false,
+          signal,
+          concurrency: settings.validation.parallel_processing ? Math.max(2, availableParallelism()) : 1,
+          timeoutMs: settings.performance.timeout * 1000,
+          retryCount: settings.performance.retry_count,
+          retryDelayMs: Number(this.#env['PIPELINE_RETRY_DELAY_MS'] ?? 500),
+        },
+        {cache, fileDigests, moduleFacts, workDir: join(cacheDir, 'tmp'), duckdb: (taskSignal) => engine.connect(taskSignal), hooks},
+      );
+      const outcomes = await executor.run();
+      await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
+      if (signal.aborted) {
+        await folder.discard();
+        throw new InterruptedError('Interrupted; nothing was published and the cache is consistent.');
+      }
+      const publishedLog = logFile === undefined ? undefined : isAbsolute(settings.logging.file) ? logFile : join(folder.path, settings.logging.file);
+      const summary = summarize({versions, outcomes, startedAt, outputDir: folder.path, logFile: publishedLog, dryRun: options.dryRun ?? false, pipeline});
+      if (!options.dryRun) await this.#publish(folder, outcomes, pipeline, cache, summary);
+      return summary;
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      if (!(error instanceof InterruptedError)) await folder.discard();
+      throw error;
+    } finally {
+      engine.close();
+      await lock?.release();
+    }
+  }
+
+  async #publish(folder: OutputFolder, outcomes: Outcome[], pipeline: Pipeline, cache: CacheStore, summary: RunSummary): Promise<void> {
+    try {
+      const previous = await folder.previousManifest();
+      const save = pipeline.settings.output.save_intermediates;
+      for (const outcome of outcomes) {
+        if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
+        const intermediate = pipeline.tasks.get(outcome.task)!.declaration.intermediate;
+        if (intermediate && !save) continue;
+        for (const [file, stored] of Object.entries(outcome.entry.outputs)) {
+          await folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous);
+        }
+      }
+      if (summary.error !== undefined) await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
+      await folder.write('summary.json', JSON.stringify(summary, null, 2) + '\n');
+      await folder.publish();
+    } catch (error) {
+      await folder.discard();
+      if (error instanceof ValidationError) throw error;
+      const code = (error as {code?: string}).code;
+      throw new ExecutionError(`Could not write the outputs to ${folder.path}: ${redact((error as Error).message)}`, {
+        hint:
+          code === 'ENOSPC'
+            ? 'The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.'
+            : 'Check that the output folder is writable; the previous outputs were left as they were.',
+      });
+    }
+  }
+}
+
+/** DuckDB reads `G` as gigabytes of 1000^3; users mean GiB. */
+function duckdbMemory(settings: Settings): string {
+  const match = /^(\d+(?:\.\d+)?)\s*([A-Za-z]*)$/.exec(settings.performance.max_memory.trim());
+  if (match === null) return settings.performance.max_memory;
+  const unit = match[2]!.toUpperCase().replace(/I?B$/, '');
+  return `${match[1]}${unit === '' ? 'B' : `${unit}iB`}`;
+}

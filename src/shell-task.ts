@@ -1,0 +1,52 @@
+/**
+ * A task declared with `shell:` runs its command through zx, in its output folder, with
+ * every `${...}` reference replaced by a shell-quoted value.
+ */
+import type {Settings} from './config/schema.js';
+import {ExecutionError} from './errors.js';
+import {substitute} from './interpolate.js';
+import type {Reference} from './interpolate.js';
+import {defineTask} from './task-api.js';
+import type {TaskDefinition} from './task-api.js';
+
+function settingValue(settings: Settings, path: readonly string[]): unknown {
+  let node: unknown = settings;
+  for (const segment of path) node = (node as Record<string, unknown>)[segment];
+  return node;
+}
+
+/** The task a shell command makes; `versions` fill `${old}` and `${new}`. */
+export function shellTask(command: string, settings: Settings, versions: {old: string; new: string}): TaskDefinition {
+  return defineTask({
+    async run(ctx) {
+      const {$, quote} = await import('zx');
+      const text = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
+      const resolve = (reference: Reference): string => {
+        switch (reference.kind) {
+          case 'version':
+            return quote(versions[reference.which]);
+          case 'setting':
+            return quote(text(settingValue(settings, reference.path)));
+          case 'input':
+            return quote(ctx.input(reference.task, reference.file));
+          case 'output':
+            return quote(ctx.output(reference.file));
+        }
+      };
+      const script = substitute(command, resolve);
+      ctx.log.info(`$ ${script}`);
+      const pieces = Object.assign([script], {raw: [script]}) as unknown as TemplateStringsArray;
+      const child = $({cwd: ctx.outputDir, signal: ctx.signal, quiet: true, nothrow: true, verbose: false})(pieces);
+      const output = await child;
+      for (const line of output.stdout.split('\n').filter(Boolean)) ctx.log.info(line);
+      for (const line of output.stderr.split('\n').filter(Boolean)) ctx.log.warn(line);
+      if (output.exitCode !== 0) {
+        const tail = output.stderr.trim().split('\n').slice(-5).join('\n');
+        throw new ExecutionError(
+          `The command of task "${ctx.name}" exited with ${output.exitCode === null ? `signal ${output.signal}` : `code ${output.exitCode}`}${tail === '' ? '' : `:\n${tail}`}`,
+          {hint: 'Run the command by hand in a shell to see the whole error; the log file has its output.'},
+        );
+      }
+    },
+  });
+}

@@ -1,0 +1,73 @@
+/**
+ * Runs one task module directly, without the runner: for focused tests of a task's logic.
+ * End-to-end behaviour (caching, CLI, exit codes) is tested through the real CLI instead.
+ */
+import {mkdirSync, mkdtempSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {DuckDBEngine} from '../../src/engines/duckdb.js';
+import type {Json, Progress, TaskContext, TaskDefinition, TaskResult} from '../../src/task-api.js';
+
+export interface DirectRun {
+  result: TaskResult | void;
+  outputDir: string;
+  progress: Progress[];
+  logs: string[];
+}
+
+export async function runTaskDirectly(
+  task: TaskDefinition,
+  options: {
+    name?: string;
+    args?: Record<string, Json>;
+    settings?: Record<string, Json>;
+    inputs?: Record<string, Record<string, string>>;
+    outputs: string[];
+    projectDir?: string;
+  },
+): Promise<DirectRun> {
+  const root = mkdtempSync(join(tmpdir(), 'task-'));
+  const outputDir = join(root, 'out');
+  const tmpDir = join(root, 'tmp');
+  mkdirSync(outputDir);
+  mkdirSync(tmpDir);
+  const engine = new DuckDBEngine({memoryLimit: '2GB', tempDirectory: join(root, 'spill')});
+  const progress: Progress[] = [];
+  const logs: string[] = [];
+  const controller = new AbortController();
+  const inputs = options.inputs ?? {};
+  const ctx: TaskContext = {
+    name: options.name ?? 'task',
+    args: options.args ?? {},
+    settings: options.settings ?? {},
+    inputs,
+    files: {},
+    outputDir,
+    output(name) {
+      if (!options.outputs.includes(name)) throw new Error(`undeclared output ${name}`);
+      return join(outputDir, name);
+    },
+    input(taskName, file) {
+      const path = inputs[taskName]?.[file];
+      if (path === undefined) throw new Error(`no input ${taskName}/${file}`);
+      return path;
+    },
+    projectDir: options.projectDir ?? root,
+    tmpDir,
+    log: {
+      debug: (m) => logs.push(`DEBUG ${m}`),
+      info: (m) => logs.push(`INFO ${m}`),
+      warn: (m) => logs.push(`WARNING ${m}`),
+      error: (m) => logs.push(`ERROR ${m}`),
+    },
+    progress: (p) => progress.push(p),
+    signal: controller.signal,
+    duckdb: () => engine.connect(controller.signal),
+  };
+  try {
+    const result = await task.run(ctx);
+    return {result, outputDir, progress, logs};
+  } finally {
+    engine.close();
+  }
+}
