@@ -72,7 +72,7 @@ function settingPaths(value: unknown, prefix = ''): string[] {
 }
 
 export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: ReadonlyMap<string, CodeTask> = new Map()): Pipeline {
-  const diagnostics: Diagnostic[] = [];
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics];
   const source = loaded.source;
   const at = (task: string, ...path: (string | number)[]) => source.locate(['tasks', task, ...path]);
   const declarations = new Map<string, {declaration: TaskDeclaration; definition?: TaskDefinition}>();
@@ -112,6 +112,7 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
     for (const [index, dep] of declaration.deps.entries()) {
       const target = typeof dep === 'string' ? dep : dep.task;
       const optional = typeof dep === 'string' ? false : dep.optional;
+      if (loaded.invalidTasks.has(target)) continue;
       if (!declarations.has(target)) {
         diagnostics.push({
           location: at(name, 'deps', index),
@@ -205,11 +206,16 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
   }
 
   for (const cycle of findCycles(names, edges)) {
-    const description = cycle.map((edge) => `${edge.from} -> ${edge.to}`).join(', ');
+    const description = cycle
+      .map((edge) => {
+        const where = at(edge.from, 'deps', edge.data.index);
+        return `"${edge.from}" needs "${edge.to}" at ${where.source}:${where.line}:${where.column}`;
+      })
+      .join('; ');
     const path = [cycle[0]!.from, ...cycle.map((edge) => edge.to)].join(' -> ');
     diagnostics.push({
       location: at(cycle[0]!.from, 'deps', cycle[0]!.data.index),
-      message: `Dependency cycle: ${path} (edges: ${description}). Remove one of these deps.`,
+      message: `Dependency cycle: ${path} (${description}). Remove one of these deps.`,
     });
   }
 

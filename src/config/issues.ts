@@ -71,7 +71,7 @@ export function issuesToDiagnostics(
       case 'unrecognized_keys':
         for (const key of issue.keys) {
           const known = knownKeys(schema, path);
-          const where = name === '' ? '' : ` in "${name}"`;
+          const where = name === '' ? '' : path.length === 2 && path[0] === 'tasks' ? ` in task "${path[1]}"` : ` in "${name}"`;
           diagnostics.push({
             location: locate.key([...path, key]),
             message: `Unknown ${subject} "${key}"${where}.${didYouMean(key, known) || (known.length > 0 ? ` Expected one of: ${known.join(', ')}.` : '')}`,
@@ -106,6 +106,12 @@ export function issuesToDiagnostics(
         diagnostics.push({
           location: locate.value(path),
           message: `Expected "${name}" to be one of ${issue.values.map(String).join(', ')}, got ${describe(input)}.${typeof input === 'string' ? didYouMean(input, issue.values.map(String)) : ''}`,
+        });
+        break;
+      case 'invalid_format':
+        diagnostics.push({
+          location: locate.value(path),
+          message: `Expected "${name}" to be ${issue.message}, got ${describe(input)}.`,
         });
         break;
       default:

@@ -3,13 +3,13 @@
  * the result. Every problem found is collected; nothing runs unless there are none.
  */
 import {existsSync, statSync} from 'node:fs';
-import {resolve} from 'node:path';
+import {relative, resolve} from 'node:path';
 import {parse as parseYaml} from 'yaml';
 import {DiagnosticsError} from './diagnostics.js';
 import type {Diagnostic, Location} from './diagnostics.js';
 import {issuesToDiagnostics} from './issues.js';
 import type {Locator} from './issues.js';
-import {pipelineSchema, settingsSchema} from './schema.js';
+import {pipelineSchema, settingsSchema, taskSchema} from './schema.js';
 import type {Settings, TaskDeclaration} from './schema.js';
 import {YamlSource} from './yaml-source.js';
 import type {ValuePath} from './yaml-source.js';
@@ -33,12 +33,19 @@ interface Layer {
   has(path: ValuePath): boolean;
 }
 
-/** pipeline.yaml with positions, its tasks and the resolved settings. */
+/**
+ * pipeline.yaml with positions, its tasks and the resolved settings. When `diagnostics` is
+ * not empty, `settings` and `tasks` are best effort (defaults under what parsed, the tasks
+ * that were valid), so that later checks can still report their problems in the same go.
+ */
 export interface LoadedPipeline {
   file: string;
   source: YamlSource;
   settings: Settings;
   tasks: ReadonlyMap<string, TaskDeclaration>;
+  /** Tasks declared but invalid (already diagnosed): still valid names for `deps`. */
+  invalidTasks: ReadonlySet<string>;
+  diagnostics: Diagnostic[];
 }
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
@@ -146,8 +153,8 @@ function flagLayer(inputs: SettingsInputs, diagnostics: Diagnostic[]): Layer {
 function configFileLayer(path: string, diagnostics: Diagnostic[]): Layer | undefined {
   if (!existsSync(path) || !statSync(path).isFile()) {
     diagnostics.push({
-      location: {source: `--config ${path}`},
-      message: `The config file "${path}" does not exist. Pass the path of a JSON or YAML settings file.`,
+      location: {source: '--config'},
+      message: `The config file "${relative(process.cwd(), path) || path}" does not exist. Pass the path of a JSON or YAML settings file.`,
     });
     return undefined;
   }
@@ -166,8 +173,8 @@ function configFileLayer(path: string, diagnostics: Diagnostic[]): Layer | undef
 }
 
 /**
- * Loads and validates everything; throws DiagnosticsError listing every problem at once.
- * `extraTasks` are tasks added in code (ValidationRunner.addTask).
+ * Loads and validates everything. A missing or unparsable pipeline file throws at once;
+ * every other problem is collected in `diagnostics` for the caller to report with its own.
  */
 export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): LoadedPipeline {
   const diagnostics: Diagnostic[] = [];
@@ -185,8 +192,19 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
 
   const pipelineLocator: Locator = {value: (path) => source.locate(path), key: (path) => source.locateKey(path)};
   const parsed = pipelineSchema.safeParse(source.value ?? {}, {reportInput: true});
-  if (!parsed.success) {
+  const tasks = new Map<string, TaskDeclaration>();
+  const invalidTasks = new Set<string>();
+  if (parsed.success) {
+    for (const [name, task] of Object.entries(parsed.data.tasks)) tasks.set(name, task);
+  } else {
     diagnostics.push(...issuesToDiagnostics(parsed.error.issues, pipelineSchema, pipelineLocator, 'key'));
+    // Keep the tasks that are valid on their own, so graph problems are found too.
+    const raw = (source.value as Record<string, unknown> | undefined)?.['tasks'];
+    for (const [name, task] of Object.entries(isRecord(raw) ? raw : {})) {
+      const one = taskSchema.safeParse(task);
+      if (one.success) tasks.set(name, one.data);
+      else invalidTasks.add(name);
+    }
   }
   const pipelineSettings = isRecord((source.value as Record<string, unknown> | undefined)?.['settings'])
     ? ((source.value as Record<string, unknown>)['settings'] as Record<string, unknown>)
@@ -218,11 +236,12 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
     };
     diagnostics.push(...issuesToDiagnostics(settings.error.issues, settingsSchema, locator, 'setting'));
   }
-  if (diagnostics.length > 0 || !parsed.success || !settings.success) throw new DiagnosticsError(diagnostics);
   return {
     file: pipelineFile,
     source,
-    settings: settings.data,
-    tasks: new Map(Object.entries(parsed.data.tasks)),
+    settings: settings.success ? settings.data : (deepMerge(settingsSchema.parse({}), merged) as Settings),
+    tasks,
+    invalidTasks,
+    diagnostics,
   };
 }

@@ -30,7 +30,7 @@ const tolerance = z.strictObject({abs: z.number().min(0).optional(), rel: z.numb
 
 const memory = z
   .string()
-  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'Expected a size such as "4G", "512MB" or "2GiB"');
+  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as "4G", "512MB" or "2GiB"');
 
 /** Every setting with its default. */
 export const settingsSchema = z.strictObject({
@@ -118,10 +118,10 @@ export const settingsSchema = z.strictObject({
 /** Resolved settings: every key present, defaults applied. */
 export type Settings = z.output<typeof settingsSchema>;
 
-const taskName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'Expected a task name of letters, digits, ".", "_" and "-"');
+const taskName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a task name of letters, digits, ".", "_" and "-"');
 const fileName = z
   .string()
-  .regex(/^(?!\.\.?$)[^/\\]+$/, 'Expected a plain file name (no folders)');
+  .regex(/^(?!\.\.?$)[^/\\]+$/, 'a plain file name (no folders)');
 
 /** One task of pipeline.yaml. */
 export const taskSchema = z.strictObject({

@@ -27,7 +27,7 @@ export class YamlSource {
       const [start] = error.pos;
       this.diagnostics.push({
         location: this.#at(start),
-        message: `Invalid YAML: ${error.message.split('\n')[0]}`,
+        message: `Invalid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${error.message.split('\n')[0]}`,
       });
     }
     this.value = this.#document.errors.length === 0 ? this.#document.toJS({maxAliasCount: 100}) : undefined;

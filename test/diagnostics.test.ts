@@ -1,0 +1,179 @@
+/**
+ * Every configuration problem is reported at once, with file:line:column, what was
+ * expected, what was found and a fix; exit code 2, no stack trace, nothing written.
+ */
+import {describe, expect, it} from 'vitest';
+import {Project} from './support/project.js';
+
+const TASK = 'export default {async run() {}};\n';
+
+function expectProblems(result: {code: number | null; stderr: string; stdout: string}, lines: string[]): void {
+  expect(result.code).toBe(2);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  const count = lines.length === 1 ? '1 problem' : `${lines.length} problems`;
+  expect(result.stderr).toBe(`${count} in the configuration:\n${lines.join('\n')}\n`);
+}
+
+describe('diagnostics', () => {
+  it('reports every problem of pipeline.yaml at once, with positions and suggestions', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': `settings:
+  validation:
+    tolerence: {abs: 1}
+    chunk_size: lots
+  source:
+    engine: duckdbb
+tasks:
+  a:
+    run: t
+    deps: [extrct-old]
+    outputs: [x.csv]
+  extract-old:
+    run: extrac
+    outputs: [x.csv]
+    with: {v: "\${oldd}", w: "\${settings.analysis.binz}"}
+    inputs: {settings: [analysis.bin]}
+  b:
+    run: t
+    need: [a]
+  c:
+    run: t
+    deps: [b]
+  d: {}
+  e:
+    run: t
+    shell: echo hi
+`,
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expectProblems(result, [
+      'pipeline.yaml:3:5 Unknown setting "tolerence" in "validation". Did you mean "tolerance"?',
+      'pipeline.yaml:4:17 Expected a number for "validation.chunk_size", got "lots".',
+      'pipeline.yaml:6:13 Expected "source.engine" to be one of duckdb, bigquery, got "duckdbb". Did you mean "duckdb"?',
+      'pipeline.yaml:10:12 Expected "deps" of task "a" to name a task, got "extrct-old". Did you mean "extract-old"?',
+      'pipeline.yaml:13:10 Task "extract-old" runs "extrac", but there is no module tasks/extrac.ts (looked in the project\'s tasks/ and the built-in tasks). Did you mean "extract"?',
+      'pipeline.yaml:14:15 Output "x.csv" of task "extract-old" is also an output of task "a" (pipeline.yaml:11:14); both would be written to the same folder. Rename one, or mark the task "intermediate: true".',
+      'pipeline.yaml:15:15 Task "extract-old": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
+      'pipeline.yaml:15:29 Task "extract-old" refers to ${settings.analysis.binz}, but setting "analysis.binz" does not exist. Did you mean "analysis.bins"?',
+      'pipeline.yaml:16:25 Task "extract-old" declares setting "analysis.bin", which does not exist. Did you mean "analysis.bins"?',
+      'pipeline.yaml:19:5 Unknown key "need" in task "b". Expected one of: description, run, shell, deps, inputs, tuning, with, outputs, intermediate, tags, cache.',
+      'pipeline.yaml:23:3 Task "d" does nothing: add "run" (a module in tasks/) or "shell" (a command).',
+      'pipeline.yaml:26:12 Task "e" has both "run" and "shell"; keep one: "run" names a module in tasks/, "shell" is a command.',
+    ]);
+    expect(project.exists('output')).toBe(false);
+    expect(project.exists('.cache')).toBe(false);
+  });
+
+  it('names every edge of a dependency cycle', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': `tasks:
+  a: {run: t, deps: [c]}
+  b: {run: t, deps: [a]}
+  c: {run: t, deps: [b]}
+  self: {run: t, deps: [self]}
+`,
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:2:22 Dependency cycle: a -> c -> b -> a ("a" needs "c" at pipeline.yaml:2:22; "c" needs "b" at pipeline.yaml:4:22; "b" needs "a" at pipeline.yaml:3:22). Remove one of these deps.',
+      'pipeline.yaml:5:25 Dependency cycle: self -> self ("self" needs "self" at pipeline.yaml:5:25). Remove one of these deps.',
+    ]);
+  });
+
+  it('checks shell references to inputs and outputs', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': `tasks:
+  a: {run: t, outputs: [a.txt]}
+  b:
+    shell: cat \${input:a/b.txt} \${input:c/x} > \${output:out.txt}
+    deps: [a]
+    outputs: [b.txt]
+  c: {run: t, outputs: [x]}
+`,
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:4:12 Task "b" refers to ${input:a/b.txt}, but task "a" has no output "b.txt". Did you mean "a.txt"?',
+      'pipeline.yaml:4:12 Task "b" refers to ${input:c/x}, but "c" is not in its "deps". Add it to "deps".',
+      'pipeline.yaml:4:12 Task "b" refers to ${output:out.txt}, but "out.txt" is not in its "outputs". Declare it in "outputs".',
+    ]);
+  });
+
+  it('reports malformed YAML with its position', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  a:\n    run: t\n   deps: [x]\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:4:1 Invalid YAML: All mapping items must start at the same column']);
+  });
+
+  it('reports problems of every settings layer where the value was written', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': 'tasks:\n  a: {run: t}\n',
+      'list.json': '[1, 2]\n',
+      'broken.json': '{"a": \n',
+      'settings.yaml': 'validation:\n  rules:\n    - {check: row_count_chnage, max_pct: 5}\n    - {check: changed_rows}\n',
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'list.json']), [
+      'list.json:1:1 Expected the config file to be a mapping of settings (JSON object or YAML mapping), got a list.',
+    ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'broken.json']), ['broken.json:1:7 Invalid JSON: Flow map must end with a }']);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'missing.yaml']), [
+      '--config The config file "missing.yaml" does not exist. Pass the path of a JSON or YAML settings file.',
+    ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'settings.yaml']), [
+      'settings.yaml:3:15 Expected "validation.rules[0].check" to be one of row_count_change, added_keys, removed_keys, duplicate_keys, changed_rows, null_rate_change, schema_unchanged, max_abs_diff, got "row_count_chnage". Did you mean "row_count_change"?',
+      'settings.yaml:4:7 Missing "validation.rules[1].max_pct": expected a number.',
+    ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'performance.timeout=soon', '--set', 'nonsense']), [
+      '--set nonsense Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "nonsense".',
+      '--set performance.timeout=soon Expected a number for "performance.timeout", got "soon".',
+    ]);
+    expectProblems(project.run(['--old', '1', '--new', '2'], {PIPELINE_PERFORMANCE_MAX_MEMORY: 'lots'}), [
+      'environment variable PIPELINE_PERFORMANCE_MAX_MEMORY Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB", got "lots".',
+    ]);
+  });
+
+  it('refuses bad versions and flags with exit code 2', () => {
+    const project = new Project({'tasks/t.ts': TASK, 'pipeline.yaml': 'tasks:\n  a: {run: t}\n'});
+    const injection = project.run(['--old', "0.1' OR '1'='1", '--new', '2']);
+    expect(injection.code).toBe(2);
+    expect(injection.stderr).toBe(
+      'Error: Invalid --old "0.1\' OR \'1\'=\'1": a version is letters, digits, ".", "_" and "-" (at most 64), such as 0.3615.\n',
+    );
+    const missing = project.run(['--old', '1']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe('Error: Missing --new: pass the version to compare, such as --new 0.3615.\n');
+    const empty = project.run(['--old', '', '--new', '2']);
+    expect(empty.stderr).toBe('Error: Missing --old: pass the version to compare, such as --old 0.3615.\n');
+    const flag = project.run(['--old', '1', '--new', '2', '--sett', 'x']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toBe('Error: Unknown option \'--sett\'. Did you mean "--set"?\nRun with --help to see every option.\n');
+    const command = project.run(['grpah']);
+    expect(command.code).toBe(2);
+    expect(command.stderr).toBe('Error: Unknown command "grpah". Did you mean "graph"?\nRun with --help to see the commands.\n');
+    const only = project.run(['--old', '1', '--new', '2', '--only', 'b']);
+    expect(only.code).toBe(2);
+    expect(only.stderr).toBe('Error: --only b: no task or tag of that name. Did you mean "a"?\n');
+  });
+
+  it('loads the example configuration of the original specification as it is', () => {
+    const project = new Project({
+      'tasks/t.ts': 'import {writeFileSync} from "node:fs";\nexport default {async run(ctx) { writeFileSync(ctx.output("s.json"), JSON.stringify(ctx.settings)); }};\n',
+      'pipeline.yaml': 'tasks:\n  a: {run: t, inputs: {settings: [bigquery.project_id, validation, output, logging.level, performance]}, outputs: [s.json]}\n',
+      'custom_config.json': JSON.stringify({
+        bigquery: {project_id: 'your-project', dataset_id: 'your-dataset', table_id: 'your-table'},
+        validation: {chunk_size: 10000, parallel_processing: true},
+        output: {base_dir: 'output', save_intermediates: false},
+        logging: {level: 'INFO', format: '%(asctime)s - %(levelname)s - %(message)s', file: 'validation.log'},
+        performance: {max_memory: '4G', timeout: 3600, retry_count: 3},
+      }),
+    });
+    const result = project.run(['--config', 'custom_config.json', '--old-version', '0.3615', '--new-version', '0.3621']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const seen = project.json<Record<string, Record<string, unknown>>>('output/0.3615_vs_0.3621/s.json');
+    expect(seen['bigquery']).toEqual({project_id: 'your-project'});
+    expect(seen['performance']).toEqual({max_memory: '4G', timeout: 3600, retry_count: 3});
+    expect(project.read('output/0.3615_vs_0.3621/validation.log')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO - run 0\.3615 vs 0\.3621/);
+  });
+});
