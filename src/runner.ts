@@ -9,9 +9,9 @@ import {analyze} from './analyzer.js';
 import type {CodeTask, Pipeline, TaskName} from './analyzer.js';
 import {CacheStore} from './cache/store.js';
 import {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
-import {loadPipeline} from './config/load.js';
+import {DiagnosticsError} from './config/diagnostics.js';
 import type {SettingsInputs} from './config/load.js';
-import {taskSchema} from './config/schema.js';
+import {loadWithMemo} from './config/memo.js';
 import type {Settings, TaskDeclaration} from './config/schema.js';
 import {DuckDBEngine} from './engines/duckdb.js';
 import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from './errors.js';
@@ -88,7 +88,7 @@ export class ValidationRunner {
   readonly pipelineFile: string;
   readonly #configPath: string | undefined;
   readonly #env: Readonly<Record<string, string | undefined>>;
-  readonly #codeTasks = new Map<string, CodeTask>();
+  readonly #codeTasks = new Map<string, CodeTaskDefinition>();
 
   /** `configPath` is a settings file (JSON or YAML) layered over pipeline.yaml, as `--config`. */
   constructor(configPath?: string, options: RunnerOptions = {}) {
@@ -100,29 +100,48 @@ export class ValidationRunner {
 
   /** Adds a step in code; it is fingerprinted by its function's source and cached like any task. */
   addTask(name: string, definition: CodeTaskDefinition): this {
-    const {run, probe, ...declaration} = definition;
-    const parsed = taskSchema.safeParse(declaration);
-    if (!parsed.success) {
-      throw new ConfigurationError(`addTask("${name}"): ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
-    }
-    this.#codeTasks.set(name, {declaration: parsed.data, definition: probe === undefined ? {run} : {run, probe}});
+    this.#codeTasks.set(name, definition);
     return this;
   }
 
   /** Loads and checks pipeline.yaml and every settings layer; throws DiagnosticsError listing all problems. */
-  load(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'> = {}): Pipeline {
+  async load(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'> = {}): Promise<Pipeline> {
     const inputs: SettingsInputs = {env: this.#env};
     const config = options.config ?? this.#configPath;
     if (config !== undefined) inputs.configFile = resolve(config);
     if (options.set !== undefined) inputs.sets = options.set;
     if (options.outputDir !== undefined) inputs.outputDir = options.outputDir;
-    return analyze(loadPipeline(this.pipelineFile, inputs), dirname(this.pipelineFile), this.#codeTasks);
+    const projectDir = dirname(this.pipelineFile);
+    const codeTasks = await this.#checkedCodeTasks();
+    const loaded = await loadWithMemo(this.pipelineFile, inputs, join(projectDir, '.cache', 'config'));
+    try {
+      return analyze(loaded, projectDir, codeTasks);
+    } catch (error) {
+      // The memo has no positions: load for real to point at the problem.
+      if (!(error instanceof DiagnosticsError) || !loaded.fromMemo) throw error;
+      const {loadPipeline} = await import('./config/load.js');
+      return analyze(loadPipeline(this.pipelineFile, inputs), projectDir, codeTasks);
+    }
+  }
+
+  async #checkedCodeTasks(): Promise<Map<string, CodeTask>> {
+    const tasks = new Map<string, CodeTask>();
+    if (this.#codeTasks.size === 0) return tasks;
+    const {taskSchema} = await import('./config/schema.js');
+    for (const [name, {run, probe, ...declaration}] of this.#codeTasks) {
+      const parsed = taskSchema.safeParse(declaration);
+      if (!parsed.success) {
+        throw new ConfigurationError(`addTask("${name}"): ${parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ')}`);
+      }
+      tasks.set(name, {declaration: parsed.data, definition: probe === undefined ? {run} : {run, probe}});
+    }
+    return tasks;
   }
 
   /** Runs the workflow for two versions and returns its summary (also written as summary.json). */
   async runWorkflow(oldVersion: string, newVersion: string, options: RunOptions = {}): Promise<RunSummary> {
     const versions = {old: checkVersion('--old', oldVersion), new: checkVersion('--new', newVersion)};
-    const pipeline = this.load(options);
+    const pipeline = await this.load(options);
     const settings = pipeline.settings;
     const select = (flag: string, names: readonly string[] | undefined): Set<TaskName> => {
       const chosen = new Set<TaskName>();

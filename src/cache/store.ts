@@ -1,23 +1,21 @@
 /**
- * The content-addressed store (cacache under `.cache/`). Outputs are stored by content;
- * an entry maps a fingerprint to its outputs' digests and is written only after every
- * output is stored, so an interrupted run never leaves an entry a later run would trust.
+ * The content-addressed store under `.cache/`. Output files are stored by content with
+ * cacache (`content-v2/`); an entry maps a fingerprint to its outputs' digests, the
+ * fingerprint's parts and the task's result. An entry is written only after every output
+ * is stored, each file through a temporary name and a rename, and carries its own
+ * checksum: an interrupted run leaves nothing a later run would trust, and a damaged entry
+ * is recognised, reported and removed.
+ *
+ * Reading needs neither cacache nor any other dependency, so a fully cached run stays fast.
  */
+import {createHash} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
-import {mkdir, rename, rm, stat} from 'node:fs/promises';
-import {createRequire} from 'node:module';
+import {mkdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
-import cacache from 'cacache';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {StatMemo} from './stat-memo.js';
-
-const require = createRequire(import.meta.url);
-const ssri = require('ssri') as {
-  parse(integrity: string, options: {single: true}): {algorithm: string; hexDigest(): string};
-  checkStream(stream: NodeJS.ReadableStream, integrity: string): Promise<unknown>;
-};
 
 /** One stored output file. */
 export interface StoredOutput {
@@ -40,9 +38,25 @@ export interface CacheEntry {
 /** The result of a lookup: a hit you can apply, a miss, or a damaged entry (then removed). */
 export type Lookup = {kind: 'hit'; entry: CacheEntry} | {kind: 'miss'} | {kind: 'corrupt'; problem: string};
 
-const entryKey = (key: CacheKey) => `task:${key}`;
-const lastKey = (task: string) => `last:${task}`;
-const aliasKey = (alias: string) => `alias:${alias}`;
+/** How an entry is kept on disk: the entry and a checksum of its JSON text. */
+interface EntryFile {
+  sha256: string;
+  entry: string;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Writes a file through a temporary name, so readers see the old or the new file, never half. */
+export async function writeAtomic(path: string, content: string): Promise<void> {
+  await mkdir(dirname(path), {recursive: true});
+  const temporary = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await writeFile(temporary, content);
+    await rename(temporary, path);
+  } finally {
+    await rm(temporary, {force: true});
+  }
+}
 
 export class CacheStore {
   readonly dir: string;
@@ -54,54 +68,100 @@ export class CacheStore {
     this.#verified = new StatMemo(join(dir, 'verified-blobs.json'));
   }
 
+  #entryPath(key: string): string {
+    return join(this.dir, 'entries', key.slice(0, 2), `${key}.json`);
+  }
+
+  #pointerPath(kind: 'last' | 'alias', name: string): string {
+    return join(this.dir, kind, `${encodeURIComponent(name)}.json`);
+  }
+
   /** The entry for a fingerprint, with every output present and intact. */
   get(key: CacheKey): Promise<Lookup> {
-    return this.#lookup(entryKey(key));
+    return this.#lookup(this.#entryPath(key));
   }
 
   /**
    * The latest entry stored with `alias` (see `set`): used to reuse a result without
    * probing its source (`--skip-extraction`).
    */
-  getByAlias(alias: string): Promise<Lookup> {
-    return this.#lookup(aliasKey(alias));
-  }
-
-  async #lookup(indexKey: string): Promise<Lookup> {
-    let entry: CacheEntry;
-    try {
-      const {data} = await cacache.get(this.dir, indexKey);
-      entry = JSON.parse(data.toString('utf8')) as CacheEntry;
-    } catch (error) {
-      const code = (error as {code?: string}).code;
-      if (code === 'ENOENT' || code === 'ENOTCACHED') return {kind: 'miss'};
-      await cacache.rm.entry(this.dir, indexKey).catch(() => undefined);
-      return {kind: 'corrupt', problem: `cache entry ${indexKey.slice(0, 16)} is damaged (${code ?? String(error)})`};
-    }
-    for (const [name, output] of Object.entries(entry.outputs)) {
-      const problem = await this.#check(output);
-      if (problem !== undefined) {
-        await this.#forget(entry.key);
-        await cacache.rm.entry(this.dir, indexKey).catch(() => undefined);
-        await rm(this.blobPath(output), {force: true});
-        return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problem}`};
-      }
-    }
-    return {kind: 'hit', entry};
+  async getByAlias(alias: string): Promise<Lookup> {
+    const key = await this.#readPointer(this.#pointerPath('alias', alias));
+    return key === undefined ? {kind: 'miss'} : this.#lookup(this.#entryPath(key));
   }
 
   /** The last entry stored for a task name, to explain what changed since. */
   async previous(task: string): Promise<CacheEntry | undefined> {
+    const key = await this.#readPointer(this.#pointerPath('last', task));
+    if (key === undefined) return undefined;
+    const lookup = await this.#read(this.#entryPath(key));
+    return lookup.kind === 'hit' ? lookup.entry : undefined;
+  }
+
+  /** Every entry (for `cache status` and `cache gc`); damaged ones are skipped. */
+  async entries(): Promise<{path: string; entry: CacheEntry; size: number}[]> {
+    const {readdir} = await import('node:fs/promises');
+    const found: {path: string; entry: CacheEntry; size: number}[] = [];
+    const root = join(this.dir, 'entries');
+    for (const shard of await readdir(root).catch(() => [] as string[])) {
+      for (const file of await readdir(join(root, shard)).catch(() => [] as string[])) {
+        if (!file.endsWith('.json')) continue;
+        const path = join(root, shard, file);
+        const lookup = await this.#read(path);
+        if (lookup.kind === 'hit') {
+          found.push({path, entry: lookup.entry, size: Object.values(lookup.entry.outputs).reduce((sum, output) => sum + output.size, 0)});
+        }
+      }
+    }
+    return found;
+  }
+
+  async #readPointer(path: string): Promise<string | undefined> {
     try {
-      const {data} = await cacache.get(this.dir, lastKey(task));
-      return JSON.parse(data.toString('utf8')) as CacheEntry;
+      return (JSON.parse(await readFile(path, 'utf8')) as {key: string}).key;
     } catch {
       return undefined;
     }
   }
 
+  async #read(path: string): Promise<Lookup> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      return {kind: 'miss'};
+    }
+    try {
+      const file = JSON.parse(text) as EntryFile;
+      if (typeof file.entry !== 'string' || sha256(file.entry) !== file.sha256) throw new Error('checksum mismatch');
+      return {kind: 'hit', entry: JSON.parse(file.entry) as CacheEntry};
+    } catch {
+      return {kind: 'corrupt', problem: `cache entry ${path.split('/').pop()!.slice(0, 12)} is damaged (truncated or altered)`};
+    }
+  }
+
+  async #lookup(path: string): Promise<Lookup> {
+    const lookup = await this.#read(path);
+    if (lookup.kind === 'corrupt') {
+      await rm(path, {force: true});
+      return lookup;
+    }
+    if (lookup.kind === 'miss') return lookup;
+    const {entry} = lookup;
+    for (const [name, output] of Object.entries(entry.outputs)) {
+      const problem = await this.#check(output);
+      if (problem !== undefined) {
+        await rm(path, {force: true});
+        await rm(this.blobPath(output), {force: true});
+        return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problem}`};
+      }
+    }
+    return lookup;
+  }
+
   /** Stores every output, then the entry: the entry is the commit point. */
   async set(entry: Omit<CacheEntry, 'outputs'>, files: Record<string, string>, alias?: string): Promise<CacheEntry> {
+    const {default: cacache} = await import('cacache');
     const outputs: Record<string, StoredOutput> = {};
     for (const [name, file] of Object.entries(files)) {
       let integrity = '';
@@ -109,20 +169,27 @@ export class CacheStore {
       sink.on('integrity', (value: unknown) => (integrity = String(value)));
       await pipeline(createReadStream(file), sink);
       outputs[name] = {integrity, size: (await stat(file)).size};
-      await this.#remember(outputs[name]);
+      await this.#verified.set(this.blobPath(outputs[name]), 'intact');
     }
     const complete: CacheEntry = {...entry, outputs};
-    const integrity = await cacache.put(this.dir, entryKey(entry.key), JSON.stringify(complete));
-    await cacache.index.insert(this.dir, lastKey(entry.task), integrity);
-    if (alias !== undefined) await cacache.index.insert(this.dir, aliasKey(alias), integrity);
+    const text = JSON.stringify(complete);
+    await writeAtomic(this.#entryPath(entry.key), JSON.stringify({sha256: sha256(text), entry: text} satisfies EntryFile));
+    const pointer = JSON.stringify({key: entry.key});
+    await writeAtomic(this.#pointerPath('last', entry.task), pointer);
+    if (alias !== undefined) await writeAtomic(this.#pointerPath('alias', alias), pointer);
     return complete;
+  }
+
+  /** Removes an entry (cache gc). */
+  async remove(path: string): Promise<void> {
+    await rm(path, {force: true});
   }
 
   /** Where an output's content is on disk (read it, never write it). */
   blobPath(output: StoredOutput): string {
-    const sri = ssri.parse(output.integrity, {single: true});
-    const hex = sri.hexDigest();
-    return join(this.dir, 'content-v2', sri.algorithm, hex.slice(0, 2), hex.slice(2, 4), hex.slice(4));
+    const [algorithm, base64] = output.integrity.split(/-(.*)/s) as [string, string];
+    const hex = Buffer.from(base64, 'base64').toString('hex');
+    return join(this.dir, 'content-v2', algorithm, hex.slice(0, 2), hex.slice(2, 4), hex.slice(4));
   }
 
   /** Copies an output's content to `dest` through a temporary name, so `dest` is never half-written. */
@@ -137,23 +204,11 @@ export class CacheStore {
     }
   }
 
-  /** Removes an entry whose outputs turned out to be damaged. */
-  async #forget(key: CacheKey): Promise<void> {
-    await cacache.rm.entry(this.dir, entryKey(key)).catch(() => undefined);
-  }
-
   /** Why an output cannot be used, or undefined when it is present and intact. */
   async #check(output: StoredOutput): Promise<string | undefined> {
     const path = this.blobPath(output);
     try {
-      const verdict = await this.#verified.get(path, async () => {
-        try {
-          await ssri.checkStream(createReadStream(path), output.integrity);
-          return 'intact';
-        } catch {
-          return 'damaged';
-        }
-      });
+      const verdict = await this.#verified.get(path, async () => ((await integrityOf(path, output.integrity)) ? 'intact' : 'damaged'));
       if (verdict === 'intact') return undefined;
       await this.#verified.forget(path);
       return 'failed its integrity check';
@@ -162,12 +217,16 @@ export class CacheStore {
     }
   }
 
-  async #remember(output: StoredOutput): Promise<void> {
-    await this.#verified.set(this.blobPath(output), 'intact');
-  }
-
   /** Saves what was verified in this run. */
   async flush(): Promise<void> {
     await this.#verified.flush();
   }
+}
+
+/** Whether a file's content matches a subresource-integrity string. */
+async function integrityOf(path: string, integrity: string): Promise<boolean> {
+  const [algorithm, expected] = integrity.split(/-(.*)/s) as [string, string];
+  const hash = createHash(algorithm);
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('base64') === expected;
 }

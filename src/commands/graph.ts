@@ -58,7 +58,7 @@ export async function graphCommand(flags: GraphFlags): Promise<number> {
     throw new ConfigurationError(`Expected --format mermaid or --format dot, got "${format}".`);
   }
   const runner = new ValidationRunner(flags.config, flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline});
-  const pipeline = runner.load(flags.set === undefined ? {} : {set: flags.set});
+  const pipeline = await runner.load(flags.set === undefined ? {} : {set: flags.set});
   const oldVersion = flags.old ?? flags['old-version'];
   const newVersion = flags.new ?? flags['new-version'];
   const states = new Map<string, string>();

@@ -40,7 +40,10 @@ interface Layer {
  */
 export interface LoadedPipeline {
   file: string;
-  source: YamlSource;
+  /** Positions in pipeline.yaml; without lines when loaded from the memo (see memo.ts). */
+  source: Pick<YamlSource, 'locate' | 'locateKey'>;
+  /** True when settings came from the memo of an earlier, valid load. */
+  fromMemo: boolean;
   settings: Settings;
   tasks: ReadonlyMap<string, TaskDeclaration>;
   /** Tasks declared but invalid (already diagnosed): still valid names for `deps`. */
@@ -239,6 +242,7 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
   return {
     file: pipelineFile,
     source,
+    fromMemo: false,
     settings: settings.success ? settings.data : (deepMerge(settingsSchema.parse({}), merged) as Settings),
     tasks,
     invalidTasks,

@@ -1,0 +1,81 @@
+/**
+ * Loading the configuration is the slowest part of a fully cached run (parsing YAML with
+ * positions and validating with zod cost more than everything else together). The
+ * outcome of a valid load depends only on the text of the files, the environment and the
+ * flags, so it is remembered under their digest and the parsers are not even imported
+ * when nothing changed.
+ */
+import {existsSync, readFileSync} from 'node:fs';
+import {mkdir, readFile, rename, writeFile} from 'node:fs/promises';
+import {dirname, join, relative} from 'node:path';
+import {fileURLToPath} from 'node:url';
+import type {LoadedPipeline, SettingsInputs} from './load.js';
+import type {Settings, TaskDeclaration} from './schema.js';
+import {canonicalJson, sha256} from '../util/hash.js';
+
+/** What is remembered of a valid load. */
+interface Memo {
+  settings: Settings;
+  tasks: [string, TaskDeclaration][];
+}
+
+const SCHEMA_FILE = join(dirname(fileURLToPath(import.meta.url)), 'schema.js');
+
+function readIfFile(path: string | undefined): string | null {
+  if (path === undefined || !existsSync(path)) return null;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function memoKey(pipelineFile: string, inputs: SettingsInputs): string {
+  const env = Object.entries(inputs.env ?? {})
+    .filter(([name]) => name.startsWith('PIPELINE_'))
+    .sort(([a], [b]) => a.localeCompare(b));
+  return sha256(
+    canonicalJson({
+      schema: readIfFile(SCHEMA_FILE),
+      pipeline: readIfFile(pipelineFile),
+      config: inputs.configFile === undefined ? null : [inputs.configFile, readIfFile(inputs.configFile)],
+      env,
+      sets: inputs.sets ?? [],
+      outputDir: inputs.outputDir ?? null,
+      cwd: process.cwd(),
+    }),
+  );
+}
+
+/** Loads the configuration, from the memo when its inputs are unchanged. */
+export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs, memoDir: string): Promise<LoadedPipeline> {
+  const key = memoKey(pipelineFile, inputs);
+  const file = join(memoDir, `${key}.json`);
+  try {
+    const memo = JSON.parse(await readFile(file, 'utf8')) as Memo;
+    const where = {source: relative(process.cwd(), pipelineFile) || pipelineFile};
+    return {
+      file: pipelineFile,
+      source: {locate: () => where, locateKey: () => where},
+      fromMemo: true,
+      settings: memo.settings,
+      tasks: new Map(memo.tasks),
+      invalidTasks: new Set(),
+      diagnostics: [],
+    };
+  } catch {
+    // No memo (or an unreadable one): load for real.
+  }
+  const {loadPipeline} = await import('./load.js');
+  const loaded = loadPipeline(pipelineFile, inputs);
+  if (loaded.diagnostics.length === 0) {
+    await mkdir(memoDir, {recursive: true}).catch(() => undefined);
+    const temporary = `${file}.tmp-${process.pid}`;
+    const memo: Memo = {settings: loaded.settings, tasks: [...loaded.tasks]};
+    // A read-only project still runs; it just loads slowly.
+    await writeFile(temporary, JSON.stringify(memo))
+      .then(() => rename(temporary, file))
+      .catch(() => undefined);
+  }
+  return loaded;
+}
