@@ -19,7 +19,7 @@ import {interpolateValue, substitute} from './interpolate.js';
 import type {Reference} from './interpolate.js';
 import type {Outcome, RunHooks} from './outcome.js';
 import {shellTask} from './shell-task.js';
-import type {Json, TaskContext, TaskDefinition, TaskResult} from './task-api.js';
+import type {Json, TaskContext, TaskDefinition, TaskResult, UpstreamInfo} from './task-api.js';
 import {codeDigests, combinedDigest, loadTaskModule} from './task-modules.js';
 import {canonicalJson, digestFile, sha256} from './util/hash.js';
 import type {ContentDigest} from './util/hash.js';
@@ -357,6 +357,7 @@ export class Executor {
         Object.entries(outcome.entry.outputs).map(([file, stored]) => [file, cache.blobPath(stored)]),
       );
     }
+    const upstreamInfo = await this.#upstreamInfo(node);
     const skippedDeps = node.deps.filter((dep) => !(dep.task in inputs)).map((dep) => dep.task as string);
     const files = await this.#declaredFiles(node);
     const args = parts.task.with;
@@ -390,6 +391,7 @@ export class Executor {
         args: isRecord(args) ? args : {},
         settings,
         inputs,
+        upstream: upstreamInfo,
         files,
         outputDir,
         output(name) {
@@ -451,6 +453,29 @@ export class Executor {
         await rm(work, {recursive: true, force: true});
       }
     }
+  }
+
+  /** The outcomes of every task upstream of `node`, for reports. */
+  async #upstreamInfo(node: TaskNode): Promise<Record<string, UpstreamInfo>> {
+    const info: Record<string, UpstreamInfo> = {};
+    const visit = async (current: TaskNode) => {
+      for (const dep of current.deps) {
+        if (dep.task in info) continue;
+        const outcome = await this.#outcome(dep.task);
+        const result = outcome.kind === 'ran' || outcome.kind === 'cached' ? outcome.entry.result : undefined;
+        info[dep.task] = {
+          status: outcome.kind === 'ran' || outcome.kind === 'cached' ? outcome.kind : 'skipped',
+          duration_ms: outcome.kind === 'ran' ? outcome.durationMs : outcome.kind === 'cached' ? outcome.entry.duration_ms : 0,
+          reason: outcome.kind === 'ran' ? outcome.reasons.join('; ') : outcome.kind === 'skipped' ? outcome.reason : null,
+          computed_at: outcome.kind === 'ran' || outcome.kind === 'cached' ? outcome.entry.created_at : null,
+          rows: result?.rows ?? null,
+          verdict: result?.verdict ?? null,
+        };
+        await visit(this.#pipeline.tasks.get(dep.task)!);
+      }
+    };
+    await visit(node);
+    return info;
   }
 
   /** Resolves with the task, or rejects as soon as its signal aborts (a task that ignores it cannot hang the run). */

@@ -42,6 +42,11 @@ export interface TaskContext {
   readonly settings: Readonly<Record<string, Json>>;
   /** Upstream outputs by `task` then file name: `inputs['extract-old']['rows.parquet']`. */
   readonly inputs: Readonly<Record<string, Readonly<Record<string, string>>>>;
+  /**
+   * How each upstream task (transitively) fared in this run: for a report that says how
+   * its figures were computed. Informational: not part of the fingerprint.
+   */
+  readonly upstream: Readonly<Record<string, UpstreamInfo>>;
   /** The declared input files (globs expanded), relative path -> absolute path. */
   readonly files: Readonly<Record<string, string>>;
   /** The folder the task writes its declared outputs into (empty when the task starts). */
@@ -64,6 +69,19 @@ export interface TaskContext {
    * when `signal` aborts.
    */
   duckdb(): Promise<DuckDBConnection>;
+}
+
+/** One upstream task's outcome as a downstream task sees it. */
+export interface UpstreamInfo {
+  status: 'ran' | 'cached' | 'skipped';
+  /** How long it took when it ran (for a cached task: when its result was computed). */
+  duration_ms: number;
+  /** Why it ran or was skipped; null when served from cache. */
+  reason: string | null;
+  /** When the result was computed (ISO time). */
+  computed_at: string | null;
+  rows: number | null;
+  verdict: Verdict | null;
 }
 
 /** What a task returns; everything here is stored with its cache entry. */

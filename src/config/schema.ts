@@ -46,7 +46,7 @@ export const settingsSchema = z.strictObject({
   duckdb: z
     .strictObject({
       database: z.string().min(1).default('data/warehouse.duckdb'),
-      path: z.string().min(1).nullable().default(null),
+      path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).nullable().default(null),
     })
     .prefault({}),
   bigquery: z

@@ -22,6 +22,7 @@ export async function runTaskDirectly(
     args?: Record<string, Json>;
     settings?: Record<string, Json>;
     inputs?: Record<string, Record<string, string>>;
+    upstream?: TaskContext['upstream'];
     outputs: string[];
     projectDir?: string;
   },
@@ -41,6 +42,7 @@ export async function runTaskDirectly(
     args: options.args ?? {},
     settings: options.settings ?? {},
     inputs,
+    upstream: options.upstream ?? {},
     files: {},
     outputDir,
     output(name) {
