@@ -186,4 +186,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit explicitly: a task that ignored its abort signal (a timeout) must not keep the
+// process alive. Writes to pipes and files are synchronous on POSIX, so nothing is lost.
+process.exit(await main(process.argv.slice(2)));

@@ -1,13 +1,31 @@
 /** The exception hierarchy of the original specification; each maps to an exit code. */
 
+/**
+ * `instanceof` works by class name across copies of this module (a task compiled on the fly
+ * imports its own copy), so an error's class survives the trip from a task to the runner.
+ */
+const LINEAGE = Symbol.for('version-validation-pipeline/error-lineage');
+
 /** Base class of every error the product reports to users (never shown with a stack trace). */
 export class ValidationError extends Error {
   /** What the user can do about it, shown after the message. */
   readonly hint: string | undefined;
+  declare readonly [LINEAGE]: string[];
+
   constructor(message: string, options: {hint?: string; cause?: unknown} = {}) {
     super(message, {cause: options.cause});
     this.name = new.target.name;
     this.hint = options.hint;
+    const lineage: string[] = [];
+    for (let proto: Function = new.target; proto !== (Error as Function) && proto.name !== ''; proto = Object.getPrototypeOf(proto) as Function) {
+      lineage.push(proto.name);
+    }
+    Object.defineProperty(this, LINEAGE, {value: lineage});
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    const lineage = (value as {[LINEAGE]?: unknown} | null)?.[LINEAGE];
+    return Array.isArray(lineage) && lineage.includes(this.name);
   }
 }
 

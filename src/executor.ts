@@ -446,6 +446,8 @@ export class Executor {
           continue;
         }
         hooks.log('ERROR', error.message, task);
+        // Before the pool slot is released, so that no queued task starts after a failure.
+        this.#stopped ??= `${task} failed`;
         return {kind: 'failed', task, error, reasons, durationMs: Math.round(performance.now() - started)};
       } finally {
         clearTimeout(timeout);

@@ -36,8 +36,18 @@ export function shellTask(command: string, settings: Settings, versions: {old: s
       const script = substitute(command, resolve);
       ctx.log.info(`$ ${script}`);
       const pieces = Object.assign([script], {raw: [script]}) as unknown as TemplateStringsArray;
-      const child = $({cwd: ctx.outputDir, signal: ctx.signal, quiet: true, nothrow: true, verbose: false})(pieces);
-      const output = await child;
+      // In a process group of its own, so that an abort kills the shell and everything it
+      // started, synchronously (the run may exit right after).
+      const child = $({cwd: ctx.outputDir, quiet: true, nothrow: true, verbose: false, detached: true})(pieces);
+      const stop = () => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+        } catch {
+          // Already gone.
+        }
+      };
+      ctx.signal.addEventListener('abort', stop, {once: true});
+      const output = await child.finally(() => ctx.signal.removeEventListener('abort', stop));
       for (const line of output.stdout.split('\n').filter(Boolean)) ctx.log.info(line);
       for (const line of output.stderr.split('\n').filter(Boolean)) ctx.log.warn(line);
       if (output.exitCode !== 0) {

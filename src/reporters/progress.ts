@@ -76,6 +76,8 @@ export class ProgressReporter implements RunHooks {
       {
         concurrent: true,
         exitOnError: false,
+        // The CLI owns Ctrl-C: it stops tasks cleanly and exits 130 (listr2 would exit 127).
+        registerSignalListeners: false,
         renderer: 'default',
         rendererOptions: {timer: PRESET_TIMER, collapseErrors: false},
         fallbackRenderer: 'simple',

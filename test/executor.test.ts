@@ -1,0 +1,143 @@
+/**
+ * How runs fail: a crashing task, a hanging one (timeout), transient errors (retried),
+ * Ctrl-C. Failures are reported with their class and context, dependents are skipped,
+ * independent work finishes, and the cache stays consistent.
+ */
+import {execSync} from 'node:child_process';
+import {join} from 'node:path';
+import {describe, expect, it} from 'vitest';
+import {countingTask, Project, REPO} from './support/project.js';
+
+const ERRORS = join(REPO, 'src/errors.ts');
+
+function flaky(failures: number, permanent = false): string {
+  return `import {appendFileSync, existsSync, readFileSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {ExecutionError, TransientError} from '${ERRORS}';
+export default {
+  async run(ctx) {
+    appendFileSync(join(ctx.projectDir, 'runs.log'), ctx.name + '\\n');
+    const attempts = readFileSync(join(ctx.projectDir, 'runs.log'), 'utf8').split('\\n').filter((line) => line === ctx.name).length;
+    if (attempts <= ${failures}) {
+      throw ${permanent ? "new ExecutionError('the source refused the query', {hint: 'Check the query.'})" : "new TransientError('HTTP 503 from the source')"};
+    }
+    writeFileSync(ctx.output('f.txt'), 'ok after ' + attempts);
+  },
+};
+`;
+}
+
+describe('failures', () => {
+  it('a crashing task fails the run with exit 3 and errors.json; dependents are skipped, no new task starts', () => {
+    const project = new Project({
+      'pipeline.yaml': `tasks:
+  boom: {run: boom, outputs: [b.txt]}
+  after: {run: ok, deps: [boom], outputs: [after.txt]}
+  other: {run: ok2, outputs: [other.txt]}
+`,
+      'tasks/boom.ts': "export default {async run() { throw new Error('division by zero in row 7'); }};\n",
+      'tasks/ok.ts': countingTask(['after.txt']),
+      'tasks/ok2.ts': countingTask(['other.txt']),
+    });
+    const result = project.run(['--old', '1', '--new', '2', '--set', 'validation.parallel_processing=false']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('FAIL 1 vs 2');
+    expect(result.stdout).toContain('  - boom failed: Task "boom" crashed: division by zero in row 7');
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+    const errors = project.json('output/1_vs_2/errors.json');
+    expect(errors).toEqual({
+      class: 'ExecutionError',
+      message: 'Task "boom" crashed: division by zero in row 7',
+      task: 'boom',
+      hint: 'See the log file for details; rerun with --verbose for the stack trace.',
+      failures: [{task: 'boom', class: 'ExecutionError', message: 'Task "boom" crashed: division by zero in row 7'}],
+    });
+    const summary = project.json<{status: string; tasks: {name: string; status: string; reason: string}[]}>('output/1_vs_2/summary.json');
+    expect(summary.status).toBe('fail');
+    expect(summary.tasks.map((task) => [task.name, task.status])).toEqual([
+      ['boom', 'failed'],
+      ['after', 'skipped'],
+      ['other', 'skipped'],
+    ]);
+    expect(summary.tasks[1]!.reason).toBe('boom failed');
+    // One at a time (parallel_processing: false): after a failure no new task starts.
+    expect(summary.tasks[2]!.reason).toBe('not started: boom failed');
+    expect(project.read('output/1_vs_2/validation.log')).toContain('ERROR - boom: Task "boom" crashed: division by zero in row 7');
+  });
+
+  it('a task that hangs is stopped at performance.timeout', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  hang: {run: hang, outputs: [h.txt]}\n',
+      'tasks/hang.ts': 'export default {async run() { await new Promise((resolve) => setTimeout(resolve, 600_000)); }};\n',
+    });
+    const result = project.run(['--old', '1', '--new', '2', '--set', 'performance.timeout=1']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - hang failed: Task "hang" exceeded the time limit of 1 s (performance.timeout).');
+    expect(project.json('output/1_vs_2/errors.json')['hint']).toBe('Raise performance.timeout (in seconds), or find out why the task is slow in the log file.');
+  });
+
+  it('retries a transient failure and succeeds', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  f: {run: flaky, outputs: [f.txt]}\n', 'tasks/flaky.ts': flaky(2)});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(project.runs()).toEqual({f: 3});
+    expect(project.read('output/1_vs_2/f.txt')).toBe('ok after 3');
+    expect(project.read('output/1_vs_2/validation.log')).toMatch(/WARNING - f: attempt 2 failed \(HTTP 503 from the source\); retrying in \d+ ms/);
+  });
+
+  it('gives up after performance.retry_count retries, and never retries a permanent error', () => {
+    const transient = new Project({'pipeline.yaml': 'tasks:\n  f: {run: flaky, outputs: [f.txt]}\n', 'tasks/flaky.ts': flaky(10)});
+    const result = transient.run(['--old', '1', '--new', '2', '--set', 'performance.retry_count=2']);
+    expect(result.code).toBe(3);
+    expect(transient.runs()).toEqual({f: 3});
+    expect(transient.json('output/1_vs_2/errors.json')['class']).toBe('TransientError');
+
+    const permanent = new Project({'pipeline.yaml': 'tasks:\n  f: {run: flaky, outputs: [f.txt]}\n', 'tasks/flaky.ts': flaky(10, true)});
+    const refused = permanent.run(['--old', '1', '--new', '2']);
+    expect(refused.code).toBe(3);
+    expect(permanent.runs()).toEqual({f: 1});
+    expect(refused.stdout).toContain('  - f failed: the source refused the query');
+    expect(refused.stdout).toContain('  Check the query.');
+  });
+
+  it('a task that does not write a declared output fails with a clear message', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  lazy: {run: lazy, outputs: [promised.csv]}\n',
+      'tasks/lazy.ts': 'export default {async run() {}};\n',
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - lazy failed: Task "lazy" finished without writing its declared output "promised.csv".');
+  });
+
+  it('Ctrl-C stops running tasks and their processes, exits 130, publishes nothing, keeps the cache usable', async () => {
+    const project = new Project({
+      'pipeline.yaml': `tasks:
+  quick: {run: quick, outputs: [q.txt]}
+  slow:
+    shell: echo slow >> ../../../../runs.log && sleep 6123 && echo done > \${output:s.txt}
+    deps: [quick]
+    outputs: [s.txt]
+`,
+      'tasks/quick.ts': countingTask(['q.txt']),
+    });
+    const child = project.start(['--old', '1', '--new', '2']);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    for (let i = 0; i < 600 && project.runs()['slow'] !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(project.runs()).toEqual({quick: 1, slow: 1});
+    child.kill('SIGINT');
+    const code = await new Promise((resolve) => child.once('exit', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toContain('SIGINT: stopping running tasks');
+    expect(stderr).toContain('Error: Interrupted; nothing was published and the cache is consistent.');
+    expect(project.exists('output/1_vs_2')).toBe(false);
+    const sleeping = execSync("pgrep -f 'sleep 612[3]' || true", {encoding: 'utf8'}).trim();
+    expect(sleeping).toBe('');
+    // The next run reuses what finished before the interruption.
+    project.write({'pipeline.yaml': project.read('pipeline.yaml').replace('sleep 6123 && ', '')});
+    const next = project.run(['--old', '1', '--new', '2']);
+    expect(next.code).toBe(0);
+    expect(project.runs()).toEqual({quick: 1, slow: 2});
+  });
+});
