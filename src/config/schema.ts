@@ -57,8 +57,11 @@ export const settingsSchema = z.strictObject({
       location: z.string().min(1).default('US'),
       api_endpoint: z.string().url().nullable().default(null),
       maximum_bytes_billed: z.number().int().positive().nullable().default(null),
-      freshness: z.enum(['metadata', 'always', 'ttl']).default('metadata'),
+      /** For views and other sources without table metadata: re-extract `always`, or within `ttl_seconds`. */
+      freshness: z.enum(['always', 'ttl']).default('always'),
       ttl_seconds: z.number().int().positive().default(3600),
+      /** Cap on each retry delay, in seconds (the client's own default is 64). */
+      retry_max_delay_seconds: z.number().positive().nullable().default(null),
     })
     .prefault({}),
   validation: z

@@ -1,0 +1,228 @@
+/**
+ * The narrow seam between extraction and BigQuery: four calls (table metadata, dry run,
+ * first page, next page) with the real `@google-cloud/bigquery` client behind them. Tests
+ * point it at the local server in test/support/bigquery-server.ts through `apiEndpoint`.
+ *
+ * Rows come back undecoded (`skipParsing`): the wire strings are exactly what the Parquet
+ * conversion needs, and the client's per-value objects (Big, BigQueryTimestamp, rounded
+ * INT64 numbers) would cost time and, for INT64, precision.
+ */
+import {ConfigurationError} from '../../src/errors.js';
+
+/** A field of a BigQuery schema, as the REST API returns it. */
+export interface BigQueryField {
+  name: string;
+  type: string;
+  mode?: string;
+  fields?: BigQueryField[];
+  precision?: string;
+  scale?: string;
+}
+
+/** A row on the wire: `{f: [{v}]}`, values in schema order. */
+export interface WireRow {
+  f: {v: unknown}[];
+}
+
+/** tables.get, reduced to what freshness and column resolution need. */
+export interface BigQueryTableMetadata {
+  type: string;
+  numRows?: string;
+  lastModifiedTime?: string;
+  etag?: string;
+  fields: BigQueryField[];
+}
+
+/** A parameterised query. */
+export interface BigQueryQuery {
+  sql: string;
+  params: Record<string, string | number | boolean>;
+  /** BigQuery types of parameters given as strings (INT64, NUMERIC, DATE, ...). */
+  types?: Record<string, string>;
+  maximumBytesBilled?: string;
+}
+
+/** One page of results. */
+export interface BigQueryPage {
+  rows: WireRow[];
+  fields: BigQueryField[];
+  totalRows: number;
+  /** Present when more pages follow. */
+  pageToken?: string;
+  /** Identifies the query's results for the following pages. */
+  jobId: string;
+  location?: string;
+}
+
+/** The four calls extraction makes. */
+export interface BigQuerySource {
+  tableMetadata(dataset: string, table: string): Promise<BigQueryTableMetadata>;
+  /** Bytes the query would process, from a dry run. */
+  dryRun(query: BigQueryQuery): Promise<number>;
+  firstPage(query: BigQueryQuery, pageSize: number): Promise<BigQueryPage>;
+  nextPage(previous: BigQueryPage, pageSize: number): Promise<BigQueryPage>;
+}
+
+/** How to reach BigQuery. */
+export interface BigQueryConnection {
+  projectId: string;
+  location: string;
+  /** An emulator or the local test server; no credentials are used then. */
+  apiEndpoint?: string;
+  /** Retries of a transient failure (429, 5xx, a dropped connection) before giving up. */
+  retryCount: number;
+  /** Cap on one backoff delay, in seconds (the client's default is 64). */
+  maxRetryDelaySeconds?: number;
+}
+
+/**
+ * Opens the real client. With `apiEndpoint` set, requests go there unauthenticated
+ * (`PassThroughClient`); otherwise Application Default Credentials are resolved first,
+ * so that a missing credential is a clear ConfigurationError instead of the client's
+ * silent fallback to unauthenticated requests.
+ */
+export async function openBigQuery(connection: BigQueryConnection): Promise<BigQuerySource> {
+  const [{BigQuery}, auth] = await Promise.all([import('@google-cloud/bigquery'), import('google-auth-library')]);
+  const emulatorHost = process.env['BIGQUERY_EMULATOR_HOST'];
+  // BIGQUERY_EMULATOR_HOST, when set, silently overrides `apiEndpoint` inside the client's
+  // constructor; an explicit `bigquery.api_endpoint` must win, and an emulator host alone
+  // means "no credentials" just like api_endpoint does.
+  const endpoint = connection.apiEndpoint ?? emulatorHost;
+  const authClient = endpoint !== undefined ? new auth.PassThroughClient() : await defaultCredentials(auth);
+  const retryOptions =
+    connection.retryCount > 0
+      ? {maxRetries: connection.retryCount, maxRetryDelay: connection.maxRetryDelaySeconds}
+      : {autoRetry: false};
+  const options = {
+    projectId: connection.projectId,
+    location: connection.location,
+    apiEndpoint: connection.apiEndpoint,
+    authClient: authClient as never,
+    retryOptions,
+  };
+  let client;
+  if (connection.apiEndpoint !== undefined && emulatorHost !== undefined) {
+    delete process.env['BIGQUERY_EMULATOR_HOST'];
+    try {
+      client = new BigQuery(options);
+    } finally {
+      process.env['BIGQUERY_EMULATOR_HOST'] = emulatorHost;
+    }
+  } else {
+    client = new BigQuery(options);
+  }
+  return new ClientSource(client, connection.location);
+}
+
+type Auth = typeof import('google-auth-library');
+
+async function defaultCredentials(auth: Auth): Promise<unknown> {
+  const googleAuth = new auth.GoogleAuth({scopes: ['https://www.googleapis.com/auth/bigquery']});
+  try {
+    return await googleAuth.getClient();
+  } catch (error) {
+    const file = process.env['GOOGLE_APPLICATION_CREDENTIALS'];
+    throw new ConfigurationError(
+      'No Google credentials found for BigQuery. Tried, in order: ' +
+        (file !== undefined ? `GOOGLE_APPLICATION_CREDENTIALS (${file}: ${(error as Error).message}), ` : 'GOOGLE_APPLICATION_CREDENTIALS (not set), ') +
+        'the gcloud application-default login (~/.config/gcloud/application_default_credentials.json), ' +
+        'and the metadata server (only on Google Cloud).',
+      {
+        hint:
+          'Run `gcloud auth application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a service ' +
+          'account key file; for an emulator or a local server set bigquery.api_endpoint.',
+      },
+    );
+  }
+}
+
+// The client's types are loose (`any` rows, untyped responses); this is the one place that
+// knows their shapes.
+type Client = InstanceType<typeof import('@google-cloud/bigquery').BigQuery>;
+
+interface QueryResponse {
+  schema?: {fields?: BigQueryField[]};
+  totalRows?: string;
+  pageToken?: string;
+  jobReference?: {jobId?: string; location?: string};
+}
+
+class ClientSource implements BigQuerySource {
+  readonly #client: Client;
+  readonly #location: string;
+
+  constructor(client: Client, location: string) {
+    this.#client = client;
+    this.#location = location;
+  }
+
+  async tableMetadata(dataset: string, table: string): Promise<BigQueryTableMetadata> {
+    const [metadata] = (await this.#client.dataset(dataset).table(table).getMetadata()) as unknown as [
+      {type?: string; numRows?: string; lastModifiedTime?: string; etag?: string; schema?: {fields?: BigQueryField[]}},
+    ];
+    return {
+      type: metadata.type ?? 'TABLE',
+      numRows: metadata.numRows,
+      lastModifiedTime: metadata.lastModifiedTime,
+      etag: metadata.etag,
+      fields: metadata.schema?.fields ?? [],
+    };
+  }
+
+  async dryRun(query: BigQueryQuery): Promise<number> {
+    const [, response] = (await this.#client.createQueryJob({
+      query: query.sql,
+      params: query.params,
+      ...(query.types !== undefined ? {types: query.types} : {}),
+      location: this.#location,
+      dryRun: true,
+    })) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
+    const bytes = response.statistics?.query?.totalBytesProcessed ?? response.statistics?.totalBytesProcessed ?? '0';
+    return Number(bytes);
+  }
+
+  async firstPage(query: BigQueryQuery, pageSize: number): Promise<BigQueryPage> {
+    // jobs.query with maxResults sizes the first page; autoPaginate:false stops the client
+    // from collecting every page in memory.
+    const [rows, , response] = (await this.#client.query(
+      {
+        query: query.sql,
+        params: query.params,
+        ...(query.types !== undefined ? {types: query.types} : {}),
+        location: this.#location,
+        maxResults: pageSize,
+        skipParsing: true,
+        ...(query.maximumBytesBilled !== undefined ? {maximumBytesBilled: query.maximumBytesBilled} : {}),
+      },
+      // maxResults here too: it sizes the first getQueryResults page when the job is slow.
+      {autoPaginate: false, maxResults: pageSize},
+    )) as unknown as [WireRow[], unknown, QueryResponse];
+    const jobId = response.jobReference?.jobId;
+    if (jobId === undefined) throw new Error('BigQuery answered jobs.query without a jobReference');
+    return toPage(rows, response, jobId, response.jobReference?.location ?? this.#location);
+  }
+
+  async nextPage(previous: BigQueryPage, pageSize: number): Promise<BigQueryPage> {
+    const job = this.#client.job(previous.jobId, {location: previous.location ?? this.#location});
+    const [rows, , response] = (await job.getQueryResults({
+      maxResults: pageSize,
+      pageToken: previous.pageToken,
+      autoPaginate: false,
+      skipParsing: true,
+    } as never)) as unknown as [WireRow[], unknown, QueryResponse];
+    const page = toPage(rows, response, previous.jobId, previous.location);
+    // getQueryResults may omit the schema on later pages; it cannot change within a job.
+    return page.fields.length > 0 ? page : {...page, fields: previous.fields};
+  }
+}
+
+function toPage(rows: WireRow[] | null, response: QueryResponse, jobId: string, location: string | undefined): BigQueryPage {
+  return {
+    rows: rows ?? [],
+    fields: response.schema?.fields ?? [],
+    totalRows: Number(response.totalRows ?? 0),
+    pageToken: response.pageToken || undefined,
+    jobId,
+    location,
+  };
+}

@@ -1,0 +1,558 @@
+/**
+ * Extraction of one version from BigQuery into Parquet, and the freshness probe that keeps
+ * an unchanged table from being scanned twice.
+ *
+ * How rows travel: pages of `validation.chunk_size` rows come from the real client undecoded;
+ * while the next page is in flight, the current one is appended as delimited text to a file
+ * in the task's tmpDir (cheap on the JavaScript thread); at the end DuckDB reads that file
+ * once, converts every column to its Parquet type in SQL and writes the Parquet sorted by
+ * the keys, so the bytes do not depend on BigQuery's row order. Memory holds two pages.
+ * (Measured on 1M rows x 8 columns: the DuckDB appender cost 6.7 s of JavaScript time, JSON
+ * staging 4.2 s, this text staging 0.45 s plus 0.5 s of DuckDB.)
+ *
+ * Type mapping (BigQuery -> Parquet via DuckDB):
+ *   INT64 -> BIGINT (exact, never through a JS number); FLOAT64 -> DOUBLE (NaN, +-Infinity);
+ *   NUMERIC -> DECIMAL(38,9) (exact: NUMERIC is 29.9 digits); BIGNUMERIC -> DECIMAL(38,9) when
+ *   every value fits exactly, otherwise the extraction stops naming the column and value
+ *   (DuckDB's decimals stop at 38 digits, and silent rounding would hide differences);
+ *   BOOL -> BOOLEAN; STRING, GEOGRAPHY (WKT) and JSON (its text) -> VARCHAR; BYTES -> BLOB;
+ *   DATE -> DATE; DATETIME -> TIMESTAMP; TIME -> TIME; TIMESTAMP -> TIMESTAMPTZ (us);
+ *   REPEATED -> LIST; RECORD -> STRUCT. INTERVAL, RANGE and unknown types are refused
+ *   with a message naming the column.
+ *
+ * Freshness: the probe reads the table's metadata (one tables.get). Views and tables
+ * without a row count or modification time cannot say when they changed, so
+ * `bigquery.freshness` decides: `always` (the default: re-extract on every run, never
+ * serve stale rows) or `ttl` (reuse the extraction for `bigquery.ttl_seconds`, default 3600).
+ *
+ * Credentials: Application Default Credentials, resolved by bigquery-client.ts; with
+ * `bigquery.api_endpoint` set (an emulator, the local test server) no credentials are used.
+ */
+import {randomUUID} from 'node:crypto';
+import {createWriteStream} from 'node:fs';
+import {rm} from 'node:fs/promises';
+import {join} from 'node:path';
+import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from '../../src/errors.js';
+import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-api.js';
+import {openBigQuery} from './bigquery-client.js';
+import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
+
+/** The settings extraction reads, with defaults applied. */
+export interface BigQuerySettings {
+  projectId: string;
+  datasetId: string;
+  tableId: string;
+  location: string;
+  apiEndpoint: string | undefined;
+  maximumBytesBilled: number | undefined;
+  freshness: 'always' | 'ttl';
+  ttlSeconds: number;
+  retryMaxDelaySeconds: number | undefined;
+  versionColumn: string;
+  keys: string[];
+  columns: string[] | null;
+  retryCount: number;
+  chunkSize: number;
+}
+
+const DEFAULT_TTL_SECONDS = 3600;
+
+/** Reads and validates the settings; every problem is a ConfigurationError naming the setting. */
+export function readBigQuerySettings(settings: Readonly<Record<string, Json>>): BigQuerySettings {
+  const source = object(settings['source']);
+  const bigquery = object(settings['bigquery']);
+  const performance = object(settings['performance']);
+  const validation = object(settings['validation']);
+  const text = (value: Json | undefined, name: string, pattern: RegExp, what: string): string => {
+    if (typeof value !== 'string' || !pattern.test(value)) {
+      throw new ConfigurationError(`Expected ${name} to be ${what}, got ${JSON.stringify(value ?? null)}.`, {
+        hint: `Set ${name} in pipeline.yaml or your --config file.`,
+      });
+    }
+    return value;
+  };
+  const projectId = text(bigquery['project_id'], 'bigquery.project_id', /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/, 'a Google Cloud project id');
+  const datasetId = text(bigquery['dataset_id'], 'bigquery.dataset_id', /^[A-Za-z0-9_]+$/, 'a dataset id (letters, digits, underscores)');
+  const tableId = text(bigquery['table_id'] ?? source['table'], 'bigquery.table_id', /^[\p{L}\p{M}\p{N}_\- $]+$/u, 'a table id');
+  const column = /^[\p{L}_][\p{L}\p{N}_]*$/u;
+  const versionColumn = text(source['version_column'] ?? 'version', 'source.version_column', column, 'a column name');
+  const keysValue = source['keys'] ?? ['entity_id'];
+  if (!Array.isArray(keysValue) || keysValue.length === 0) {
+    throw new ConfigurationError(`Expected source.keys to be a non-empty list of column names, got ${JSON.stringify(keysValue)}.`);
+  }
+  const keys = keysValue.map((k, i) => text(k, `source.keys[${i}]`, column, 'a column name'));
+  const columnsValue = source['columns'] ?? null;
+  if (columnsValue !== null && !Array.isArray(columnsValue)) {
+    throw new ConfigurationError(`Expected source.columns to be null or a list of column names, got ${JSON.stringify(columnsValue)}.`);
+  }
+  const columns = columnsValue === null ? null : columnsValue.map((c, i) => text(c, `source.columns[${i}]`, column, 'a column name'));
+  const apiEndpoint = bigquery['api_endpoint'];
+  if (apiEndpoint !== undefined && apiEndpoint !== null && (typeof apiEndpoint !== 'string' || !/^https?:\/\//.test(apiEndpoint))) {
+    throw new ConfigurationError(`Expected bigquery.api_endpoint to be a URL with its scheme (http://127.0.0.1:9050), got ${JSON.stringify(apiEndpoint)}.`, {
+      hint: 'Without a scheme the client assumes https, which a local emulator does not speak.',
+    });
+  }
+  const freshness = bigquery['freshness'] ?? 'always';
+  if (freshness !== 'always' && freshness !== 'ttl') {
+    throw new ConfigurationError(`Expected bigquery.freshness to be "always" or "ttl", got ${JSON.stringify(freshness)}.`);
+  }
+  return {
+    projectId,
+    datasetId,
+    tableId,
+    location: typeof bigquery['location'] === 'string' ? bigquery['location'] : 'US',
+    apiEndpoint: typeof apiEndpoint === 'string' ? apiEndpoint : undefined,
+    maximumBytesBilled: optionalNumber(bigquery['maximum_bytes_billed'], 'bigquery.maximum_bytes_billed'),
+    freshness,
+    ttlSeconds: optionalNumber(bigquery['ttl_seconds'], 'bigquery.ttl_seconds') ?? DEFAULT_TTL_SECONDS,
+    retryMaxDelaySeconds: optionalNumber(bigquery['retry_max_delay_seconds'], 'bigquery.retry_max_delay_seconds'),
+    versionColumn,
+    keys,
+    columns,
+    retryCount: optionalNumber(performance['retry_count'], 'performance.retry_count') ?? 3,
+    chunkSize: optionalNumber(validation['chunk_size'], 'validation.chunk_size') ?? 10_000,
+  };
+}
+
+/** Identifies the current content of the version's source: table metadata and the query. */
+export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource): Promise<Json> {
+  const settings = readBigQuerySettings(ctx.settings);
+  const version = versionArg(ctx.args);
+  const bigquery = source ?? (await connect(settings));
+  const metadata = await call(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const plan = planQuery(settings, metadata, version);
+  const probe: Record<string, Json> = {
+    engine: 'bigquery',
+    table: plan.tableName,
+    sql: plan.query.sql,
+    version,
+    columns: plan.columns.map((c) => c.name),
+  };
+  if (metadata.type === 'TABLE' && metadata.lastModifiedTime !== undefined && metadata.numRows !== undefined) {
+    probe['metadata'] = {lastModifiedTime: metadata.lastModifiedTime, numRows: metadata.numRows, etag: metadata.etag ?? null};
+  } else if (settings.freshness === 'ttl') {
+    // The same value for ttl_seconds, so runs within one window share the extraction.
+    probe['ttl_window'] = Math.floor(Date.now() / 1000 / settings.ttlSeconds);
+  } else {
+    probe['nonce'] = randomUUID();
+  }
+  return probe;
+}
+
+/** Extracts one version into `outputPath` (Parquet, sorted by the keys). */
+export async function extractBigQuery(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
+  const settings = readBigQuerySettings(ctx.settings);
+  const bigquery = source ?? (await connect(settings));
+  const metadata = await call(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const plan = planQuery(settings, metadata, version);
+
+  const bytes = await call(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query));
+  ctx.log.info(`BigQuery dry run: the query on ${plan.tableName} will process ${formatBytes(bytes)}.`);
+  if (settings.maximumBytesBilled !== undefined && bytes > settings.maximumBytesBilled) {
+    throw new ConfigurationError(
+      `The query on ${plan.tableName} would process ${formatBytes(bytes)}, more than bigquery.maximum_bytes_billed (${formatBytes(settings.maximumBytesBilled)}).`,
+      {hint: 'Raise bigquery.maximum_bytes_billed, or narrow source.columns.'},
+    );
+  }
+
+  const staging = join(ctx.tmpDir, `bigquery-${randomUUID()}.txt`);
+  try {
+    const {rows, fields, totalRows} = await stagePages(ctx, settings, bigquery, plan, staging);
+    if (rows === 0) {
+      throw new ConfigurationError(`Version ${JSON.stringify(version)} has no rows in ${plan.tableName} (column ${settings.versionColumn}).`, {
+        hint: `Check the version, and that source.version_column names the column holding it.`,
+      });
+    }
+    if (rows !== totalRows) {
+      throw new ExecutionError(`BigQuery announced ${totalRows} rows for ${plan.tableName} but sent ${rows}.`, {task: ctx.name});
+    }
+    ctx.progress({rows, total: totalRows, message: 'writing Parquet'});
+    await writeParquet(ctx, settings, fields, staging, outputPath);
+    return {rows, details: {bytes_processed: bytes, table: plan.tableName}};
+  } finally {
+    await rm(staging, {force: true});
+  }
+}
+
+interface Plan {
+  tableName: string;
+  query: BigQueryQuery;
+  columns: BigQueryField[];
+}
+
+/** Resolves the columns against the table's schema and builds the parameterised query. */
+function planQuery(settings: BigQuerySettings, metadata: BigQueryTableMetadata, version: string): Plan {
+  const tableName = `${settings.projectId}.${settings.datasetId}.${settings.tableId}`;
+  // BigQuery column names are case-insensitive; use the schema's spelling.
+  const byName = new Map(metadata.fields.map((f) => [f.name.toLowerCase(), f]));
+  const available = metadata.fields.map((f) => f.name).join(', ');
+  const find = (name: string, setting: string): BigQueryField => {
+    const field = byName.get(name.toLowerCase());
+    if (!field) {
+      throw new ConfigurationError(`Column ${JSON.stringify(name)} (${setting}) is not in ${tableName}; its columns are: ${available}.`, {
+        hint: `Fix ${setting} in pipeline.yaml or your --config file.`,
+      });
+    }
+    return field;
+  };
+  const versionField = find(settings.versionColumn, 'source.version_column');
+  const keys = settings.keys.map((k, i) => find(k, `source.keys[${i}]`));
+  const chosen =
+    settings.columns === null
+      ? metadata.fields.filter((f) => f !== versionField)
+      : settings.columns.map((c, i) => find(c, `source.columns[${i}]`));
+  const columns = [...keys.filter((k) => !chosen.includes(k)), ...chosen];
+  for (const field of columns) checkSupported(field, field.name);
+  const sql =
+    `SELECT ${columns.map((c) => quoteBigQuery(c.name)).join(', ')} ` +
+    `FROM ${quoteBigQuery(tableName)} WHERE ${quoteBigQuery(versionField.name)} = @version`;
+  const query: BigQueryQuery = {sql, ...versionParameter(versionField, version)};
+  if (settings.maximumBytesBilled !== undefined) query.maximumBytesBilled = String(settings.maximumBytesBilled);
+  return {tableName, query, columns};
+}
+
+/** The version as a parameter of the version column's type (a STRING never equals an INT64). */
+function versionParameter(field: BigQueryField, version: string): Pick<BigQueryQuery, 'params' | 'types'> {
+  switch (field.type) {
+    case 'STRING':
+      return {params: {version}};
+    case 'FLOAT':
+    case 'FLOAT64': {
+      const n = Number(version);
+      if (!Number.isFinite(n)) throw new ConfigurationError(`Version ${JSON.stringify(version)} is not a number, but ${field.name} is FLOAT64.`);
+      return {params: {version: n}};
+    }
+    case 'INTEGER':
+    case 'INT64':
+      if (!/^-?\d+$/.test(version)) throw new ConfigurationError(`Version ${JSON.stringify(version)} is not an integer, but ${field.name} is INT64.`);
+      return {params: {version}, types: {version: 'INT64'}};
+    case 'NUMERIC':
+    case 'BIGNUMERIC':
+    case 'DATE':
+    case 'DATETIME':
+    case 'TIMESTAMP':
+      return {params: {version}, types: {version: field.type}};
+    default:
+      throw new ConfigurationError(`The version column ${field.name} has type ${field.type}; expected STRING, a number or a date.`);
+  }
+}
+
+const SCALARS = new Set([
+  'INTEGER', 'INT64', 'FLOAT', 'FLOAT64', 'NUMERIC', 'BIGNUMERIC', 'BOOLEAN', 'BOOL', 'STRING', 'BYTES',
+  'DATE', 'DATETIME', 'TIME', 'TIMESTAMP', 'JSON', 'GEOGRAPHY',
+]);
+
+function checkSupported(field: BigQueryField, path: string): void {
+  if (field.type === 'RECORD' || field.type === 'STRUCT') {
+    for (const sub of field.fields ?? []) checkSupported(sub, `${path}.${sub.name}`);
+    return;
+  }
+  if (!SCALARS.has(field.type)) {
+    throw new ConfigurationError(`Column ${path} has BigQuery type ${field.type}, which the comparison does not support.`, {
+      hint: `Leave it out of source.columns, or compare it through a view that casts it to STRING.`,
+    });
+  }
+}
+
+/** Streams every page into the staging file, fetching the next page while writing the current. */
+async function stagePages(
+  ctx: TaskContext,
+  settings: BigQuerySettings,
+  bigquery: BigQuerySource,
+  plan: Plan,
+  staging: string,
+): Promise<{rows: number; fields: BigQueryField[]; totalRows: number}> {
+  const pageSize = Math.max(1, Math.floor(settings.chunkSize));
+  const stream = createWriteStream(staging);
+  let streamError: unknown;
+  stream.on('error', (error) => (streamError = error));
+  let page: BigQueryPage | undefined = await call(settings, 'query', () => bigquery.firstPage(plan.query, pageSize));
+  const fields = page.fields;
+  const totalRows = page.totalRows;
+  const encoder = new RowEncoder(fields);
+  let rows = 0;
+  try {
+    while (page) {
+      checkAborted(ctx.signal);
+      const current: BigQueryPage = page;
+      const next = current.pageToken !== undefined ? call(settings, 'read a page of', () => bigquery.nextPage(current, pageSize)) : undefined;
+      // A rejected prefetch must not become an unhandled rejection while this page is written.
+      next?.catch(() => undefined);
+      if (current.rows.length > 0 && !stream.write(encoder.encode(current.rows))) {
+        await new Promise<void>((resolve) => stream.once('drain', resolve));
+      }
+      if (streamError !== undefined) throw streamError;
+      rows += current.rows.length;
+      ctx.progress({rows, total: totalRows});
+      page = next === undefined ? undefined : await abortable(next, ctx.signal);
+    }
+  } finally {
+    await new Promise<void>((resolve) => stream.end(resolve));
+  }
+  if (streamError !== undefined) throw streamError;
+  return {rows, fields, totalRows};
+}
+
+const TEXT_TYPES = new Set(['STRING', 'JSON', 'GEOGRAPHY']);
+const DELIMITER = '\x1f';
+// Only these force quoting; every other character passes through DuckDB's reader unchanged.
+const NEEDS_QUOTES = /[\n\r"\x1f]/;
+
+/**
+ * Wire rows -> delimited text. An unquoted empty field is NULL, a quoted one ("") the empty
+ * string (read with allow_quoted_nulls=false); REPEATED and RECORD values are their wire
+ * JSON, decoded in SQL.
+ */
+class RowEncoder {
+  readonly #kinds: ('plain' | 'text' | 'nested')[];
+
+  constructor(fields: BigQueryField[]) {
+    this.#kinds = fields.map((f) =>
+      f.mode === 'REPEATED' || f.type === 'RECORD' || f.type === 'STRUCT' ? 'nested' : TEXT_TYPES.has(f.type) ? 'text' : 'plain',
+    );
+  }
+
+  encode(rows: WireRow[]): string {
+    const kinds = this.#kinds;
+    const width = kinds.length;
+    let out = '';
+    for (let i = 0; i < rows.length; i++) {
+      const cells = rows[i]!.f;
+      let line = '';
+      for (let j = 0; j < width; j++) {
+        const v = cells[j]?.v ?? null;
+        let s: string;
+        if (v === null) s = '';
+        else if (kinds[j] === 'nested') s = quote(JSON.stringify(v));
+        else if (v === '') s = '""';
+        else if (kinds[j] === 'text' && NEEDS_QUOTES.test(v as string)) s = quote(v as string);
+        else s = v as string;
+        line = j === 0 ? s : line + DELIMITER + s;
+      }
+      out += line + '\n';
+    }
+    return out;
+  }
+}
+
+function quote(s: string): string {
+  return `"${s.replaceAll('"', '""')}"`;
+}
+
+async function writeParquet(ctx: TaskContext, settings: BigQuerySettings, fields: BigQueryField[], staging: string, outputPath: string): Promise<void> {
+  const connection = await ctx.duckdb();
+  const columns = fields.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
+  const select = fields.map((f, i) => `${convertTop(f, `"c${i}"`)} AS ${quoteDuck(f.name)}`).join(', ');
+  const keyNames = new Set(settings.keys.map((k) => k.toLowerCase()));
+  const order = [
+    ...fields.filter((f) => keyNames.has(f.name.toLowerCase())),
+    ...fields.filter((f) => !keyNames.has(f.name.toLowerCase())),
+  ].map((f) => quoteDuck(f.name));
+  const sql =
+    `COPY (SELECT ${select} FROM read_csv(${sqlString(staging)}, delim=${sqlString(DELIMITER)}, quote='"', escape='"', ` +
+    `header=false, auto_detect=false, allow_quoted_nulls=false, columns={${columns}}) ` +
+    `ORDER BY ${order.join(', ')}) TO ${sqlString(outputPath)} (FORMAT parquet)`;
+  try {
+    await connection.run(sql);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    const misfit = /BIGNUMERIC_MISFIT (.*)$/m.exec(message);
+    if (misfit) {
+      throw new ConfigurationError(`${misfit[1]}, which does not fit DECIMAL(38,9) exactly.`, {
+        hint: 'Leave the column out of source.columns, or compare it through a view that casts it to NUMERIC or STRING.',
+      });
+    }
+    throw new ExecutionError(`Writing the rows of ${settings.projectId}.${settings.datasetId}.${settings.tableId} to Parquet failed: ${message}`, {
+      task: ctx.name,
+      cause: error,
+    });
+  }
+}
+
+// Wire value (VARCHAR) -> DuckDB value, per the mapping in the header comment.
+function convertTop(field: BigQueryField, column: string): string {
+  if (field.mode === 'REPEATED' || field.type === 'RECORD' || field.type === 'STRUCT') {
+    return convertJson(field, `CAST(${column} AS JSON)`, field.name, 0);
+  }
+  return convertScalar(field, column, field.name);
+}
+
+/** `json` is the JSON of a cell's `v`. */
+function convertJson(field: BigQueryField, json: string, path: string, depth: number): string {
+  if (field.mode === 'REPEATED') {
+    const e = `e${depth}`;
+    return `list_transform(CAST(${json} AS JSON[]), lambda ${e}: ${convertOne(field, `(${e} -> '$.v')`, path, depth + 1)})`;
+  }
+  return convertOne(field, json, path, depth);
+}
+
+function convertOne(field: BigQueryField, json: string, path: string, depth: number): string {
+  if (field.type === 'RECORD' || field.type === 'STRUCT') {
+    const parts = (field.fields ?? []).map(
+      (sub, i) => `${quoteDuck(sub.name)} := ${convertJson(sub, `(${json} -> '$.f[${i}].v')`, `${path}.${sub.name}`, depth)}`,
+    );
+    return `CASE WHEN ${json} IS NULL OR json_type(${json}) = 'NULL' THEN NULL ELSE struct_pack(${parts.join(', ')}) END`;
+  }
+  return convertScalar(field, `(${json} ->> '$')`, path);
+}
+
+function convertScalar(field: BigQueryField, s: string, path: string): string {
+  switch (field.type) {
+    case 'INTEGER':
+    case 'INT64':
+      return `CAST(${s} AS BIGINT)`;
+    case 'FLOAT':
+    case 'FLOAT64':
+      return `CAST(${s} AS DOUBLE)`;
+    case 'NUMERIC':
+      return `CAST(${s} AS DECIMAL(38, 9))`;
+    case 'BIGNUMERIC':
+      // error() carries the value, so it is never constant-folded into a planning error.
+      return (
+        `CASE WHEN ${s} IS NULL THEN NULL WHEN regexp_full_match(${s}, '-?[0-9]{1,29}(\\.[0-9]{0,9}0*)?') ` +
+        `THEN CAST(${s} AS DECIMAL(38, 9)) ELSE CAST(error(${sqlString(`BIGNUMERIC_MISFIT Column ${path} holds `)} || ${s}) AS DECIMAL(38, 9)) END`
+      );
+    case 'BOOLEAN':
+    case 'BOOL':
+      return `CAST(${s} AS BOOLEAN)`;
+    case 'BYTES':
+      return `from_base64(${s})`;
+    case 'DATE':
+      return `CAST(${s} AS DATE)`;
+    case 'DATETIME':
+      return `CAST(${s} AS TIMESTAMP)`;
+    case 'TIME':
+      return `CAST(${s} AS TIME)`;
+    case 'TIMESTAMP':
+      // The client asks for int64 microseconds since the epoch: exact, unlike float seconds.
+      return `make_timestamptz(CAST(${s} AS BIGINT))`;
+    default:
+      return `CAST(${s} AS VARCHAR)`;
+  }
+}
+
+async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
+  return openBigQuery({
+    projectId: settings.projectId,
+    location: settings.location,
+    apiEndpoint: settings.apiEndpoint,
+    retryCount: settings.retryCount,
+    maxRetryDelaySeconds: settings.retryMaxDelaySeconds,
+  });
+}
+
+/** Runs one BigQuery call, turning the client's errors into messages a user can act on. */
+async function call<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    throw explain(error, settings, what);
+  }
+}
+
+function explain(error: unknown, settings: BigQuerySettings, what: string): Error {
+  if (error instanceof ValidationError) return error;
+  const table = `${settings.projectId}.${settings.datasetId}.${settings.tableId}`;
+  const e = error as {code?: unknown; message?: string; errors?: {reason?: string}[]};
+  const message = e.message ?? String(error);
+  const reason = e.errors?.[0]?.reason;
+  const attempts = `${settings.retryCount + 1} attempt${settings.retryCount === 0 ? '' : 's'} (performance.retry_count: ${settings.retryCount})`;
+  const where = settings.apiEndpoint ?? 'BigQuery';
+  if (typeof e.code === 'number') {
+    if (e.code === 401) {
+      return new ConfigurationError(`BigQuery rejected the credentials while trying to ${what} ${table}: ${message}`, {
+        hint: 'Run `gcloud auth application-default login` again, or check the key file in GOOGLE_APPLICATION_CREDENTIALS.',
+      });
+    }
+    if (e.code === 403 && reason !== 'rateLimitExceeded' && reason !== 'userRateLimitExceeded' && reason !== 'quotaExceeded') {
+      return new ConfigurationError(`Access denied while trying to ${what} ${table}: ${message}`, {
+        hint: `Grant the credential's identity roles/bigquery.dataViewer on the dataset ${settings.datasetId} and roles/bigquery.jobUser on the project ${settings.projectId}.`,
+      });
+    }
+    if (e.code === 404) {
+      return new ConfigurationError(`Not found while trying to ${what} ${table}: ${message}`, {
+        hint: 'Check bigquery.project_id, bigquery.dataset_id, bigquery.table_id and bigquery.location.',
+      });
+    }
+    if (e.code === 400) {
+      return new ConfigurationError(`BigQuery rejected the query on ${table}: ${message}`, {
+        hint: 'Check source.columns, source.keys and source.version_column against the table.',
+      });
+    }
+    return new ExecutionError(`BigQuery kept failing while trying to ${what} ${table}: HTTP ${e.code}: ${message}. Gave up after ${attempts}.`, {
+      hint: 'BigQuery may be overloaded or over quota; retry later, or raise performance.retry_count.',
+      cause: error,
+    });
+  }
+  return new ExecutionError(`Could not reach ${where} to ${what} ${table}: ${message}. Gave up after ${attempts}.`, {
+    hint: 'Check the network (and any proxy), then retry.',
+    cause: error,
+  });
+}
+
+function checkAborted(signal: AbortSignal): void {
+  if (signal.aborted) throw new InterruptedError('The BigQuery extraction was interrupted.', {cause: signal.reason});
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(new InterruptedError('The BigQuery extraction was interrupted.'));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(new InterruptedError('The BigQuery extraction was interrupted.'));
+    signal.addEventListener('abort', onAbort, {once: true});
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+function versionArg(args: Readonly<Record<string, Json>>): string {
+  const version = args['version'];
+  if (typeof version !== 'string' && typeof version !== 'number') {
+    throw new ConfigurationError(`Expected the task argument "version" to be a version such as 0.3621, got ${JSON.stringify(version ?? null)}.`);
+  }
+  return String(version);
+}
+
+function object(value: Json | undefined): Record<string, Json> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
+}
+
+function optionalNumber(value: Json | undefined, name: string): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'string' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
+    throw new ConfigurationError(`Expected ${name} to be a non-negative number, got ${JSON.stringify(value)}.`);
+  }
+  return n;
+}
+
+/** Backtick-quoted BigQuery identifier or path; backslash and backtick escaped. */
+function quoteBigQuery(name: string): string {
+  return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
+}
+
+function quoteDuck(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function sqlString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}
+
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
