@@ -73,9 +73,9 @@ export class OutputFolder {
     await rm(previous, {recursive: true, force: true});
   }
 
-  /** Drops the staging folder (dry runs, interruptions). */
+  /** Drops the staging folder (dry runs, interruptions, failures); never throws. */
   async discard(): Promise<void> {
-    await rm(this.staging, {recursive: true, force: true});
+    await rm(this.staging, {recursive: true, force: true}).catch(() => undefined);
   }
 }
 

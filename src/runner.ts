@@ -3,6 +3,7 @@
  * configuration, plans, executes, publishes the outputs and returns the run's summary.
  * The CLI and the HTTP server are thin layers over it.
  */
+import {mkdir, rm, writeFile} from 'node:fs/promises';
 import {availableParallelism} from 'node:os';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {analyze} from './analyzer.js';
@@ -26,6 +27,7 @@ import {summarize} from './summary.js';
 import type {RunSummary} from './summary.js';
 import type {TaskDefinition} from './task-api.js';
 import {redact} from './util/redact.js';
+import {formatBytes, parseBytes} from './util/units.js';
 import {didYouMean} from './util/suggest.js';
 
 /** Options of one run; every field is optional. */
@@ -164,6 +166,7 @@ export class ValidationRunner {
     const userHooks = options.hooks ?? {};
     const startedAt = new Date();
 
+    if (!options.dryRun) await checkWritable(cacheDir);
     const lock = options.dryRun
       ? undefined
       : await acquireLock(join(cacheDir, 'lock'), {wait: options.wait ?? true, signal, notify: (message) => userHooks.warning?.(message)});
@@ -206,6 +209,16 @@ export class ValidationRunner {
       );
       const outcomes = await executor.run();
       await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
+      if (!options.dryRun) {
+        await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));
+        if (outcomes.some((outcome) => outcome.kind === 'ran')) {
+          const size = await cache.size();
+          const limit = parseBytes(settings.cache.warn_size, 'cache.warn_size');
+          if (size > limit) {
+            hooks.warning(`The cache holds ${formatBytes(size)}, more than cache.warn_size (${settings.cache.warn_size}). Run \`npm run pipeline -- cache gc --max-size ${settings.cache.warn_size}\` to trim it.`);
+          }
+        }
+      }
       if (signal.aborted) {
         await folder.discard();
         throw new InterruptedError('Interrupted; nothing was published and the cache is consistent.');
@@ -250,6 +263,20 @@ export class ValidationRunner {
             : 'Check that the output folder is writable; the previous outputs were left as they were.',
       });
     }
+  }
+}
+
+/** Fails early and clearly when the cache cannot be written (a read-only file system, permissions). */
+async function checkWritable(cacheDir: string): Promise<void> {
+  const probe = join(cacheDir, `.write-test-${process.pid}`);
+  try {
+    await mkdir(cacheDir, {recursive: true});
+    await writeFile(probe, '');
+    await rm(probe, {force: true});
+  } catch (error) {
+    throw new ConfigurationError(`Cannot write to the cache folder ${cacheDir}: ${(error as Error).message.replace(/^[A-Z]+: /, '')}`, {
+      hint: 'Make the folder writable, or point cache.dir at a writable folder (e.g. --set cache.dir=/tmp/pipeline-cache).',
+    });
   }
 }
 

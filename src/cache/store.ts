@@ -10,7 +10,7 @@
  */
 import {createHash} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
-import {mkdir, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
@@ -98,10 +98,10 @@ export class CacheStore {
     return lookup.kind === 'hit' ? lookup.entry : undefined;
   }
 
-  /** Every entry (for `cache status` and `cache gc`); damaged ones are skipped. */
-  async entries(): Promise<{path: string; entry: CacheEntry; size: number}[]> {
+  /** Every entry (for `cache status` and `cache gc`), with when it was last used; damaged ones are skipped. */
+  async entries(): Promise<{path: string; entry: CacheEntry; size: number; lastUsed: number}[]> {
     const {readdir} = await import('node:fs/promises');
-    const found: {path: string; entry: CacheEntry; size: number}[] = [];
+    const found: {path: string; entry: CacheEntry; size: number; lastUsed: number}[] = [];
     const root = join(this.dir, 'entries');
     for (const shard of await readdir(root).catch(() => [] as string[])) {
       for (const file of await readdir(join(root, shard)).catch(() => [] as string[])) {
@@ -109,7 +109,12 @@ export class CacheStore {
         const path = join(root, shard, file);
         const lookup = await this.#read(path);
         if (lookup.kind === 'hit') {
-          found.push({path, entry: lookup.entry, size: Object.values(lookup.entry.outputs).reduce((sum, output) => sum + output.size, 0)});
+          found.push({
+            path,
+            entry: lookup.entry,
+            size: Object.values(lookup.entry.outputs).reduce((sum, output) => sum + output.size, 0),
+            lastUsed: (await stat(path)).mtimeMs,
+          });
         }
       }
     }
@@ -156,7 +161,63 @@ export class CacheStore {
         return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problem}`};
       }
     }
+    // Last use, for `cache gc` (least recently used first).
+    const now = new Date();
+    await utimes(path, now, now).catch(() => undefined);
     return lookup;
+  }
+
+  /**
+   * Re-hashes every output of an entry, whatever the memo says (`cache verify`); removes a
+   * damaged entry and returns what was wrong, or undefined when intact.
+   */
+  async verifyEntry(path: string): Promise<string | undefined> {
+    const lookup = await this.#read(path);
+    if (lookup.kind === 'miss') return undefined;
+    if (lookup.kind === 'corrupt') {
+      await rm(path, {force: true});
+      return lookup.problem;
+    }
+    for (const [name, output] of Object.entries(lookup.entry.outputs)) {
+      const blob = this.blobPath(output);
+      const intact = await integrityOf(blob, output.integrity).catch(() => false);
+      if (!intact) {
+        await rm(path, {force: true});
+        await rm(blob, {force: true});
+        await this.#verified.forget(blob);
+        return `stored output ${name} is missing or failed its integrity check`;
+      }
+      await this.#verified.set(blob, 'intact');
+    }
+    return undefined;
+  }
+
+  /** Records the entries the latest run used; `cache gc` never removes them. */
+  async recordRun(keys: readonly string[]): Promise<void> {
+    await writeAtomic(join(this.dir, 'latest-run.json'), JSON.stringify({keys}));
+  }
+
+  async latestRunKeys(): Promise<Set<string>> {
+    try {
+      return new Set((JSON.parse(await readFile(join(this.dir, 'latest-run.json'), 'utf8')) as {keys: string[]}).keys);
+    } catch {
+      return new Set();
+    }
+  }
+
+  /** Total size of the stored files. */
+  async size(): Promise<number> {
+    const {readdir} = await import('node:fs/promises');
+    let total = 0;
+    const walk = async (folder: string): Promise<void> => {
+      for (const entry of await readdir(folder, {withFileTypes: true}).catch(() => [])) {
+        const path = join(folder, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else total += (await stat(path)).size;
+      }
+    };
+    await walk(join(this.dir, 'content-v2'));
+    return total;
   }
 
   /** Stores every output, then the entry: the entry is the commit point. */

@@ -1,4 +1,135 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
-export async function cacheCommand(_args: string[], _flags: object): Promise<number> {
-  throw new Error('cache commands: written with the reliability issue');
+import {readdir, rm, stat} from 'node:fs/promises';
+import {join, relative} from 'node:path';
+import {CacheStore} from '../cache/store.js';
+import type {CacheEntry} from '../cache/store.js';
+import {ConfigurationError} from '../errors.js';
+import {acquireLock} from '../lock.js';
+import {ValidationRunner} from '../runner.js';
+import {didYouMean} from '../util/suggest.js';
+import {formatBytes, parseBytes, parseDuration} from '../util/units.js';
+
+interface CacheFlags {
+  config?: string;
+  pipeline?: string;
+  set?: string[];
+  'max-size'?: string;
+  'max-age'?: string;
+  'no-wait'?: boolean;
+}
+
+/** Every stored blob: path and size. */
+async function blobs(dir: string): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  const walk = async (folder: string): Promise<void> => {
+    for (const entry of await readdir(folder, {withFileTypes: true}).catch(() => [])) {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      else found.set(path, (await stat(path)).size);
+    }
+  };
+  await walk(join(dir, 'content-v2'));
+  return found;
+}
+
+/** Removes blobs no entry refers to, and cacache's own index (the store's entries are authoritative). */
+async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: number; bytes: number}> {
+  const referenced = new Set(kept.flatMap((entry) => Object.values(entry.outputs).map((output) => store.blobPath(output))));
+  let files = 0;
+  let bytes = 0;
+  for (const [path, size] of await blobs(store.dir)) {
+    if (referenced.has(path)) continue;
+    await rm(path, {force: true});
+    files++;
+    bytes += size;
+  }
+  await rm(join(store.dir, 'index-v5'), {recursive: true, force: true});
+  return {files, bytes};
+}
+
+export async function cacheCommand(args: string[], flags: CacheFlags): Promise<number> {
+  const [action] = args;
+  const runner = new ValidationRunner(flags.config, flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline});
+  const pipeline = await runner.load(flags.set === undefined ? {} : {set: flags.set});
+  const dir = join(pipeline.projectDir, pipeline.settings.cache.dir);
+  const store = new CacheStore(dir);
+  const shown = relative(process.cwd(), dir) || dir;
+  const out = (line: string) => process.stdout.write(line + '\n');
+  switch (action) {
+    case 'status': {
+      const entries = await store.entries();
+      const stored = await blobs(dir);
+      const total = [...stored.values()].reduce((sum, size) => sum + size, 0);
+      out(`Cache ${shown}: ${entries.length} entries, ${stored.size} stored files, ${formatBytes(total)}`);
+      const perTask = new Map<string, {entries: number; bytes: number; latest: string}>();
+      for (const {entry, size} of entries) {
+        const row = perTask.get(entry.task) ?? {entries: 0, bytes: 0, latest: ''};
+        row.entries++;
+        row.bytes += size;
+        if (entry.created_at > row.latest) row.latest = entry.created_at;
+        perTask.set(entry.task, row);
+      }
+      for (const [task, row] of [...perTask].sort(([a], [b]) => a.localeCompare(b))) {
+        out(`  ${task.padEnd(24)} ${String(row.entries).padStart(4)} entries  ${formatBytes(row.bytes).padStart(10)}  latest ${row.latest}`);
+      }
+      return 0;
+    }
+    case 'verify': {
+      const {default: cacache} = await import('cacache');
+      let damaged = 0;
+      const entries = await store.entries();
+      for (const {path, entry} of entries) {
+        const lookup = await store.verifyEntry(path);
+        if (lookup !== undefined) {
+          damaged++;
+          out(`removed ${entry.task} entry ${entry.key.slice(0, 12)}: ${lookup}`);
+        }
+      }
+      await cacache.verify(dir).catch(() => undefined);
+      out(damaged === 0 ? `Verified ${entries.length} entries: all intact.` : `Verified ${entries.length} entries: removed ${damaged} damaged; they will be recomputed when needed.`);
+      return 0;
+    }
+    case 'gc':
+    case 'clear': {
+      const lock = await acquireLock(join(dir, 'lock'), {
+        wait: !(flags['no-wait'] ?? false),
+        signal: new AbortController().signal,
+        notify: (message) => process.stderr.write(message + '\n'),
+      });
+      try {
+        if (action === 'clear') {
+          const before = await blobs(dir);
+          for (const name of await readdir(dir).catch(() => [] as string[])) if (name !== 'lock') await rm(join(dir, name), {recursive: true, force: true});
+          out(`Cleared ${shown}: ${formatBytes([...before.values()].reduce((sum, size) => sum + size, 0))} freed.`);
+          return 0;
+        }
+        const maxSize = flags['max-size'] === undefined ? Infinity : parseBytes(flags['max-size'], '--max-size');
+        const maxAge = flags['max-age'] === undefined ? Infinity : parseDuration(flags['max-age'], '--max-age');
+        const protectedKeys = await store.latestRunKeys();
+        const entries = (await store.entries()).sort((a, b) => b.lastUsed - a.lastUsed);
+        const kept: CacheEntry[] = [];
+        let size = 0;
+        let removed = 0;
+        for (const item of entries) {
+          const keep = protectedKeys.has(item.entry.key) || (Date.now() - item.lastUsed <= maxAge && size + item.size <= maxSize);
+          if (keep) {
+            kept.push(item.entry);
+            size += item.size;
+          } else {
+            await store.remove(item.path);
+            removed++;
+          }
+        }
+        const swept = await sweep(store, kept);
+        out(`Removed ${removed} entries and ${swept.files} files (${formatBytes(swept.bytes)}); kept ${kept.length} entries (${formatBytes(size)}), including the latest run's.`);
+        return 0;
+      } finally {
+        await lock.release();
+      }
+    }
+    default:
+      throw new ConfigurationError(
+        `Expected "cache status", "cache verify", "cache gc" or "cache clear", got ${action === undefined ? 'nothing' : `"cache ${action}"`}.${action === undefined ? '' : didYouMean(action, ['status', 'verify', 'gc', 'clear'])}`,
+      );
+  }
 }

@@ -108,6 +108,19 @@ export function issuesToDiagnostics(
           message: `Expected "${name}" to be one of ${issue.values.map(String).join(', ')}, got ${describe(input)}.${typeof input === 'string' ? didYouMean(input, issue.values.map(String)) : ''}`,
         });
         break;
+      case 'too_small':
+      case 'too_big': {
+        const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+        const strict = issue.inclusive === false;
+        const word = issue.code === 'too_small' ? (strict ? 'more than' : 'at least') : strict ? 'less than' : 'at most';
+        const what = issue.origin === 'array' ? ` item${bound === 1 ? '' : 's'}` : issue.origin === 'string' ? ` character${bound === 1 ? '' : 's'}` : '';
+        const verb = issue.origin === 'array' || issue.origin === 'string' ? 'to have' : 'to be';
+        diagnostics.push({
+          location: locate.value(path),
+          message: `Expected "${name}" ${verb} ${word} ${String(bound)}${what}, got ${describe(input)}.`,
+        });
+        break;
+      }
       case 'invalid_format':
         diagnostics.push({
           location: locate.value(path),

@@ -11,6 +11,7 @@ type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRe
 import type {TaskName} from '../analyzer.js';
 import type {Outcome, RunHooks} from '../outcome.js';
 import type {Progress} from '../task-api.js';
+import {redact} from '../util/redact.js';
 
 interface Line {
   task?: Wrapper;
@@ -149,7 +150,7 @@ export class ProgressReporter implements RunHooks {
         task.title = `${name}: will run (${outcome.reasons.join('; ')})`;
         return;
       case 'failed':
-        throw new Error(`${name}: failed: ${outcome.error.message.split('\n')[0]}`);
+        throw new Error(redact(`${name}: failed: ${outcome.error.message.split('\n')[0]}`));
     }
   }
 }

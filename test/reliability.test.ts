@@ -1,0 +1,170 @@
+/**
+ * Reliability: concurrent runs, stale locks, damaged cache entries, cache housekeeping,
+ * unwritable places, a full disk, secrets. Each case: a clear message, the documented exit
+ * code, and nothing that was there before lost.
+ */
+import {execSync} from 'node:child_process';
+import {mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {afterEach, describe, expect, it} from 'vitest';
+import {countingTask, Project} from './support/project.js';
+
+const SLOW = (ms: number) =>
+  countingTask(['a.txt'], "'done'").replace('for (const output', `await new Promise((resolve) => setTimeout(resolve, ${ms}));\n    for (const output`);
+
+function simple(task = countingTask(['a.txt'])): Project {
+  return new Project({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n', 'tasks/a.ts': task});
+}
+
+const exit = (child: import('node:child_process').ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', resolve));
+const collect = (child: import('node:child_process').ChildProcess) => {
+  let text = '';
+  child.stderr!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+  return () => text;
+};
+
+const mounts: string[] = [];
+afterEach(() => {
+  for (const mount of mounts.splice(0)) execSync(`umount ${mount}`);
+});
+
+/** A small file system of its own (root only; CI runs as root), to fill or make read-only. */
+function tmpfs(path: string, options: string): void {
+  mkdirSync(path, {recursive: true});
+  execSync(`mount -t tmpfs -o ${options} tmpfs ${path}`);
+  mounts.push(path);
+}
+
+describe('concurrent runs', () => {
+  it('a second run waits for the first, visibly; both succeed and the task runs once', async () => {
+    const project = simple(SLOW(1500));
+    const first = project.start(['--old', '1', '--new', '2']);
+    const firstOut = collect(first);
+    for (let i = 0; i < 200 && !project.exists('.cache/lock'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    const second = project.start(['--old', '1', '--new', '2']);
+    const secondOut = collect(second);
+    expect(await exit(first)).toBe(0);
+    expect(await exit(second)).toBe(0);
+    expect(secondOut()).toMatch(/Warning: Waiting for another run \(pid \d+, started [^)]+\) to finish\.\.\./);
+    expect(firstOut()).toContain('PASS 1 vs 2 (1 ran, 0 cached');
+    expect(secondOut()).toContain('PASS 1 vs 2 (0 ran, 1 cached');
+    expect(project.runs()).toEqual({a: 1});
+  });
+
+  it('--no-wait fails at once while another run holds the cache', async () => {
+    const project = simple(SLOW(1500));
+    const first = project.start(['--old', '1', '--new', '2']);
+    for (let i = 0; i < 200 && !project.exists('.cache/lock'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    const second = project.run(['--old', '1', '--new', '2', '--no-wait']);
+    expect(second.code).toBe(3);
+    expect(second.stderr).toMatch(/^Error: Another run \(pid \d+ on \S+, started \S+\) is using this cache\.\nWait for it to finish, or run without --no-wait to wait automatically\.\n$/);
+    expect(await exit(first)).toBe(0);
+  });
+
+  it('takes over the lock of a run that died', () => {
+    const project = simple();
+    mkdirSync(project.path('.cache'));
+    writeFileSync(project.path('.cache/lock'), JSON.stringify({pid: 2 ** 22 + 12345, host: execSync('hostname').toString().trim(), started: '2026-01-01T00:00:00.000Z'}));
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain(`Warning: Took over the lock of run ${2 ** 22 + 12345} (started 2026-01-01T00:00:00.000Z), which is no longer running.`);
+    expect(project.exists('.cache/lock')).toBe(false);
+  });
+});
+
+describe('the cache', () => {
+  it('a truncated entry is reported and recomputed, never trusted', () => {
+    const project = simple();
+    project.run(['--old', '1', '--new', '2']);
+    const shard = readdirSync(project.path('.cache/entries'))[0]!;
+    const file = project.path('.cache/entries', shard, readdirSync(project.path('.cache/entries', shard))[0]!);
+    writeFileSync(file, readFileSync(file, 'utf8').slice(0, 40));
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/Warning: a: cache entry [0-9a-f]{12} is damaged \(truncated or altered\); it will be recomputed\./);
+    expect(project.runs()).toEqual({a: 2});
+  });
+
+  it('status, verify, gc and clear', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, with: {v: "${new}"}, outputs: [a.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt']),
+    });
+    project.run(['--old', '1', '--new', '2']);
+    project.run(['--old', '1', '--new', '3']);
+    const status = project.run(['cache', 'status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^Cache \.cache: 2 entries, 2 stored files, \d+ B\n  a +2 entries +\d+ B  latest \S+\n$/);
+
+    const verify = project.run(['cache', 'verify']);
+    expect(verify.stdout).toBe('Verified 2 entries: all intact.\n');
+
+    // gc keeps the latest run's entries whatever the limits.
+    const gc = project.run(['cache', 'gc', '--max-size', '0', '--max-age', '1s']);
+    expect(gc.code).toBe(0);
+    expect(gc.stdout).toMatch(/^Removed 1 entries and 1 files \(\d+ B\); kept 1 entries \(\d+ B\), including the latest run's\.\n$/);
+    project.run(['--old', '1', '--new', '3']);
+    expect(project.runs()).toEqual({a: 2});
+    project.run(['--old', '1', '--new', '2']);
+    expect(project.runs()).toEqual({a: 3});
+
+    const clear = project.run(['cache', 'clear']);
+    expect(clear.stdout).toMatch(/^Cleared \.cache: \d+ B freed\.\n$/);
+    project.run(['--old', '1', '--new', '2']);
+    expect(project.runs()).toEqual({a: 4});
+
+    const bad = project.run(['cache', 'gc', '--max-size', 'huge']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('Error: Expected --max-size to be a size such as 5G or 512MB, got "huge".\n');
+    const unknown = project.run(['cache', 'stats']);
+    expect(unknown.stderr).toBe('Error: Expected "cache status", "cache verify", "cache gc" or "cache clear", got "cache stats". Did you mean "status"?\n');
+  });
+});
+
+describe('unwritable places and full disks', () => {
+  it('an output folder that cannot be created: exit 2, nothing lost', () => {
+    const project = simple();
+    writeFileSync(project.path('blocker'), 'a file where a folder should be');
+    const result = project.run(['--old', '1', '--new', '2', '--output-dir', 'blocker/out']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^Error: Cannot write to the output folder \S+\/blocker\/out: .+\nChoose a writable folder with --output-dir, or fix its permissions\.\n$/);
+    expect(project.read('blocker')).toBe('a file where a folder should be');
+  });
+
+  it('a full disk while publishing: exit 3, the previous outputs stay as they were, the cache stays intact', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, inputs: {settings: [validation.chunk_size]}, outputs: [a.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt'], "'x'.repeat(ctx.settings.validation.chunk_size / 1000)"),
+    });
+    tmpfs(project.path('out'), 'size=64k');
+    expect(project.run(['--old', '1', '--new', '2', '--output-dir', 'out']).code).toBe(0);
+    const result = project.run(['--old', '1', '--new', '2', '--output-dir', 'out', '--set', 'validation.chunk_size=200000000']);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain('The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.');
+    expect(project.read('out/1_vs_2/a.txt')).toBe('x'.repeat(10));
+    expect(readdirSync(project.path('out')).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+
+  it('a read-only cache: exit 2 with what to do', () => {
+    const project = simple();
+    tmpfs(project.path('.cache'), 'ro,size=64k');
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^Error: Cannot write to the cache folder \S+\/\.cache: .*read-only file system.*\nMake the folder writable, or point cache\.dir at a writable folder/);
+  });
+});
+
+describe('secrets', () => {
+  it('never appear in logs, summaries, errors or the terminal', () => {
+    const secret = 'sk-live-9f8e7d6c5b4a39281706';
+    const project = simple(
+      "export default {async run(ctx) { ctx.log.info('using key ' + process.env.SERVICE_API_KEY); throw new Error('auth failed with Bearer ' + process.env.SERVICE_API_KEY); }};\n",
+    );
+    const result = project.run(['--old', '1', '--new', '2'], {SERVICE_API_KEY: secret});
+    expect(result.code).toBe(3);
+    const everything = [result.stdout, result.stderr, project.read('output/1_vs_2/validation.log'), project.read('output/1_vs_2/summary.json'), project.read('output/1_vs_2/errors.json')].join('\n');
+    expect(everything).toContain('[redacted]');
+    expect(everything).not.toContain(secret);
+  });
+});
