@@ -17,6 +17,7 @@ import {didYouMean} from './util/suggest.js';
 const HELP = `Usage: npm run pipeline -- --old VERSION --new VERSION [options]
        npm run pipeline -- cache <status|verify|gc|clear> [options]
        npm run pipeline -- graph [--old VERSION --new VERSION] [--format mermaid|dot]
+       npm run pipeline -- schema > pipeline.schema.json
 
 Compares two versions of a model's output table and reports what changed. Tasks whose
 inputs are unchanged are served from the cache (.cache/); only what changed reruns.
@@ -162,12 +163,17 @@ export async function main(argv: string[]): Promise<number> {
         const {cacheCommand} = await import('./commands/cache.js');
         return await cacheCommand(rest, flags);
       }
+      case 'schema': {
+        const {pipelineJsonSchema} = await import('./config/json-schema.js');
+        process.stdout.write(pipelineJsonSchema());
+        return 0;
+      }
       case 'graph': {
         const {graphCommand} = await import('./commands/graph.js');
         return await graphCommand(flags);
       }
       default:
-        throw new ConfigurationError(`Unknown command "${command}".${didYouMean(command, ['run', 'cache', 'graph'])}`, {
+        throw new ConfigurationError(`Unknown command "${command}".${didYouMean(command, ['run', 'cache', 'graph', 'schema'])}`, {
           hint: 'Run with --help to see the commands.',
         });
     }

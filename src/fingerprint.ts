@@ -77,13 +77,15 @@ export function explainChange(previous: FingerprintParts | undefined, current: F
   if (previous.runner !== current.runner) reasons.push(`runner version changed ${previous.runner} -> ${current.runner}`);
   if (previous.task.run !== current.task.run) reasons.push(`module changed ${short(previous.task.run)} -> ${short(current.task.run)}`);
   if (previous.task.shell !== current.task.shell) reasons.push('command changed');
-  for (const change of changedLeaves(previous.task.with, current.task.with)) {
-    reasons.push(`argument ${change.path} changed ${short(change.before)} -> ${short(change.after)}`);
-  }
+  const describeChange = (kind: string, change: {path: string; before?: Json; after?: Json}) =>
+    change.before === undefined
+      ? `${kind} ${change.path} set to ${short(change.after)}`
+      : change.after === undefined
+        ? `${kind} ${change.path} removed (was ${short(change.before)})`
+        : `${kind} ${change.path} changed ${short(change.before)} -> ${short(change.after)}`;
+  for (const change of changedLeaves(previous.task.with, current.task.with)) reasons.push(describeChange('argument', change));
   if (canonicalJson(previous.task.outputs) !== canonicalJson(current.task.outputs)) reasons.push('declared outputs changed');
-  for (const change of changedLeaves(previous.settings, current.settings)) {
-    reasons.push(`setting ${change.path} changed ${short(change.before)} -> ${short(change.after)}`);
-  }
+  for (const change of changedLeaves(previous.settings, current.settings)) reasons.push(describeChange('setting', change));
   const digestChanges = (kind: string, before: Record<string, string>, after: Record<string, string>) => {
     for (const name of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
       if (before[name] === after[name]) continue;
