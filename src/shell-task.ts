@@ -1,5 +1,5 @@
 /**
- * A task declared with `shell:` runs its command through zx, in its output folder, with
+ * A task declared with `shell:` runs its command through zx, in the project folder, with
  * every `${...}` reference replaced by a shell-quoted value.
  */
 import type {Settings} from './config/schema.js';
@@ -38,7 +38,7 @@ export function shellTask(command: string, settings: Settings, versions: {old: s
       const pieces = Object.assign([script], {raw: [script]}) as unknown as TemplateStringsArray;
       // In a process group of its own, so that an abort kills the shell and everything it
       // started, synchronously (the run may exit right after).
-      const child = $({cwd: ctx.outputDir, quiet: true, nothrow: true, verbose: false, detached: true})(pieces);
+      const child = $({cwd: ctx.projectDir, quiet: true, nothrow: true, verbose: false, detached: true})(pieces);
       const stop = () => {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');

@@ -115,7 +115,7 @@ describe('failures', () => {
       'pipeline.yaml': `tasks:
   quick: {run: quick, outputs: [q.txt]}
   slow:
-    shell: echo slow >> ../../../../runs.log && sleep 6123 && echo done > \${output:s.txt}
+    shell: echo slow >> runs.log && sleep 6123 && echo done > \${output:s.txt}
     deps: [quick]
     outputs: [s.txt]
 `,

@@ -30,7 +30,7 @@ tasks:
     deps: [b, c]
     outputs: [d.txt]
   e:
-    shell: cat \${input:d/d.txt} > \${output:e.txt} && echo e >> ../../../../runs.log
+    shell: cat \${input:d/d.txt} > \${output:e.txt} && echo e >> runs.log
     deps: [d]
     outputs: [e.txt]
 `;

@@ -1,0 +1,215 @@
+/**
+ * The analyze task on small Parquet fixtures built with DuckDB SQL; every figure is checked
+ * against a plain TypeScript computation over the same values.
+ */
+import {mkdtempSync, readFileSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {DuckDBInstance} from '@duckdb/node-api';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import analyze from '../tasks/analyze.js';
+import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
+import {runTaskDirectly} from './support/run-task.js';
+
+const N = 2000;
+let dir: string;
+
+// old: x = i/N on a fine grid (U(0,1)), y the same grid, z categorical.
+// new: x shifted by 0.1 (U(0.1,1.1)), y shifted by 0.5 in region 'a' only, z with a new
+// category 'q' and without 'p'; x also has a few nulls in new.
+const OLD = `SELECT i AS id, (['a','b','c','d'])[i % 4 + 1] AS region, i / ${N}.0 AS x, (i * 7 % ${N}) / ${N}.0 AS y,
+  CASE WHEN i % 10 = 0 THEN 'p' WHEN i % 3 = 0 THEN 'm' ELSE 'n' END AS z FROM range(${N}) t(i)`;
+const NEW = `SELECT i AS id, (['a','b','c','d'])[i % 4 + 1] AS region, CASE WHEN i % 500 = 7 THEN NULL ELSE i / ${N}.0 + 0.1 END AS x,
+  (i * 7 % ${N}) / ${N}.0 + CASE WHEN i % 4 = 0 THEN 0.5 ELSE 0 END AS y,
+  CASE WHEN i % 10 = 0 THEN 'q' WHEN i % 2 = 0 THEN 'm' ELSE 'n' END AS z FROM range(${N}) t(i)`;
+
+interface Row {id: number; region: string; x: number | null; y: number; z: string}
+let oldRows: Row[];
+let newRows: Row[];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'analyze-'));
+  const instance = await DuckDBInstance.create(':memory:');
+  const conn = await instance.connect();
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD]] as const) {
+    await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
+  }
+  const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
+  oldRows = await read(OLD);
+  newRows = await read(NEW);
+  conn.closeSync();
+  instance.closeSync();
+});
+
+afterAll(() => undefined);
+
+async function run(newFile: string, analysis: Record<string, unknown> = {}) {
+  const r = await runTaskDirectly(analyze, {
+    settings: {source: {keys: ['id']}, analysis: analysis as never},
+    inputs: {'extract-old': {'rows.parquet': join(dir, 'old.parquet')}, 'extract-new': {'rows.parquet': join(dir, `${newFile}.parquet`)}},
+    outputs: ['analysis.json', 'parameters.csv'],
+  });
+  const doc = JSON.parse(readFileSync(join(r.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument;
+  return {doc, result: r.result, csv: readFileSync(join(r.outputDir, 'parameters.csv'), 'utf8'), bytes: readFileSync(join(r.outputDir, 'analysis.json'))};
+}
+
+// --- Independent, straightforward computations -------------------------------------------
+const values = (rows: Row[], c: 'x' | 'y', f: (r: Row) => boolean = () => true) =>
+  rows.filter(f).map((r) => r[c]).filter((v): v is number => v !== null).sort((a, b) => a - b);
+const ecdf = (sorted: number[], t: number) => sorted.filter((v) => v <= t).length / sorted.length;
+function ks(a: number[], b: number[]): number {
+  let d = 0;
+  for (const t of [...a, ...b]) d = Math.max(d, Math.abs(ecdf(a, t) - ecdf(b, t)));
+  return d;
+}
+function wasserstein(a: number[], b: number[]): number {
+  const points = [...new Set([...a, ...b])].sort((x, y) => x - y);
+  let w = 0;
+  for (let i = 0; i + 1 < points.length; i++) w += (points[i + 1]! - points[i]!) * Math.abs(ecdf(a, points[i]!) - ecdf(b, points[i]!));
+  return w;
+}
+function quantile(sorted: number[], q: number): number {
+  const h = (sorted.length - 1) * q;
+  const k = Math.floor(h);
+  return sorted[k]! + (h - k) * (sorted[Math.min(k + 1, sorted.length - 1)]! - sorted[k]!);
+}
+function psi(a: number[], b: number[], bins = 10): number {
+  const edges = [...new Set(Array.from({length: bins - 1}, (_, i) => quantile(a, (i + 1) / bins)))];
+  const props = (s: number[]) => {
+    const counts = new Array<number>(edges.length + 1).fill(0);
+    for (const v of s) {
+      let i = 0;
+      while (i < edges.length && v > edges[i]!) i++;
+      counts[i]!++;
+    }
+    return counts.map((c) => Math.max(c / s.length, 1e-4));
+  };
+  const po = props(a);
+  const pn = props(b);
+  return po.reduce((sum, o, i) => sum + (pn[i]! - o) * Math.log(pn[i]! / o), 0);
+}
+const mean = (s: number[]) => s.reduce((a, b) => a + b, 0) / s.length;
+const std = (s: number[]) => Math.sqrt(s.reduce((a, v) => a + (v - mean(s)) ** 2, 0) / (s.length - 1));
+
+describe('analyze', () => {
+  it('finds nothing between identical versions: D = 0, PSI = 0, W1 = 0', async () => {
+    const {doc, result} = await run('same');
+    for (const name of ['x', 'y']) {
+      const p = doc.parameters[name]!;
+      expect(p.ks).toBe(0);
+      expect(p.psi).toBe(0);
+      expect(p.wasserstein).toBe(0);
+      expect(p.drift).toBe('none');
+      expect(p.old).toEqual(p.new);
+      expect(p.top_movers.every((m) => m.abs_change === 0)).toBe(true);
+    }
+    expect(doc.categorical['z']!.js_distance).toBe(0);
+    expect(result && result.verdict).toBe('pass');
+  });
+
+  it('measures a pure shift of a uniform grid: D = 0.1, and every figure matches a direct computation', async () => {
+    const {doc, csv} = await run('new');
+    const a = values(oldRows, 'x');
+    const b = values(newRows, 'x');
+    const p = doc.parameters['x']!;
+    expect(p.ks).toBeCloseTo(ks(a, b), 10);
+    expect(p.ks).toBeCloseTo(0.1, 2);
+    expect(p.wasserstein).toBeCloseTo(wasserstein(a, b), 10);
+    expect(p.wasserstein_norm).toBeCloseTo(wasserstein(a, b) / std(a), 9);
+    expect(p.psi).toBeCloseTo(psi(a, b), 10);
+    expect(p.old.count).toBe(a.length);
+    expect(p.new.nulls).toBe(N - b.length);
+    expect(p.new.mean).toBeCloseTo(mean(b), 10);
+    expect(p.new.std).toBeCloseTo(std(b), 10);
+    expect(p.mean_change.abs).toBeCloseTo(mean(b) - mean(a), 10);
+    for (const [key, q] of [['min', 0], ['p05', 0.05], ['p25', 0.25], ['p50', 0.5], ['p75', 0.75], ['p95', 0.95], ['max', 1]] as const) {
+      expect(p.old[key]).toBeCloseTo(quantile(a, q), 10);
+      expect(p.new[key]).toBeCloseTo(quantile(b, q), 10);
+    }
+    expect(p.psi_bins.edges).toHaveLength(9);
+    expect(p.histogram.old.reduce((s, c) => s + c, 0)).toBe(a.length);
+    expect(p.histogram.new.reduce((s, c) => s + c, 0)).toBe(b.length);
+    expect(p.histogram.edges).toHaveLength(31);
+    expect(csv.split('\n')[0]).toContain('parameter,old_count,new_count');
+    expect(csv).toContain(`x,${a.length},${b.length}`);
+  });
+
+  it('shows a drift confined to one segment there and nowhere else', async () => {
+    const {doc} = await run('new');
+    const p = doc.parameters['y']!;
+    expect(p.segments.map((s) => s.segment['region'])).toEqual(['a', 'b', 'c', 'd']);
+    for (const s of p.segments) {
+      const inSegment = (r: Row) => r.region === s.segment['region'];
+      const a = values(oldRows, 'y', inSegment);
+      const b = values(newRows, 'y', inSegment);
+      expect(s.ks).toBeCloseTo(ks(a, b), 10);
+      expect(s.psi).toBeCloseTo(psi(a, b, 10), 10);
+      expect(s.wasserstein_norm).toBeCloseTo(wasserstein(a, b) / std(a), 9);
+      if (s.segment['region'] === 'a') {
+        expect(s.ks).toBeGreaterThan(0.4);
+        expect(s.drift).toBe('major');
+      } else {
+        expect(s.ks).toBe(0);
+        expect(s.drift).toBe('none');
+      }
+    }
+    expect(p.ks).toBeCloseTo(ks(values(oldRows, 'y'), values(newRows, 'y')), 10);
+  });
+
+  it('compares category frequencies with the Jensen-Shannon distance', async () => {
+    const {doc} = await run('new');
+    const c = doc.categorical['z']!;
+    const freq = (rows: Row[]) => {
+      const m = new Map<string, number>();
+      for (const r of rows) m.set(r.z, (m.get(r.z) ?? 0) + 1 / rows.length);
+      return m;
+    };
+    const po = freq(oldRows);
+    const pn = freq(newRows);
+    let js = 0;
+    for (const k of new Set([...po.keys(), ...pn.keys()])) {
+      const p = po.get(k) ?? 0;
+      const q = pn.get(k) ?? 0;
+      const m = (p + q) / 2;
+      if (p > 0) js += 0.5 * p * Math.log2(p / m);
+      if (q > 0) js += 0.5 * q * Math.log2(q / m);
+    }
+    expect(c.js_distance).toBeCloseTo(Math.sqrt(js), 10);
+    expect(c.new_categories).toEqual(['q']);
+    expect(c.vanished_categories).toEqual(['p']);
+    expect(c.categories.find((x) => x.value === 'm')).toMatchObject({old: oldRows.filter((r) => r.z === 'm').length, new: newRows.filter((r) => r.z === 'm').length});
+  });
+
+  it('lists the largest movers per parameter by matched key', async () => {
+    const {doc} = await run('new', {top_n: 5});
+    const changes = oldRows
+      .map((o, i) => ({id: o.id, change: newRows[i]!.y - o.y}))
+      .sort((p, q) => Math.abs(q.change) - Math.abs(p.change) || q.id - p.id);
+    const movers = doc.parameters['y']!.top_movers;
+    expect(movers).toHaveLength(5);
+    for (const m of movers) expect(m.abs_change).toBeCloseTo(0.5, 10);
+    expect(movers.every((m) => Number(m.key['id']) % 4 === 0)).toBe(true);
+    expect(Math.abs(changes[0]!.change)).toBeCloseTo(movers[0]!.abs_change, 10);
+  });
+
+  it('sets the verdict from drift rules', async () => {
+    const error = await run('new', {rules: [{check: 'drift', column: 'x', max_psi: 0.05, severity: 'error'}]});
+    expect(error.result && error.result.verdict).toBe('fail');
+    expect(error.doc.rules[0]).toMatchObject({check: 'drift', severity: 'error', passed: false, limit: 0.05});
+    const warn = await run('new', {rules: [{check: 'drift', max_psi: 0.05, severity: 'warn'}]});
+    expect(warn.result && warn.result.verdict).toBe('warn');
+    const pass = await run('new', {rules: [{check: 'drift', column: 'x', max_psi: 100, severity: 'error'}]});
+    expect(pass.result && pass.result.verdict).toBe('pass');
+    expect(pass.doc.status).toBe('pass');
+  });
+
+  it('writes identical bytes on a rerun', async () => {
+    const first = await run('new');
+    const second = await run('new');
+    expect(first.bytes.equals(second.bytes)).toBe(true);
+  });
+
+  it('names the existing columns when a segment column is missing', async () => {
+    await expect(run('new', {segment_by: ['country']})).rejects.toThrow(/analysis\.segment_by names "country".*"id", "region", "x", "y", "z"/);
+  });
+});

@@ -1,0 +1,119 @@
+/**
+ * Extending and inspecting the pipeline: user tasks in TypeScript and in shell, the graph,
+ * the JSON Schema for editors.
+ */
+import {execFileSync} from 'node:child_process';
+import {copyFileSync, readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {describe, expect, it} from 'vitest';
+import {CLI, Project, REPO} from './support/project.js';
+
+describe('user tasks', () => {
+  it('a shell task reruns when its command, a setting it uses, or its input file changes', () => {
+    const project = new Project({
+      'pipeline.yaml': `tasks:
+  words:
+    shell: wc -w < words.txt > \${output:count.txt}; echo words >> runs.log
+    inputs: {files: [words.txt]}
+    outputs: [count.txt]
+`,
+      'words.txt': 'one two three\n',
+    });
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.read('output/1_vs_2/count.txt').trim()).toBe('3');
+    project.run(['--old', '1', '--new', '2']);
+    expect(project.runs()).toEqual({words: 1});
+    project.write({'words.txt': 'one two three four\n'});
+    project.run(['--old', '1', '--new', '2']);
+    expect(project.read('output/1_vs_2/count.txt').trim()).toBe('4');
+    project.write({'pipeline.yaml': project.read('pipeline.yaml').replace('wc -w <', 'wc -w  <')});
+    const rerun = project.run(['--old', '1', '--new', '2']);
+    expect(project.runs()).toEqual({words: 3});
+    expect(project.json<{tasks: {reason: string}[]}>('output/1_vs_2/summary.json').tasks[0]!.reason).toBe('command changed');
+    expect(rerun.code).toBe(0);
+  });
+
+  it('a shell command that fails reports its exit code and error output', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  broken: {shell: "echo about to fail; echo no such table >&2; exit 4", outputs: [x.txt]}\n',
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - broken failed: The command of task "broken" exited with code 4:\nno such table');
+    expect(project.read('output/1_vs_2/validation.log')).toMatch(/INFO - broken: about to fail/);
+  });
+
+  it('a TypeScript task that writes an undeclared file is told which outputs it declared', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n',
+      'tasks/t.ts': "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('b.txt'), 'x'); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - t failed: Task "t" wrote "b.txt", which is not among its declared outputs (a.txt).');
+    expect(result.stdout).toContain('  Add "b.txt" to "outputs" of t in pipeline.yaml.');
+  });
+
+  it('a module without a task export is a clear error', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': 'export const nothing = 1;\n'});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - t failed: tasks/t.ts does not export a task.');
+  });
+});
+
+describe('graph', () => {
+  const shipped = () => {
+    const project = new Project({});
+    copyFileSync(join(REPO, 'pipeline.yaml'), project.path('pipeline.yaml'));
+    return project;
+  };
+
+  it('prints the shipped pipeline as Mermaid and as dot', () => {
+    const project = shipped();
+    const mermaid = project.run(['graph']);
+    expect(mermaid.code).toBe(0);
+    expect(mermaid.stdout).toBe(`graph TD
+  extract_old["extract-old"]
+  extract_new["extract-new"]
+  validate["validate"]
+  analyze["analyze"]
+  report["report"]
+  alerts["alerts"]
+  extract_old --> validate
+  extract_new --> validate
+  extract_old --> analyze
+  extract_new --> analyze
+  validate --> report
+  analyze -.-> report
+  analyze --> alerts
+`);
+    const dot = project.run(['graph', '--format', 'dot']);
+    expect(dot.stdout).toContain('digraph pipeline {\n  rankdir=TB;\n  node [shape=box];\n  "extract-old" [label="extract-old"];');
+    expect(dot.stdout).toContain('  "analyze" -> "report" [style=dashed];\n');
+    expect(project.run(['graph', '--format', 'svg']).stderr).toBe('Error: Expected --format mermaid or --format dot, got "svg".\n');
+  });
+
+  it('marks each task cached or stale for the given versions', () => {
+    const project = shipped();
+    expect(project.run(['--old', '0.3615', '--new', '0.3621']).code).toBe(0);
+    const graph = project.run(['graph', '--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.abs=0.001']);
+    expect(graph.code).toBe(0);
+    expect(graph.stdout).toContain('  extract_old["extract-old (cached)"]\n');
+    expect(graph.stdout).toContain('  validate["validate (stale)"]\n');
+    expect(graph.stdout).toContain('  analyze["analyze (cached)"]\n');
+    expect(graph.stdout).toContain('  report["report (stale)"]\n');
+    expect(graph.stdout).toContain('  class extract_old,extract_new,analyze,alerts cached\n');
+  });
+});
+
+describe('JSON Schema', () => {
+  it('pipeline.schema.json is generated from the code, and pipeline.yaml points editors at it', () => {
+    const generated = execFileSync(process.execPath, [CLI, 'schema'], {cwd: REPO, encoding: 'utf8'});
+    expect(readFileSync(join(REPO, 'pipeline.schema.json'), 'utf8')).toBe(generated);
+    expect(readFileSync(join(REPO, 'pipeline.yaml'), 'utf8').split('\n')[0]).toBe('# yaml-language-server: $schema=./pipeline.schema.json');
+    const schema = JSON.parse(generated) as {properties: {settings: {properties: Record<string, unknown>}; tasks: unknown}};
+    expect(Object.keys(schema.properties.settings.properties)).toEqual(['source', 'duckdb', 'bigquery', 'validation', 'analysis', 'output', 'logging', 'performance', 'cache']);
+  });
+});
+

@@ -1,0 +1,281 @@
+/**
+ * The validate task on small hand-written versions whose every count is known by
+ * construction: keys, nulls and NaN, tolerances, schema drift, rules and verdicts.
+ */
+import {describe, expect, it} from 'vitest';
+import {ConfigurationError} from '../src/errors.js';
+import {compareVersions, runValidate, validateSettings, writeVersions} from './support/validate-fixtures.js';
+
+const MISMATCH_HEADER = 'column,old_value,new_value,abs_diff,rel_diff';
+
+describe('keys', () => {
+  it('counts matched, added and removed keys and lists them in order', async () => {
+    const run = await compareVersions(
+      `SELECT i AS id, i * 1.5 AS v FROM range(1, 6) t(i)`,
+      `SELECT i AS id, i * 1.5 AS v FROM range(7, 2, -1) t(i)`, // 7..3, written out of order
+    );
+    expect(run.json.rows).toEqual({old: 5, new: 5});
+    expect(run.json.keys).toEqual({matched: 3, added: 2, removed: 2, duplicated_old: 0, duplicated_new: 0});
+    expect(run.json.compared_rows).toBe(3);
+    expect(run.json.changed_rows).toBe(0);
+    expect(run.json.difference_score).toBeCloseTo(1 - 3 / 5, 12);
+    expect(run.files['added_keys.csv']).toBe('id\n6\n7\n');
+    expect(run.files['removed_keys.csv']).toBe('id\n1\n2\n');
+    expect(run.files['mismatches.csv']).toBe(`id,${MISMATCH_HEADER}\n`);
+    expect(run.files['duplicate_keys.csv']).toBe('id,count_old,count_new\n');
+  });
+
+  it('counts keys duplicated in either version, lists them, and leaves them out of the comparison', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 'a'), (2, 'b'), (2, 'b2'), (3, 'c'), (4, 'd'), (4, 'd2'), (4, 'd3')) t(id, v)`,
+      `FROM (VALUES (1, 'a'), (2, 'b'), (3, 'x'), (3, 'y'), (5, 'e'), (5, 'e2'), (6, 'f')) t(id, v)`,
+    );
+    // 2 and 4 repeat in the old version, 3 and 5 in the new; 3 differs but is not compared.
+    expect(run.json.keys).toEqual({matched: 3, added: 2, removed: 1, duplicated_old: 2, duplicated_new: 2});
+    expect(run.json.compared_rows).toBe(1);
+    expect(run.json.changed_rows).toBe(0);
+    expect(run.json.columns.v.changed).toBe(0);
+    expect(run.files['duplicate_keys.csv']).toBe('id,count_old,count_new\n2,2,1\n3,1,2\n4,3,0\n5,0,2\n');
+    expect(run.files['added_keys.csv']).toBe('id\n5\n6\n');
+    expect(run.files['removed_keys.csv']).toBe('id\n4\n');
+    expect(run.files['mismatches.csv']).toBe(`id,${MISMATCH_HEADER}\n`);
+    expect(run.json.difference_score).toBeCloseTo(1 - 1 / 7, 12);
+  });
+
+  it('matches composite keys on every part and reports rows with a null key part', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 'x', 10), (1, 'y', 20), (2, 'x', 30), (NULL, 'x', 40), (3, NULL, 50)) t(a, b, v)`,
+      `FROM (VALUES (1, 'x', 10), (1, 'y', 21), (2, 'y', 30), (NULL, NULL, 60)) t(a, b, v)`,
+      {keys: ['a', 'b']},
+    );
+    expect(run.json.null_keys).toEqual({old: 2, new: 1});
+    expect(run.json.keys).toEqual({matched: 2, added: 1, removed: 1, duplicated_old: 0, duplicated_new: 0});
+    expect(run.json.compared_rows).toBe(2);
+    expect(run.json.changed_rows).toBe(1);
+    expect(run.json.difference_score).toBeCloseTo(1 - 1 / 5, 12);
+    expect(run.files['added_keys.csv']).toBe('a,b\n2,y\n');
+    expect(run.files['removed_keys.csv']).toBe('a,b\n2,x\n');
+    expect(run.files['mismatches.csv']).toBe(`a,b,${MISMATCH_HEADER}\n1,y,v,20,21,1.0,0.05\n`);
+  });
+
+  it('handles column names that look like its own working names', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 'b', 1, 'x'), (1, 'a', 2, 'y'), (2, 'a', 3, 'z')) t("k1", "k0", "o0", "in_old")`,
+      `FROM (VALUES (1, 'b', 1, 'x'), (1, 'a', 5, 'y'), (3, 'a', 3, 'z')) t("k1", "k0", "o0", "in_old")`,
+      {keys: ['k1', 'k0']},
+    );
+    expect(run.json.keys).toMatchObject({matched: 2, added: 1, removed: 1});
+    expect(run.files['mismatches.csv']).toBe(`k1,k0,${MISMATCH_HEADER}\n1,a,o0,2,5,3.0,1.5\n`);
+    expect(run.files['removed_keys.csv']).toBe('k1,k0\n2,a\n');
+  });
+
+  it('is a configuration error when a key column is missing', async () => {
+    const versions = await writeVersions(`SELECT 1 AS id, 2 AS v`, `SELECT 1 AS id, 2 AS v`);
+    const run = runValidate(versions, validateSettings({keys: ['entity']}));
+    await expect(run).rejects.toBeInstanceOf(ConfigurationError);
+    await expect(run).rejects.toThrow('Key column "entity" (source.keys[0]) is not in either version');
+  });
+});
+
+describe('nulls and NaN', () => {
+  const old = `FROM (VALUES (1, NULL), (2, NULL), (3, '1'), (4, 'nan'), (5, 'nan'), (6, 'inf'), (7, 'inf'), (8, '1'), (9, '2.5'), (10, '1'))
+    t(id, x) SELECT id, x::DOUBLE AS x`;
+  const neu = `FROM (VALUES (1, NULL), (2, '1'), (3, NULL), (4, 'nan'), (5, '1'), (6, 'inf'), (7, '-inf'), (8, 'nan'), (9, '2.5'), (10, '2'))
+    t(id, x) SELECT id, x::DOUBLE AS x`;
+
+  it('treats two nulls and two NaNs as equal, and null or NaN against a value as a change', async () => {
+    const run = await compareVersions(old, neu);
+    // Changed: 2 (null->1), 3 (1->null), 5 (NaN->1), 7 (inf->-inf), 8 (1->NaN), 10 (1->2).
+    expect(run.json.columns.x).toMatchObject({changed: 6, nulls_old: 2, nulls_new: 2, max_abs_diff: 1, max_rel_diff: 1});
+    expect(run.json.changed_rows).toBe(6);
+    expect(run.files['mismatches.csv']).toBe(
+      `id,${MISMATCH_HEADER}\n2,x,,1.0,,\n3,x,1.0,,,\n5,x,nan,1.0,,\n7,x,inf,-inf,,\n8,x,1.0,nan,,\n10,x,1.0,2.0,1.0,1.0\n`,
+    );
+  });
+
+  it('never lets a tolerance absorb nulls, NaN or infinities', async () => {
+    const run = await compareVersions(old, neu, {tolerance: {abs: 1e9, rel: 1, columns: {}}});
+    expect(run.json.columns.x.changed).toBe(5); // only 10 (1 -> 2) is now within tolerance
+  });
+
+  it('compares strings, booleans, dates and timestamps exactly, whatever the tolerance', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 'a', true, DATE '2024-01-01', TIMESTAMP '2024-01-01 10:00:00'),
+                    (2, 'a', true, DATE '2024-01-01', TIMESTAMP '2024-01-01 10:00:00'),
+                    (3, '', NULL, NULL, TIMESTAMP '2024-01-01 10:00:00')) t(id, s, b, d, ts)`,
+      `FROM (VALUES (1, 'a', true, DATE '2024-01-01', TIMESTAMP '2024-01-01 10:00:00'),
+                    (2, 'A', false, DATE '2024-01-02', TIMESTAMP '2024-01-01 10:00:00.000001'),
+                    (3, NULL, NULL, DATE '2024-01-01', TIMESTAMP '2024-01-01 10:00:00')) t(id, s, b, d, ts)`,
+      {tolerance: {abs: 1000, rel: 1, columns: {}}},
+    );
+    const changed = Object.fromEntries(Object.entries(run.json.columns).map(([name, c]: [string, any]) => [name, c.changed]));
+    expect(changed).toEqual({s: 2, b: 1, d: 2, ts: 1});
+    expect(run.json.columns.s).toMatchObject({kind: 'exact', max_abs_diff: null, tolerance: null, nulls_old: 0, nulls_new: 1});
+    expect(run.json.changed_rows).toBe(2);
+    expect(run.files['mismatches.csv']).toBe(
+      `id,${MISMATCH_HEADER}\n` +
+        '2,s,a,A,,\n2,b,true,false,,\n2,d,2024-01-01,2024-01-02,,\n2,ts,2024-01-01 10:00:00,2024-01-01 10:00:00.000001,,\n' +
+        '3,s,"",,,\n3,d,,2024-01-01,,\n',
+    );
+  });
+});
+
+describe('tolerance', () => {
+  it('counts a number as changed only beyond abs + rel * |old|, with per-column overrides', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 1.0, 1.0, 10.0, 1), (2, 1.0, 1.0, 10.0, 1), (3, 1.0, 2.0, 0.0, 5), (4, 100.0, 2.0, 5.0, 5), (5, 1.0, 2.0, 5.0, 5))
+        t(id, x, y, r, z) SELECT id, x::DOUBLE AS x, y::DOUBLE AS y, r::DOUBLE AS r, z::INTEGER AS z`,
+      `FROM (VALUES (1, 1.1, 1.5, 11.0, 1), (2, 1.2, 1.6, 11.5, 2), (3, 0.9, 2.0, 0.0001, 5), (4, 100.1, 2.0, 5.0, 5), (5, 1.1000001, 2.0, 5.0, 5))
+        t(id, x, y, r, z) SELECT id, x::DOUBLE AS x, y::DOUBLE AS y, r::DOUBLE AS r, z::INTEGER AS z`,
+      {tolerance: {abs: 0.1, rel: 0, columns: {y: {abs: 0.5}, r: {abs: 0, rel: 0.1}}}},
+    );
+    // Exactly at the tolerance is not a change: x 1.0 -> 1.1 and 1.0 -> 0.9, y 1.0 -> 1.5, r 10 -> 11.
+    expect(run.json.columns.x).toMatchObject({changed: 2, tolerance: {abs: 0.1, rel: 0}});
+    expect(run.json.columns.y).toMatchObject({changed: 1, tolerance: {abs: 0.5, rel: 0}});
+    expect(run.json.columns.r).toMatchObject({changed: 2, tolerance: {abs: 0, rel: 0.1}});
+    expect(run.json.columns.z).toMatchObject({changed: 1, type: 'INTEGER'});
+    expect(run.json.changed_rows).toBe(3);
+    expect(run.json.columns.x.max_abs_diff).toBeCloseTo(0.2, 12);
+    expect(run.json.tolerance).toEqual({abs: 0.1, rel: 0, columns: {y: {abs: 0.5}, r: {abs: 0, rel: 0.1}}});
+  });
+
+  it('compares exactly when the tolerance is zero', async () => {
+    const run = await compareVersions(
+      `SELECT 1 AS id, 1.0::DOUBLE AS x`,
+      `SELECT 1 AS id, (1.0 + 2.220446049250313e-16)::DOUBLE AS x`,
+    );
+    expect(run.json.columns.x.changed).toBe(1);
+  });
+});
+
+describe('schema', () => {
+  it('reports added, removed and retyped columns and still compares retyped ones', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 1, '1', 1.5, 'g'), (2, 2, '01', 2.5, 'g')) t(id, a, b, c, gone) SELECT id, a::INTEGER AS a, b, c, gone`,
+      `FROM (VALUES (1, 1.0, 1, 1.5, DATE '2024-01-01'), (2, 2.5, 1, 2.5, DATE '2024-01-01')) t(id, a, b, c, fresh)
+        SELECT id, a::DOUBLE AS a, b::INTEGER AS b, c, fresh`,
+      {rules: [{check: 'schema_unchanged', severity: 'warn'}]},
+    );
+    expect(run.json.schema).toEqual({
+      added: [{column: 'fresh', type: 'DATE'}],
+      removed: [{column: 'gone', type: 'VARCHAR'}],
+      retyped: [
+        {column: 'a', old: 'INTEGER', new: 'DOUBLE'},
+        {column: 'b', old: 'VARCHAR', new: 'INTEGER'},
+      ],
+    });
+    expect(Object.keys(run.json.columns)).toEqual(['a', 'b', 'c']);
+    // a compares as numbers (1 = 1.0), b as text ('01' <> '1').
+    expect(run.json.columns.a).toMatchObject({type: 'DOUBLE', type_old: 'INTEGER', kind: 'numeric', changed: 1});
+    expect(run.json.columns.b).toMatchObject({type: 'INTEGER', type_old: 'VARCHAR', kind: 'exact', changed: 1});
+    expect(run.json.rules[0]).toMatchObject({check: 'schema_unchanged', passed: false, observed: 4, limit: 0});
+    expect(run.json.rules[0].message).toContain('retyped "b" (VARCHAR -> INTEGER)');
+    expect(run.json.status).toBe('warn');
+  });
+
+  it('limits the comparison and the schema to source.columns', async () => {
+    const run = await compareVersions(
+      `SELECT 1 AS id, 1 AS a, 2 AS b, 3 AS gone`,
+      `SELECT 1 AS id, 1 AS a, 3 AS b, 4 AS fresh`,
+      {columns: ['a', 'gone']},
+    );
+    expect(Object.keys(run.json.columns)).toEqual(['a']);
+    expect(run.json.schema).toEqual({added: [], removed: [{column: 'gone', type: 'INTEGER'}], retyped: []});
+    expect(run.json.changed_rows).toBe(0);
+  });
+});
+
+describe('rules', () => {
+  // 100 old rows (ids 1..100); 101 new rows (ids 3..102 and a second 50). Added 101, 102;
+  // removed 1, 2; 98 matched, 97 compared (50 is duplicated). v changes at id 10 by 0.5;
+  // w becomes null at ids 3..7.
+  const old = `SELECT i AS id, i::DOUBLE AS v, 'x' AS w FROM range(1, 101) t(i)`;
+  const neu = `SELECT i AS id, CASE WHEN i = 10 THEN 10.5 ELSE i::DOUBLE END AS v, CASE WHEN i <= 7 THEN NULL ELSE 'x' END AS w
+    FROM range(3, 103) t(i) UNION ALL SELECT 50, 50.0, 'x'`;
+  let versions: Promise<{old: string; new: string}> | undefined;
+  const check = async (rules: object[]) => {
+    versions ??= writeVersions(old, neu);
+    return runValidate(await versions, validateSettings({rules: rules as never}));
+  };
+  const cases: [name: string, passing: object, failing: object, observed: unknown][] = [
+    ['row_count_change', {check: 'row_count_change', max_pct: 1}, {check: 'row_count_change', max_pct: 0.5}, 1],
+    ['added_keys by count', {check: 'added_keys', max: 2}, {check: 'added_keys', max: 1}, 2],
+    ['added_keys by percent', {check: 'added_keys', max_pct: 2}, {check: 'added_keys', max_pct: 1.9}, 2],
+    ['added_keys by both', {check: 'added_keys', max: 2, max_pct: 2}, {check: 'added_keys', max: 5, max_pct: 1}, {count: 2, pct: 2}],
+    ['removed_keys', {check: 'removed_keys', max_pct: 2}, {check: 'removed_keys', max: 1}, undefined],
+    ['duplicate_keys', {check: 'duplicate_keys', max: 1}, {check: 'duplicate_keys', max: 0}, 1],
+    ['changed_rows', {check: 'changed_rows', max_pct: 7}, {check: 'changed_rows', max_pct: 6}, (6 / 97) * 100],
+    ['changed_rows of a column', {check: 'changed_rows', column: 'v', max_pct: 2}, {check: 'changed_rows', column: 'v', max_pct: 1}, (1 / 97) * 100],
+    ['null_rate_change', {check: 'null_rate_change', max_pp: 5}, {check: 'null_rate_change', max_pp: 4}, (5 / 101) * 100],
+    ['null_rate_change of a column', {check: 'null_rate_change', column: 'v', max_pp: 0}, {check: 'null_rate_change', column: 'w', max_pp: 0}, undefined],
+    ['max_abs_diff', {check: 'max_abs_diff', column: 'v', max: 0.5}, {check: 'max_abs_diff', column: 'v', max: 0.4}, 0.5],
+  ];
+
+  it.each(cases)('%s passes within its limit and fails beyond it', async (_name, passing, failing, observed) => {
+    const run = await check([
+      {...passing, severity: 'error'},
+      {...failing, severity: 'warn'},
+    ]);
+    const [pass, fail] = run.json.rules;
+    expect(pass).toMatchObject({passed: true, severity: 'error'});
+    expect(fail).toMatchObject({passed: false, severity: 'warn'});
+    if (typeof observed === 'number') expect(fail.observed).toBeCloseTo(observed, 9);
+    else if (observed !== undefined) expect(fail.observed).toEqual(observed);
+    expect(run.json.status).toBe('warn');
+    expect(run.result.verdict).toBe('warn');
+    expect(run.result.verdictReasons).toEqual([`[warn] ${fail.message}`]);
+  });
+
+  it('fails the run when an error rule fails, and passes it when none does', async () => {
+    const failing = await check([
+      {check: 'row_count_change', max_pct: 0.5, severity: 'error'},
+      {check: 'duplicate_keys', max: 0, severity: 'warn'},
+    ]);
+    expect(failing.json.status).toBe('fail');
+    expect(failing.result.verdict).toBe('fail');
+    expect(failing.result.verdictReasons).toEqual([
+      '[error] row_count_change: row count changed by 1% (100 -> 101), above the limit of 0.5%',
+      '[warn] duplicate_keys: 1 duplicated keys (0 in the old version, 1 in the new), above the limit of 0',
+    ]);
+    const passing = await check([{check: 'row_count_change', max_pct: 5, severity: 'error'}]);
+    expect(passing.json.status).toBe('pass');
+    expect(passing.result).toMatchObject({verdict: 'pass', verdictReasons: [], rows: 97});
+    expect(passing.json.rules[0]).toEqual({
+      check: 'row_count_change',
+      severity: 'error',
+      passed: true,
+      observed: 1,
+      limit: 5,
+      message: 'row_count_change: row count changed by 1% (100 -> 101), within the limit of 5%',
+    });
+  });
+
+  it('fails a rule naming a column only one version has', async () => {
+    const run = await compareVersions(`SELECT 1 AS id, 1.0 AS gone`, `SELECT 1 AS id`, {
+      rules: [{check: 'max_abs_diff', column: 'gone', max: 1, severity: 'error'}],
+    });
+    expect(run.json.rules[0]).toMatchObject({passed: false, observed: null});
+    expect(run.json.rules[0].message).toContain('column "gone" is only in the old version');
+    expect(run.json.status).toBe('fail');
+  });
+
+  it('reports unknown checks, missing fields and unknown columns as configuration errors with their position', async () => {
+    await expect(check([{check: 'row_count_change', max_pct: 5, severity: 'error'}, {check: 'row_cont', severity: 'warn'}]))
+      .rejects.toThrow('validation.rules[1].check: expected one of row_count_change');
+    await expect(check([{check: 'added_keys', severity: 'warn'}])).rejects.toThrow('validation.rules[0]: expected "max" or "max_pct"');
+    await expect(check([{check: 'max_abs_diff', column: 'v', severity: 'warn'}])).rejects.toThrow('validation.rules[0].max: expected a number');
+    await expect(check([{check: 'changed_rows', column: 'typo', max_pct: 1, severity: 'warn'}]))
+      .rejects.toThrow('validation.rules[0].column: "typo" is not a compared column of either version');
+    await expect(check([{check: 'max_abs_diff', column: 'w', max: 1, severity: 'warn'}])).rejects.toBeInstanceOf(ConfigurationError);
+  });
+
+  it('writes byte-identical outputs for the same inputs', async () => {
+    const rules = [{check: 'changed_rows', max_pct: 1, severity: 'warn'}];
+    const first = await check(rules);
+    const second = await check(rules);
+    expect(second.files).toEqual(first.files);
+    expect(first.files['mismatches.csv']).toBe(
+      `id,${MISMATCH_HEADER}\n3,w,x,,,\n4,w,x,,,\n5,w,x,,,\n6,w,x,,,\n7,w,x,,,\n10,v,10.0,10.5,0.5,0.05\n`,
+    );
+  });
+});
