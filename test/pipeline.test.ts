@@ -1,0 +1,101 @@
+/**
+ * The shipped pipeline on the sample warehouse, end to end through the CLI: the outputs a
+ * reviewer gets, incremental reruns after a settings tweak, skipping, and exit codes.
+ */
+import {copyFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {beforeAll, describe, expect, it} from 'vitest';
+import {Project, REPO} from './support/project.js';
+
+type Summary = {status: string; tasks: {name: string; status: string; reason: string | null}[]};
+
+const statuses = (project: Project, folder = '0.3615_vs_0.3621') =>
+  Object.fromEntries(project.json<Summary>(`output/${folder}/summary.json`).tasks.map((task) => [task.name, task.status]));
+
+function shipped(): Project {
+  const project = new Project({});
+  copyFileSync(join(REPO, 'pipeline.yaml'), project.path('pipeline.yaml'));
+  return project;
+}
+
+describe('the shipped pipeline', () => {
+  let project: Project;
+  beforeAll(() => {
+    project = shipped();
+  });
+
+  it('runs end to end on a fresh project with no account and no network', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('WARN 0.3615 vs 0.3621 (6 ran, 0 cached');
+    expect(result.stdout).toContain('Report: output/0.3615_vs_0.3621/report.html');
+    expect(statuses(project)).toEqual({'extract-old': 'ran', 'extract-new': 'ran', validate: 'ran', analyze: 'ran', report: 'ran', alerts: 'ran'});
+    for (const file of ['summary.json', 'validation.json', 'mismatches.csv', 'added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv', 'analysis.json', 'parameters.csv', 'report.html', 'alerts.csv', 'validation.log']) {
+      expect(project.exists('output/0.3615_vs_0.3621', file), file).toBe(true);
+    }
+    // Intermediates stay in the cache unless output.save_intermediates is set.
+    expect(project.exists('output/0.3615_vs_0.3621/extract-old.rows.parquet')).toBe(false);
+    const validation = project.json<{keys: {added: number; removed: number}; status: string}>('output/0.3615_vs_0.3621/validation.json');
+    expect(validation.keys).toMatchObject({added: 349, removed: 235});
+  });
+
+  it('a validation tolerance tweak reruns validate and the report only, never the extraction', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.abs=0.001']);
+    expect(result.code).toBe(0);
+    expect(statuses(project)).toEqual({'extract-old': 'cached', 'extract-new': 'cached', validate: 'ran', analyze: 'cached', report: 'ran', alerts: 'cached'});
+    const reasons = project.json<Summary>('output/0.3615_vs_0.3621/summary.json').tasks;
+    expect(reasons.find((task) => task.name === 'validate')?.reason).toBe('setting validation.tolerance.abs changed 0 -> 0.001');
+  });
+
+  it('an analysis tweak reruns analyze and what depends on it, never validate or the extraction', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'analysis.bins=20']);
+    expect(result.code).toBe(0);
+    expect(statuses(project)).toMatchObject({'extract-old': 'cached', 'extract-new': 'cached', validate: 'cached', analyze: 'ran', report: 'ran'});
+  });
+
+  it('extracting a version once serves every later comparison that involves it', () => {
+    const result = project.run(['--old', '0.3609', '--new', '0.3615']);
+    expect(result.code).toBeLessThan(2);
+    expect(statuses(project, '0.3609_vs_0.3615')).toMatchObject({'extract-old': 'ran', 'extract-new': 'cached'});
+  });
+
+  it('--skip-analysis leaves the analysis out and the report says so', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--skip-analysis']);
+    expect(result.code).toBe(0);
+    const summary = project.json<Summary>('output/0.3615_vs_0.3621/summary.json');
+    expect(summary.tasks.map((task) => [task.name, task.status, task.reason])).toEqual([
+      ['extract-old', 'cached', null],
+      ['extract-new', 'cached', null],
+      ['validate', 'cached', null],
+      ['analyze', 'skipped', 'skipped on request'],
+      ['report', 'ran', expect.stringContaining('input analyze/analysis.json removed')],
+      ['alerts', 'skipped', 'skipped on request'],
+    ]);
+    expect(project.read('output/0.3615_vs_0.3621/report.html')).toContain('Analysis was skipped (--skip-analysis)');
+  });
+
+  it('--skip-extraction reuses cached extractions, and names the version when there is none', () => {
+    const reused = project.run(['--old', '0.3615', '--new', '0.3621', '--skip-extraction']);
+    expect(reused.code).toBe(0);
+    expect(statuses(project)).toMatchObject({'extract-old': 'cached', 'extract-new': 'cached'});
+    // Extracting only the score column was never done: nothing to reuse.
+    const missing = project.run(['--old', '0.3615', '--new', '0.3621', '--skip-extraction', '--set', 'source.columns=[score]']);
+    expect(missing.code).toBe(2);
+    expect(missing.stdout).toContain('  - extract-old failed: Task "extract-old" has no cached result to reuse for {"version":"0.3615"}.');
+    expect(missing.stdout).toContain('  Run once without --skip-extraction so the source is read and cached.');
+  });
+
+  it('exits 1 when a rule of severity error fails', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.rules=[{check: changed_rows, max_pct: 10, severity: error}]']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('FAIL 0.3615 vs 0.3621');
+    expect(project.json<Summary>('output/0.3615_vs_0.3621/summary.json').status).toBe('fail');
+  });
+
+  it('a version with no rows is a clear error naming the versions present', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.9999']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - extract-new failed: version 0.9999 has no rows in model_parameters; versions present: 0.3609, 0.3615, 0.3621');
+  });
+});
