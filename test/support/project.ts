@@ -64,6 +64,17 @@ export class Project {
     return {code: result.status, stdout: result.stdout, stderr: result.stderr};
   }
 
+  /** Runs the CLI without blocking this process (when the test itself serves requests to it). */
+  async runAsync(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+    const child = this.start(args, env);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    return {code, stdout, stderr};
+  }
+
   /** Starts the CLI without waiting (for interruption tests). */
   start(args: string[], env: Record<string, string> = {}): ChildProcess {
     return spawn(process.execPath, [CLI, ...args], {cwd: this.dir, env: cliEnv(env), stdio: ['ignore', 'pipe', 'pipe']});
