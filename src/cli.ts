@@ -18,6 +18,7 @@ const HELP = `Usage: npm run pipeline -- --old VERSION --new VERSION [options]
        npm run pipeline -- cache <status|verify|gc|clear> [options]
        npm run pipeline -- graph [--old VERSION --new VERSION] [--format mermaid|dot]
        npm run pipeline -- schema > pipeline.schema.json
+       npm run pipeline -- serve [--host 127.0.0.1] [--port 8787]   (the HTTP API; see the README)
 
 Compares two versions of a model's output table and reports what changed. Tasks whose
 inputs are unchanged are served from the cache (.cache/); only what changed reruns.
@@ -172,8 +173,12 @@ export async function main(argv: string[]): Promise<number> {
         const {graphCommand} = await import('./commands/graph.js');
         return await graphCommand(flags);
       }
+      case 'serve': {
+        const {serveCommand} = await import('./commands/serve.js');
+        return await serveCommand(flags, controller.signal);
+      }
       default:
-        throw new ConfigurationError(`Unknown command "${command}".${didYouMean(command, ['run', 'cache', 'graph', 'schema'])}`, {
+        throw new ConfigurationError(`Unknown command "${command}".${didYouMean(command, ['run', 'cache', 'graph', 'schema', 'serve'])}`, {
           hint: 'Run with --help to see the commands.',
         });
     }

@@ -23,6 +23,7 @@ import type {Json, TaskContext, TaskDefinition, TaskResult, UpstreamInfo} from '
 import {codeDigests, combinedDigest, loadTaskModule} from './task-modules.js';
 import {canonicalJson, digestFile, sha256} from './util/hash.js';
 import type {ContentDigest} from './util/hash.js';
+import {faultPoint} from './util/fault.js';
 import {WorkerPool} from './util/pool.js';
 
 /** What to run and how. */
@@ -419,7 +420,9 @@ export class Executor {
         duckdb: () => this.#services.duckdb(controller.signal),
       };
       try {
+        faultPoint('task-start');
         const result = (await this.#race(definition.run(ctx), controller.signal)) ?? {};
+        faultPoint('task-ran');
         const produced: Record<string, string> = {};
         for (const output of node.declaration.outputs) {
           const path = join(outputDir, output);

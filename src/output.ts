@@ -8,6 +8,7 @@ import {link, mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/pro
 import {basename, dirname, join} from 'node:path';
 import type {CacheStore, StoredOutput} from './cache/store.js';
 import {fileSignature} from './cache/stat-memo.js';
+import {faultPoint} from './util/fault.js';
 
 const MANIFEST = '.outputs.json';
 
@@ -67,9 +68,12 @@ export class OutputFolder {
   /** Switches the staging folder in place of the published one. */
   async publish(): Promise<void> {
     await writeFile(join(this.staging, MANIFEST), JSON.stringify(this.#manifest, null, 2));
+    faultPoint('publish-staged');
     const previous = join(dirname(this.path), `.${basename(this.path)}.previous-${process.pid}`);
     if (existsSync(this.path)) await rename(this.path, previous);
+    faultPoint('publish-swapped-out');
     await rename(this.staging, this.path);
+    faultPoint('publish-swapped-in');
     await rm(previous, {recursive: true, force: true});
   }
 

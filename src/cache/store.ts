@@ -15,6 +15,7 @@ import {dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
+import {faultPoint} from '../util/fault.js';
 import {StatMemo} from './stat-memo.js';
 
 /** One stored output file. */
@@ -231,10 +232,12 @@ export class CacheStore {
       await pipeline(createReadStream(file), sink);
       outputs[name] = {integrity, size: (await stat(file)).size};
       await this.#verified.set(this.blobPath(outputs[name]), 'intact');
+      faultPoint('blob-stored');
     }
     const complete: CacheEntry = {...entry, outputs};
     const text = JSON.stringify(complete);
     await writeAtomic(this.#entryPath(entry.key), JSON.stringify({sha256: sha256(text), entry: text} satisfies EntryFile));
+    faultPoint('entry-written');
     const pointer = JSON.stringify({key: entry.key});
     await writeAtomic(this.#pointerPath('last', entry.task), pointer);
     if (alias !== undefined) await writeAtomic(this.#pointerPath('alias', alias), pointer);
