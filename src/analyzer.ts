@@ -11,6 +11,7 @@ import type {Edge} from './graph.js';
 import {references, strings} from './interpolate.js';
 import type {TaskDefinition} from './task-api.js';
 import {availableTaskModules, resolveTaskModule} from './task-modules.js';
+import {getPath, hasPath} from './util/json-path.js';
 import {didYouMean} from './util/suggest.js';
 
 /** A task's name; never mixed up with other strings. */
@@ -54,13 +55,7 @@ export interface CodeTask {
 const RESERVED_OUTPUTS = ['summary.json', 'errors.json'];
 
 export function settingExists(settings: Settings, path: readonly string[]): boolean {
-  let node: unknown = settings;
-  for (const segment of path) {
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return false;
-    if (!(segment in node)) return false;
-    node = (node as Record<string, unknown>)[segment];
-  }
-  return true;
+  return hasPath(settings, path) && path.every((_, i) => !Array.isArray(getPath(settings, path.slice(0, i))));
 }
 
 function settingPaths(value: unknown, prefix = ''): string[] {

@@ -24,6 +24,7 @@ import {codeDigests, combinedDigest, loadTaskModule} from './task-modules.js';
 import {canonicalJson, digestFile, sha256} from './util/hash.js';
 import type {ContentDigest} from './util/hash.js';
 import {faultPoint} from './util/fault.js';
+import {getPath, setPath} from './util/json-path.js';
 import {WorkerPool} from './util/pool.js';
 
 /** What to run and how. */
@@ -63,19 +64,8 @@ export interface ExecutorServices {
 const isRecord = (value: unknown): value is Record<string, Json> =>
   value !== null && typeof value === 'object' && !Array.isArray(value);
 
-function getPath(settings: Settings, path: readonly string[]): Json {
-  let node: unknown = settings;
-  for (const segment of path) node = (node as Record<string, unknown>)[segment];
-  return (node ?? null) as Json;
-}
-
-function setPath(target: Record<string, Json>, path: readonly string[], value: Json): void {
-  let node = target;
-  for (const segment of path.slice(0, -1)) {
-    const next = node[segment];
-    node = isRecord(next) ? next : (node[segment] = {});
-  }
-  node[path[path.length - 1]!] = value;
+function getSetting(settings: Settings, path: readonly string[]): Json {
+  return (getPath(settings, path) ?? null) as Json;
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -185,7 +175,10 @@ export class Executor {
     const cacheable = node.declaration.cache;
     if (cacheable && !this.#options.force) {
       const lookup = await cache.get(key);
-      if (lookup.kind === 'hit') return {kind: 'cached', task, entry: lookup.entry};
+      if (lookup.kind === 'hit') {
+        if (!this.#options.dryRun) await cache.recordUse(task, key);
+        return {kind: 'cached', task, entry: lookup.entry};
+      }
       if (lookup.kind === 'corrupt') this.#services.hooks.warning(`${task}: ${lookup.problem}; it will be recomputed.`);
     }
     const reasons = this.#options.force
@@ -236,7 +229,7 @@ export class Executor {
       case 'version':
         return this.#options.versions[reference.which];
       case 'setting':
-        return getPath(this.#pipeline.settings, reference.path);
+        return getSetting(this.#pipeline.settings, reference.path);
       case 'input':
       case 'output':
         return `\${${reference.kind}:${reference.kind === 'input' ? `${reference.task}/` : ''}${reference.file}}`;
@@ -247,7 +240,7 @@ export class Executor {
   #taskSettings(node: TaskNode): Record<string, Json> {
     const settings: Record<string, Json> = {};
     for (const path of [...node.declaration.inputs.settings, ...node.declaration.tuning]) {
-      setPath(settings, path.split('.'), getPath(this.#pipeline.settings, path.split('.')));
+      setPath(settings, path.split('.'), getSetting(this.#pipeline.settings, path.split('.')));
     }
     return settings;
   }
@@ -256,7 +249,7 @@ export class Executor {
     const {declaration} = node;
     const projectDir = this.#pipeline.projectDir;
     const settings: Record<string, Json> = {};
-    for (const path of declaration.inputs.settings) settings[path] = getPath(this.#pipeline.settings, path.split('.'));
+    for (const path of declaration.inputs.settings) settings[path] = getSetting(this.#pipeline.settings, path.split('.'));
 
     const inputs: Record<string, ContentDigest> = {};
     for (const outcome of upstream) {

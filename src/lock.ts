@@ -6,6 +6,7 @@ import {hostname} from 'node:os';
 import {mkdir, open, readFile, rm} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
+import {isAlive} from './util/process.js';
 
 interface Owner {
   pid: number;
@@ -18,14 +19,6 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as {code?: string}).code === 'EPERM';
-  }
-}
 
 async function readOwner(file: string): Promise<Owner | undefined> {
   try {
@@ -61,7 +54,7 @@ export async function acquireLock(
       if ((error as {code?: string}).code !== 'EEXIST') throw error;
     }
     const owner = await readOwner(file);
-    if (owner === undefined || (owner.host === me.host && !alive(owner.pid))) {
+    if (owner === undefined || (owner.host === me.host && !isAlive(owner.pid))) {
       options.notify(
         owner === undefined
           ? 'Removed an unreadable lock file left by an earlier run.'

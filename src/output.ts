@@ -9,6 +9,7 @@ import {basename, dirname, join} from 'node:path';
 import type {CacheStore, StoredOutput} from './cache/store.js';
 import {fileSignature} from './cache/stat-memo.js';
 import {faultPoint} from './util/fault.js';
+import {isAlive} from './util/process.js';
 
 const MANIFEST = '.outputs.json';
 
@@ -83,11 +84,3 @@ export class OutputFolder {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as {code?: string}).code === 'EPERM';
-  }
-}

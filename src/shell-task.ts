@@ -7,13 +7,8 @@ import {ExecutionError} from './errors.js';
 import {substitute} from './interpolate.js';
 import type {Reference} from './interpolate.js';
 import {defineTask} from './task-api.js';
+import {getPath} from './util/json-path.js';
 import type {TaskDefinition} from './task-api.js';
-
-function settingValue(settings: Settings, path: readonly string[]): unknown {
-  let node: unknown = settings;
-  for (const segment of path) node = (node as Record<string, unknown>)[segment];
-  return node;
-}
 
 /** The task a shell command makes; `versions` fill `${old}` and `${new}`. */
 export function shellTask(command: string, settings: Settings, versions: {old: string; new: string}): TaskDefinition {
@@ -26,7 +21,7 @@ export function shellTask(command: string, settings: Settings, versions: {old: s
           case 'version':
             return quote(versions[reference.which]);
           case 'setting':
-            return quote(text(settingValue(settings, reference.path)));
+            return quote(text(getPath(settings, reference.path)));
           case 'input':
             return quote(ctx.input(reference.task, reference.file));
           case 'output':

@@ -3,7 +3,7 @@ import {execFileSync} from 'node:child_process';
 import {copyFileSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {describe, expect, it} from 'vitest';
-import {cliEnv, Project, REPO} from './support/project.js';
+import {CLI, cliEnv, Project, REPO} from './support/project.js';
 
 const README = readFileSync(join(REPO, 'README.md'), 'utf8');
 
@@ -38,7 +38,7 @@ describe('README', () => {
   });
 
   it('the help text lists every option the README documents', () => {
-    const help = execFileSync(process.execPath, [join(REPO, 'dist/src/cli.js'), '--help'], {encoding: 'utf8'});
+    const help = execFileSync(process.execPath, [CLI, '--help'], {encoding: 'utf8'});
     for (const option of README.matchAll(/^\| `(--[a-z-]+)/gm)) expect(help).toContain(option[1]!);
   });
 });

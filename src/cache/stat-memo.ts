@@ -1,6 +1,6 @@
 /**
- * Facts about files remembered by their (size, mtime, inode) signature, like git's index:
- * an unchanged file is not read again; any write to it changes the signature.
+ * Small facts remembered between runs, in JSON files under the cache folder. Losing one
+ * (a crash before `flush`, a damaged file) only costs recomputing it.
  */
 import {mkdir, readFile, rename, stat, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
@@ -10,100 +10,102 @@ export async function fileSignature(path: string): Promise<string> {
   return `${info.size}:${info.mtimeMs}:${info.ino}`;
 }
 
-export class StatMemo {
+/** A JSON object kept in a file: loaded on first use, saved atomically by `flush`. */
+class JsonFile<T> {
   readonly #file: string;
-  #entries: Record<string, {signature: string; value: string}> | undefined;
+  #value: Record<string, T> | undefined;
   #changed = false;
 
-  /** `file` is where the memo is kept between runs. */
   constructor(file: string) {
     this.#file = file;
   }
 
+  async entries(): Promise<Record<string, T>> {
+    if (this.#value === undefined) {
+      try {
+        this.#value = JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, T>;
+      } catch {
+        this.#value = {};
+      }
+    }
+    return this.#value;
+  }
+
+  touched(): void {
+    this.#changed = true;
+  }
+
+  async flush(): Promise<void> {
+    if (!this.#changed || this.#value === undefined) return;
+    await mkdir(dirname(this.#file), {recursive: true});
+    const temporary = `${this.#file}.tmp-${process.pid}`;
+    await writeFile(temporary, JSON.stringify(this.#value));
+    await rename(temporary, this.#file);
+    this.#changed = false;
+  }
+}
+
+/**
+ * Facts about files remembered by their (size, mtime, inode) signature, like git's index:
+ * an unchanged file is not read again; any write to it changes the signature.
+ */
+export class StatMemo {
+  readonly #store: JsonFile<{signature: string; value: string}>;
+
+  /** `file` is where the memo is kept between runs. */
+  constructor(file: string) {
+    this.#store = new JsonFile(file);
+  }
+
   /** The remembered value for `path` if the file has not changed since; else `compute` it. */
   async get(path: string, compute: (path: string) => Promise<string>): Promise<string> {
-    const entries = await this.#load();
+    const entries = await this.#store.entries();
     const signature = await fileSignature(path);
     const known = entries[path];
     if (known?.signature === signature) return known.value;
     const value = await compute(path);
-    // The file may have changed while it was read; remember the signature from before.
+    // The file may change while it is read; the signature from before keeps that safe.
     entries[path] = {signature, value};
-    this.#changed = true;
+    this.#store.touched();
     return value;
   }
 
   /** Records a fact just established about a file. */
   async set(path: string, value: string): Promise<void> {
-    (await this.#load())[path] = {signature: await fileSignature(path), value};
-    this.#changed = true;
+    (await this.#store.entries())[path] = {signature: await fileSignature(path), value};
+    this.#store.touched();
   }
 
   async forget(path: string): Promise<void> {
-    delete (await this.#load())[path];
-    this.#changed = true;
+    delete (await this.#store.entries())[path];
+    this.#store.touched();
   }
 
-  /** Saves the memo atomically; losing an update only costs re-reading a file. */
-  async flush(): Promise<void> {
-    if (!this.#changed || this.#entries === undefined) return;
-    await mkdir(dirname(this.#file), {recursive: true});
-    const temporary = `${this.#file}.tmp-${process.pid}`;
-    await writeFile(temporary, JSON.stringify(this.#entries));
-    await rename(temporary, this.#file);
-    this.#changed = false;
-  }
-
-  async #load(): Promise<Record<string, {signature: string; value: string}>> {
-    if (this.#entries === undefined) {
-      try {
-        this.#entries = JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, {signature: string; value: string}>;
-      } catch {
-        this.#entries = {};
-      }
-    }
-    return this.#entries;
+  flush(): Promise<void> {
+    return this.#store.flush();
   }
 }
 
-/** A small persistent string map (facts keyed by digest), saved with `flush`. */
+/** A small persistent string map (facts keyed by digest). */
 export class KeyValueMemo {
-  readonly #file: string;
-  #entries: Record<string, string> | undefined;
-  #changed = false;
+  readonly #store: JsonFile<string>;
 
   constructor(file: string) {
-    this.#file = file;
+    this.#store = new JsonFile(file);
   }
 
   async get(key: string): Promise<string | undefined> {
-    return (await this.#load())[key];
+    return (await this.#store.entries())[key];
   }
 
   async set(key: string, value: string): Promise<void> {
-    const entries = await this.#load();
+    const entries = await this.#store.entries();
     if (entries[key] === value) return;
     entries[key] = value;
-    this.#changed = true;
+    this.#store.touched();
   }
 
-  async flush(): Promise<void> {
-    if (!this.#changed || this.#entries === undefined) return;
-    await mkdir(dirname(this.#file), {recursive: true});
-    const temporary = `${this.#file}.tmp-${process.pid}`;
-    await writeFile(temporary, JSON.stringify(this.#entries));
-    await rename(temporary, this.#file);
-    this.#changed = false;
-  }
-
-  async #load(): Promise<Record<string, string>> {
-    if (this.#entries === undefined) {
-      try {
-        this.#entries = JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, string>;
-      } catch {
-        this.#entries = {};
-      }
-    }
-    return this.#entries;
+  flush(): Promise<void> {
+    return this.#store.flush();
   }
 }

@@ -91,6 +91,15 @@ export class CacheStore {
     return key === undefined ? {kind: 'miss'} : this.#lookup(this.#entryPath(key));
   }
 
+  /**
+   * Makes `key` the task's latest result (a cache hit counts as much as a run), so the next
+   * change is explained against what the task last produced, whichever way it got it.
+   */
+  async recordUse(task: string, key: CacheKey): Promise<void> {
+    const path = this.#pointerPath('last', task);
+    if ((await this.#readPointer(path)) !== key) await writeAtomic(path, JSON.stringify({key}));
+  }
+
   /** The last entry stored for a task name, to explain what changed since. */
   async previous(task: string): Promise<CacheEntry | undefined> {
     const key = await this.#readPointer(this.#pointerPath('last', task));

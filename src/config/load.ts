@@ -12,6 +12,7 @@ import type {Locator} from './issues.js';
 import {pipelineSchema, settingsSchema, taskSchema} from './schema.js';
 import type {Settings, TaskDeclaration} from './schema.js';
 import {YamlSource} from './yaml-source.js';
+import {hasPath, isRecord, setPath} from '../util/json-path.js';
 import type {ValuePath} from './yaml-source.js';
 
 /** Where settings come from, highest priority first. */
@@ -51,8 +52,6 @@ export interface LoadedPipeline {
   diagnostics: Diagnostic[];
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  value !== null && typeof value === 'object' && !Array.isArray(value);
 
 /** Objects merge key by key; arrays and scalars replace. */
 export function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
@@ -62,25 +61,6 @@ export function deepMerge(base: Record<string, unknown>, over: Record<string, un
     merged[key] = isRecord(current) && isRecord(value) ? deepMerge(current, value) : value;
   }
   return merged;
-}
-
-function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
-  let node = target;
-  for (const segment of path.slice(0, -1)) {
-    const next = node[segment];
-    node = isRecord(next) ? next : (node[segment] = {});
-  }
-  node[path[path.length - 1]!] = value;
-}
-
-function hasPath(value: unknown, path: ValuePath): boolean {
-  let node = value;
-  for (const segment of path) {
-    if (!isRecord(node) && !Array.isArray(node)) return false;
-    if (!(String(segment) in (node as object))) return false;
-    node = (node as Record<string, unknown>)[String(segment)];
-  }
-  return true;
 }
 
 function fileLayer(source: YamlSource, prefix: ValuePath, value: Record<string, unknown>): Layer {

@@ -7,8 +7,8 @@
  */
 import {existsSync, readFileSync} from 'node:fs';
 import {mkdir, readFile, rename, writeFile} from 'node:fs/promises';
-import {dirname, join, relative} from 'node:path';
-import {fileURLToPath} from 'node:url';
+import {join, relative} from 'node:path';
+import {PACKAGE_DIR} from '../task-modules.js';
 import type {LoadedPipeline, SettingsInputs} from './load.js';
 import type {Settings, TaskDeclaration} from './schema.js';
 import {canonicalJson, sha256} from '../util/hash.js';
@@ -19,7 +19,8 @@ interface Memo {
   tasks: [string, TaskDeclaration][];
 }
 
-const SCHEMA_FILE = join(dirname(fileURLToPath(import.meta.url)), 'schema.js');
+/** Written by the build (scripts/stamp-build.mjs): a digest of the runner's sources. */
+const BUILD_ID_FILE = join(PACKAGE_DIR, 'dist', '.build-id');
 
 function readIfFile(path: string | undefined): string | null {
   if (path === undefined || !existsSync(path)) return null;
@@ -30,13 +31,16 @@ function readIfFile(path: string | undefined): string | null {
   }
 }
 
-function memoKey(pipelineFile: string, inputs: SettingsInputs): string {
+function memoKey(pipelineFile: string, inputs: SettingsInputs): string | undefined {
+  // Without a build id a changed schema could not be told apart: no memo then.
+  const build = readIfFile(BUILD_ID_FILE);
+  if (build === null) return undefined;
   const env = Object.entries(inputs.env ?? {})
     .filter(([name]) => name.startsWith('PIPELINE_'))
     .sort(([a], [b]) => a.localeCompare(b));
   return sha256(
     canonicalJson({
-      schema: readIfFile(SCHEMA_FILE),
+      build,
       pipeline: readIfFile(pipelineFile),
       config: inputs.configFile === undefined ? null : [inputs.configFile, readIfFile(inputs.configFile)],
       env,
@@ -50,8 +54,9 @@ function memoKey(pipelineFile: string, inputs: SettingsInputs): string {
 /** Loads the configuration, from the memo when its inputs are unchanged. */
 export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs, memoDir: string): Promise<LoadedPipeline> {
   const key = memoKey(pipelineFile, inputs);
-  const file = join(memoDir, `${key}.json`);
+  const file = join(memoDir, `${key ?? 'none'}.json`);
   try {
+    if (key === undefined) throw new Error('no build id');
     const memo = JSON.parse(await readFile(file, 'utf8')) as Memo;
     const where = {source: relative(process.cwd(), pipelineFile) || pipelineFile};
     return {
@@ -68,7 +73,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
   }
   const {loadPipeline} = await import('./load.js');
   const loaded = loadPipeline(pipelineFile, inputs);
-  if (loaded.diagnostics.length === 0) {
+  if (loaded.diagnostics.length === 0 && key !== undefined) {
     await mkdir(memoDir, {recursive: true}).catch(() => undefined);
     const temporary = `${file}.tmp-${process.pid}`;
     const memo: Memo = {settings: loaded.settings, tasks: [...loaded.tasks]};

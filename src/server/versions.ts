@@ -3,7 +3,7 @@
  * read with a private, read-only DuckDB instance (so a run's engine is never disturbed).
  */
 import type {DuckDBConnection} from '@duckdb/node-api';
-import {ConfigurationError, ValidationError} from '../errors.js';
+import {ConfigurationError, ExecutionError, ValidationError} from '../errors.js';
 import type {ValidationRunner} from '../runner.js';
 
 /** The versions of the source, oldest first when they are numbers. */
@@ -45,15 +45,23 @@ export async function listVersions(runner: ValidationRunner): Promise<VersionLis
       relation = `read_${source.format}(${list}, union_by_name = true)`;
     }
     const column = quoteIdent(spec.versionColumn, 'duckdb');
-    const result = await connection.runAndReadAll(
-      `SELECT CAST(${column} AS VARCHAR) AS version, count(*) AS rows FROM ${relation} WHERE ${column} IS NOT NULL
-       GROUP BY 1 ORDER BY TRY_CAST(version AS DOUBLE) NULLS LAST, version`,
-    );
+    let rows;
+    try {
+      const result = await connection.runAndReadAll(
+        `SELECT v, n FROM (SELECT CAST(${column} AS VARCHAR) AS v, count(*) AS n FROM ${relation} WHERE ${column} IS NOT NULL GROUP BY 1)
+         ORDER BY TRY_CAST(v AS DOUBLE) NULLS LAST, v`,
+      );
+      rows = result.getRows();
+    } catch (error) {
+      throw new ExecutionError(`cannot read the versions in column ${spec.versionColumn}: ${(error as Error).message.split('\n')[0]}`, {
+        hint: 'Check source.version_column and the source.',
+      });
+    }
     return {
       engine: 'duckdb',
       source: source.kind === 'table' ? `${source.display} table ${source.table}` : source.display,
       version_column: spec.versionColumn,
-      versions: result.getRows().map(([version, rows]) => ({version: String(version), rows: Number(rows)})),
+      versions: rows.map(([version, rows]) => ({version: String(version), rows: Number(rows)})),
     };
   } finally {
     connection.closeSync();

@@ -34,6 +34,7 @@ import {rm} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from '../../src/errors.js';
 import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-api.js';
+import {formatBytes} from '../../src/util/units.js';
 import {openBigQuery} from './bigquery-client.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
 
@@ -546,13 +547,3 @@ function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
 
-function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
