@@ -207,7 +207,18 @@ export class ValidationRunner {
         },
         {cache, fileDigests, moduleFacts, workDir: join(cacheDir, 'tmp'), duckdb: (taskSignal) => engine.connect(taskSignal), hooks},
       );
-      const outcomes = await executor.run();
+      // DuckDB is held to performance.max_memory by its own limit; the JavaScript heap is
+      // watched here, since a task that loads rows into JavaScript would escape that limit.
+      const memoryLimit = parseBytes(settings.performance.max_memory, 'performance.max_memory');
+      const heapWatch = setInterval(() => {
+        const heap = process.memoryUsage().heapUsed;
+        if (heap > memoryLimit) {
+          hooks.warning(`The JavaScript heap uses ${formatBytes(heap)}, more than performance.max_memory (${settings.performance.max_memory}).`);
+          clearInterval(heapWatch);
+        }
+      }, 1000);
+      heapWatch.unref();
+      const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
       await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
       if (!options.dryRun) {
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));

@@ -155,6 +155,26 @@ describe('unwritable places and full disks', () => {
   });
 });
 
+describe('memory', () => {
+  it('warns when the JavaScript heap passes performance.max_memory', () => {
+    const project = simple(`import {writeFileSync} from 'node:fs';
+export default {
+  async run(ctx) {
+    const rows = [];
+    for (let i = 0; i < 30; i++) {
+      rows.push(new Array(1_000_000).fill(i));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    writeFileSync(ctx.output('a.txt'), String(rows.length));
+  },
+};
+`);
+    const result = project.run(['--old', '1', '--new', '2', '--set', 'performance.max_memory=64MB']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/Warning: The JavaScript heap uses [\d.]+ MiB, more than performance.max_memory \(64MB\)\./);
+  });
+});
+
 describe('secrets', () => {
   it('never appear in logs, summaries, errors or the terminal', () => {
     const secret = 'sk-live-9f8e7d6c5b4a39281706';
