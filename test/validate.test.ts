@@ -69,6 +69,16 @@ describe('keys', () => {
     expect(run.files['removed_keys.csv']).toBe('k1,k0\n2,a\n');
   });
 
+  it('quotes every name, however odd', async () => {
+    const run = await compareVersions(
+      `SELECT 1 AS "the ""id""", 1.5 AS "it's a value; DROP TABLE x"`,
+      `SELECT 1 AS "the ""id""", 2.5 AS "it's a value; DROP TABLE x"`,
+      {keys: ['the "id"']},
+    );
+    expect(run.json.columns["it's a value; DROP TABLE x"].changed).toBe(1);
+    expect(run.files['mismatches.csv']).toBe(`"the ""id""",${MISMATCH_HEADER}\n1,it's a value; DROP TABLE x,1.5,2.5,1.0,0.6666666666666666\n`);
+  });
+
   it('is a configuration error when a key column is missing', async () => {
     const versions = await writeVersions(`SELECT 1 AS id, 2 AS v`, `SELECT 1 AS id, 2 AS v`);
     const run = runValidate(versions, validateSettings({keys: ['entity']}));
