@@ -23,6 +23,10 @@ const NEW = `SELECT i AS id, (['a','b','c','d'])[i % 4 + 1] AS region, CASE WHEN
   (i * 7 % ${N}) / ${N}.0 + CASE WHEN i % 4 = 0 THEN 0.5 ELSE 0 END AS y,
   CASE WHEN i % 10 = 0 THEN 'q' WHEN i % 2 = 0 THEN 'm' ELSE 'n' END AS z FROM range(${N}) t(i)`;
 
+// Heavy ties within and across versions (small integers), for the ECDFs' handling of runs.
+const TIES_OLD = `SELECT i AS id, (i * 7 % 11)::INTEGER AS t FROM range(600) r(i)`;
+const TIES_NEW = `SELECT i AS id, CASE WHEN i % 50 = 3 THEN NULL ELSE (i * 5 % 13)::INTEGER END AS t FROM range(40, 700) r(i)`;
+
 interface Row {id: number; region: string; x: number | null; y: number; z: string}
 let oldRows: Row[];
 let newRows: Row[];
@@ -31,7 +35,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'analyze-'));
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -43,10 +47,10 @@ beforeAll(async () => {
 
 afterAll(() => undefined);
 
-async function run(newFile: string, analysis: Record<string, unknown> = {}) {
+async function run(newFile: string, analysis: Record<string, unknown> = {}, oldFile = 'old') {
   const r = await runTaskDirectly(analyze, {
     settings: {source: {keys: ['id']}, analysis: analysis as never},
-    inputs: {'extract-old': {'rows.parquet': join(dir, 'old.parquet')}, 'extract-new': {'rows.parquet': join(dir, `${newFile}.parquet`)}},
+    inputs: {'extract-old': {'rows.parquet': join(dir, `${oldFile}.parquet`)}, 'extract-new': {'rows.parquet': join(dir, `${newFile}.parquet`)}},
     outputs: ['analysis.json', 'parameters.csv'],
   });
   const doc = JSON.parse(readFileSync(join(r.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument;
@@ -154,6 +158,27 @@ describe('analyze', () => {
       }
     }
     expect(p.ks).toBeCloseTo(ks(values(oldRows, 'y'), values(newRows, 'y')), 10);
+  });
+
+  it('handles runs of tied values, without segments, like a direct computation', async () => {
+    const {doc} = await run('ties-new', {segment_by: []}, 'ties-old');
+    const a = Array.from({length: 600}, (_, i) => (i * 7) % 11).sort((x, y) => x - y);
+    const b = Array.from({length: 660}, (_, j) => j + 40).filter((i) => i % 50 !== 3).map((i) => (i * 5) % 13).sort((x, y) => x - y);
+    const p = doc.parameters['t']!;
+    expect(p.segments).toEqual([]);
+    expect(p.ks).toBeCloseTo(ks(a, b), 10);
+    expect(p.wasserstein).toBeCloseTo(wasserstein(a, b), 10);
+    expect(p.psi).toBeCloseTo(psi(a, b), 10);
+    expect(p.new.nulls).toBe(660 - b.length);
+    for (const [key, q] of [['min', 0], ['p05', 0.05], ['p25', 0.25], ['p50', 0.5], ['p75', 0.75], ['p95', 0.95], ['max', 1]] as const) {
+      expect(p.old[key]).toBeCloseTo(quantile(a, q), 10);
+      expect(p.new[key]).toBeCloseTo(quantile(b, q), 10);
+    }
+    expect(p.old.std).toBeCloseTo(std(a), 10);
+    expect(p.histogram.old.reduce((s, c) => s + c, 0)).toBe(a.length);
+    // Bin 0 of the chart holds the minimum (0) and nothing else of these integers on 30 bins over [0, 12].
+    expect(p.histogram.old[0]).toBe(a.filter((v) => v === 0).length);
+    expect(p.top_movers).toHaveLength(20);
   });
 
   it('compares category frequencies with the Jensen-Shannon distance', async () => {

@@ -1,0 +1,587 @@
+/**
+ * The analyze task (the ParameterAnalyzer): summary statistics, distribution shift (KS,
+ * PSI, Wasserstein), per-segment shift, largest movers and category frequencies of the two
+ * extracted versions, computed by DuckDB from SQL built in `lib/analyze-sql.ts`.
+ */
+import {writeFile} from 'node:fs/promises';
+import type {DuckDBConnection} from '@duckdb/node-api';
+import {ConfigurationError, InterruptedError} from '../src/errors.js';
+import {defineTask} from '../src/task-api.js';
+import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
+import {
+  CHART_BINS,
+  categoriesSql,
+  describeSql,
+  globalShiftSql,
+  moversSql,
+  rowCountSql,
+  segmentShiftSql,
+  segmentsSql,
+  statsSql,
+} from './lib/analyze-sql.js';
+import type {
+  AnalysisDocument,
+  AnalysisRuleResult,
+  AnalysisSources,
+  CategoricalAnalysis,
+  DriftLabel,
+  Mover,
+  NumericAnalysis,
+  NumericSummary,
+  SegmentIds,
+  SegmentShift,
+} from './lib/analyze-sql.js';
+
+/** Empty PSI bins are floored at this proportion so the logarithm stays finite. */
+const PSI_FLOOR = 1e-4;
+/** At most this many categories are listed per categorical column. */
+const CATEGORY_CAP = 50;
+const SUMMARY_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95] as const;
+
+/** The `drift` analysis rule. */
+interface DriftRule {
+  check: 'drift';
+  column: string | undefined;
+  max_psi: number;
+  severity: 'error' | 'warn';
+}
+
+/** `analysis.*` settings with defaults applied. */
+interface AnalysisSettings {
+  segment_by: string[];
+  bins: number;
+  top_n: number;
+  psi: {warn: number; fail: number};
+  rules: DriftRule[];
+}
+
+export default defineTask({
+  async run(ctx) {
+    const keys = readKeys(ctx.settings);
+    const settings = readSettings(ctx.settings);
+    const sources = {
+      dialect: 'duckdb' as const,
+      oldPath: ctx.input('extract-old', 'rows.parquet'),
+      newPath: ctx.input('extract-new', 'rows.parquet'),
+      segmentBy: settings.segment_by,
+    };
+    const conn = await ctx.duckdb();
+    const oldColumns = await describe(conn, sources.oldPath);
+    const newColumns = await describe(conn, sources.newPath);
+    const missingSegments = settings.segment_by.filter((c) => !oldColumns.has(c) || !newColumns.has(c));
+    if (missingSegments.length > 0) {
+      throw new ConfigurationError(
+        `analysis.segment_by names ${list(missingSegments)}, which ${missingSegments.length === 1 ? 'is' : 'are'} not a column of both versions; the columns are ${list([...oldColumns.keys()])}.`,
+        {hint: 'Set analysis.segment_by to existing columns, or to [] for no segments.'},
+      );
+    }
+    const missingKeys = keys.filter((k) => !oldColumns.has(k) || !newColumns.has(k));
+    if (missingKeys.length > 0) {
+      throw new ConfigurationError(`source.keys names ${list(missingKeys)}, not a column of both versions; the columns are ${list([...oldColumns.keys()])}.`, {
+        hint: 'Set source.keys to the columns that identify a row.',
+      });
+    }
+    // Only columns present in both versions are compared; schema drift is validate's finding.
+    const shared = [...oldColumns.keys()].filter((c) => newColumns.has(c) && !keys.includes(c));
+    const numeric = shared.filter((c) => !settings.segment_by.includes(c) && isNumeric(oldColumns.get(c)!) && isNumeric(newColumns.get(c)!));
+    const categorical = shared.filter((c) => isCategorical(oldColumns.get(c)!) && isCategorical(newColumns.get(c)!));
+    for (const rule of settings.rules) {
+      if (rule.column !== undefined && !numeric.includes(rule.column)) {
+        throw new ConfigurationError(`analysis.rules: drift rule names column "${rule.column}", which is not a numeric parameter; the numeric parameters are ${list(numeric)}.`);
+      }
+    }
+
+    const rows = {old: await scalar(conn, rowCountSql(sources.oldPath, 'duckdb')), new: await scalar(conn, rowCountSql(sources.newPath, 'duckdb'))};
+    const parameters: Record<string, NumericAnalysis> = {};
+    if (numeric.length > 0) {
+      ctx.progress({message: 'summary statistics'});
+      const segments = await segmentIds(conn, sources);
+      const stats = await rowsOf(conn, statsSql(sources, segments.ids, numeric), {log: ctx.log, label: 'summary statistics'});
+      for (const [i, column] of numeric.entries()) {
+        checkAborted(ctx);
+        ctx.progress({message: `parameter ${column} (${i + 1}/${numeric.length})`});
+        parameters[column] = await analyzeNumeric(conn, ctx.log, sources, column, settings, segments, momentsOf(stats, i, segments.keys.length));
+      }
+    }
+    if (numeric.length > 0 && keys.length > 0) {
+      checkAborted(ctx);
+      ctx.progress({message: 'largest movers'});
+      const movers = await rowsOf(conn, moversSql(sources, keys, numeric, settings.top_n), {log: ctx.log, label: 'largest movers'});
+      for (const [i, column] of numeric.entries()) parameters[column]!.top_movers = parseMovers(movers[0]?.[`m${i}`], keys);
+    }
+    const categories: Record<string, CategoricalAnalysis> = {};
+    for (const column of categorical) {
+      checkAborted(ctx);
+      categories[column] = await analyzeCategorical(conn, ctx.log, sources, column);
+    }
+
+    const rules = settings.rules.map((rule) => evaluateRule(rule, parameters));
+    const status = rules.some((r) => !r.passed && r.severity === 'error') ? 'fail' : rules.some((r) => !r.passed) ? 'warn' : 'pass';
+    const document: AnalysisDocument = {
+      settings: {segment_by: settings.segment_by, bins: settings.bins, top_n: settings.top_n, psi: settings.psi},
+      rows,
+      parameters,
+      categorical: categories,
+      rules,
+      status,
+    };
+    await writeFile(ctx.output('analysis.json'), `${JSON.stringify(document, null, 2)}\n`);
+    await writeFile(ctx.output('parameters.csv'), parametersCsv(parameters));
+    const drifted = Object.entries(parameters).filter(([, p]) => p.drift === 'major' || p.drift === 'moderate');
+    ctx.log.info(`analyzed ${numeric.length} numeric and ${categorical.length} categorical columns; ${drifted.length} drifted`);
+    const result: TaskResult = {
+      rows: rows.old + rows.new,
+      verdict: status,
+      verdictReasons: rules.filter((r) => !r.passed).map((r) => r.message),
+      details: {parameters: numeric.length, categorical: categorical.length, drifted: drifted.map(([name]) => name) as Json},
+    };
+    return result;
+  },
+});
+
+/** Moments of one parameter in one version (and segment). */
+interface Moments {
+  count: number;
+  mean: number | null;
+  std: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+/** Rows and moments per version: global, and per segment (index sid - 1). */
+interface SideMoments {
+  rows: number;
+  global: Moments;
+  segments: Moments[];
+}
+
+/** The segments: their keys (JSON, sorted; segment id = index + 1) and the hash-to-id map. */
+interface Segments {
+  keys: string[];
+  ids: SegmentIds;
+}
+
+async function segmentIds(conn: DuckDBConnection, s: AnalysisSources): Promise<Segments> {
+  if (s.segmentBy.length === 0) return {keys: [''], ids: {hashes: [], sids: []}};
+  const rows = await rowsOf(conn, segmentsSql(s));
+  const keys = [...new Set(rows.map((r) => String(r['g'])))].sort();
+  const byHash = new Map<string, string>();
+  for (const r of rows) {
+    const h = String(r['h']);
+    // Two distinct segments with one 64-bit hash would merge silently: refuse instead.
+    if (byHash.has(h) && byHash.get(h) !== r['g']) throw new Error(`segments ${byHash.get(h)} and ${String(r['g'])} share a hash; cannot tell them apart`);
+    byHash.set(h, String(r['g']));
+  }
+  const hashes = [...byHash.keys()].map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return {keys, ids: {hashes, sids: hashes.map((h) => keys.indexOf(byHash.get(String(h))!) + 1)}};
+}
+
+// The global moments are combined from the segments' (Chan et al.'s pairwise update of the
+// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS.
+function momentsOf(stats: readonly Record<string, unknown>[], i: number, segmentCount: number): [SideMoments, SideMoments] {
+  const side = (k: 0 | 1): SideMoments => {
+    const segments: Moments[] = Array.from({length: segmentCount}, () => ({count: 0, mean: null, std: null, min: null, max: null}));
+    let rows = 0;
+    let count = 0;
+    let mean = 0;
+    let m2 = 0;
+    let min: number | null = null;
+    let max: number | null = null;
+    for (const r of stats) {
+      if (num(r['side']) !== k) continue;
+      rows += num(r['rows']) ?? 0;
+      const sid = num(r['sid']);
+      const m: Moments = {count: num(r[`n${i}`]) ?? 0, mean: num(r[`m${i}`]), std: num(r[`s${i}`]), min: num(r[`lo${i}`]), max: num(r[`hi${i}`])};
+      if (sid !== null && sid >= 1 && sid <= segmentCount) segments[sid - 1] = m;
+      if (m.count === 0 || m.mean === null) continue;
+      const n = count + m.count;
+      const delta = m.mean - mean;
+      m2 += (m.std ?? 0) ** 2 * (m.count - 1) + (delta * delta * count * m.count) / n;
+      mean += (delta * m.count) / n;
+      count = n;
+      min = min === null || m.min! < min ? m.min : min;
+      max = max === null || m.max! > max ? m.max : max;
+    }
+    const global: Moments = {count, mean: count > 0 ? mean : null, std: count > 1 ? Math.sqrt(m2 / (count - 1)) : null, min, max};
+    return {rows, global, segments};
+  };
+  return [side(0), side(1)];
+}
+
+async function analyzeNumeric(
+  conn: DuckDBConnection,
+  log: TaskContext['log'],
+  s: AnalysisSources,
+  column: string,
+  settings: AnalysisSettings,
+  segments: Segments,
+  [o, n]: [SideMoments, SideMoments],
+): Promise<NumericAnalysis> {
+  // Order statistics behind every quantile: quantile_cont interpolates between ranks k and k+1.
+  const psiQuantiles = Array.from({length: settings.bins - 1}, (_, i) => (i + 1) / settings.bins);
+  const oldQs = [...SUMMARY_QUANTILES, ...psiQuantiles];
+  const ranksOf = (count: number, qs: readonly number[]) =>
+    count === 0 ? [] : [...new Set(qs.flatMap((q) => {
+      const p = rankPair(count, q)!;
+      return [p.k + 1, p.k2 + 1];
+    }))].sort((a, b) => a - b);
+  const global = await rowsOf(conn, globalShiftSql(column, s, o.global.count, n.global.count, ranksOf(o.global.count, oldQs), ranksOf(n.global.count, SUMMARY_QUANTILES)), {
+    log,
+    label: `${column}: global shift and quantiles`,
+  });
+  const g = global[0] ?? {};
+  const quantiles = (count: number, found: unknown, qs: readonly number[]) => {
+    const at = new Map(((found ?? []) as {r: unknown; v: unknown}[]).map((x) => [num(x.r)!, num(x.v)!]));
+    return new Map(qs.map((q) => {
+      if (count === 0) return [q, null];
+      const p = rankPair(count, q)!;
+      const a = at.get(p.k + 1)!;
+      return [q, a + p.frac * (at.get(p.k2 + 1)! - a)];
+    }));
+  };
+  const oldQ = quantiles(o.global.count, g['old_q'], oldQs);
+  const newQ = quantiles(n.global.count, g['new_q'], SUMMARY_QUANTILES);
+  const edges = [...new Set(psiQuantiles.map((q) => oldQ.get(q)).filter((e): e is number => e !== null && e !== undefined))].sort((a, b) => a - b);
+
+  // Chart bins span both versions' range.
+  const lo = minOf(o.global.min, n.global.min);
+  const hi = maxOf(o.global.max, n.global.max);
+  const chart = {lo: lo ?? 0, width: lo !== null && hi !== null && hi > lo ? (hi - lo) / CHART_BINS : 0};
+  const segmented = s.segmentBy.length > 0;
+  const totals = segmented ? {old: o.segments.map((m) => m.count), new: n.segments.map((m) => m.count)} : null;
+  const perSegment = await rowsOf(conn, segmentShiftSql(column, s, segments.ids, totals, edges, chart), {log, label: `${column}: segment shift and bins`});
+  const bins = (value: unknown, length: number) => {
+    const counts = new Array<number>(length).fill(0);
+    for (const {key, value: c} of mapEntries(value)) counts[key] = (counts[key] ?? 0) + c;
+    return counts;
+  };
+  const sum = (a: number[], b: number[]) => a.map((x, j) => x + b[j]!);
+  const zero = (length: number) => new Array<number>(length).fill(0);
+  let psiOld = zero(edges.length + 1);
+  let psiNew = zero(edges.length + 1);
+  let chartOld = zero(CHART_BINS);
+  let chartNew = zero(CHART_BINS);
+  const segmentRows = new Map<number, Record<string, unknown>>();
+  for (const r of perSegment) {
+    segmentRows.set(num(r['sid'])!, r);
+    psiOld = sum(psiOld, bins(r['psi_old'], edges.length + 1));
+    psiNew = sum(psiNew, bins(r['psi_new'], edges.length + 1));
+    chartOld = sum(chartOld, bins(r['chart_old'], CHART_BINS));
+    chartNew = sum(chartNew, bins(r['chart_new'], CHART_BINS));
+  }
+  const psiOf = (po: number[], pn: number[], nOld: number, nNew: number) => {
+    if (nOld === 0 || nNew === 0) return null;
+    const pOld = po.map((c) => c / nOld);
+    const pNew = pn.map((c) => c / nNew);
+    return {value: psi(pOld, pNew), po: pOld, pn: pNew};
+  };
+
+  const summary = (m: SideMoments, q: Map<number, number | null>): NumericSummary => ({
+    count: m.global.count,
+    nulls: m.rows - m.global.count,
+    mean: round(m.global.mean),
+    std: round(m.global.std),
+    min: round(m.global.min),
+    p05: round(q.get(0.05) ?? null),
+    p25: round(q.get(0.25) ?? null),
+    p50: round(q.get(0.5) ?? null),
+    p75: round(q.get(0.75) ?? null),
+    p95: round(q.get(0.95) ?? null),
+    max: round(m.global.max),
+  });
+  const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(chart.lo + j * chart.width)!);
+  if (hi !== null) chartEdges[CHART_BINS] = round(hi)!;
+
+  const globalPsi = psiOf(psiOld, psiNew, o.global.count, n.global.count);
+  const w1 = num(g['wasserstein']);
+  const segmentShifts: SegmentShift[] = [];
+  if (segmented) {
+    for (const [index, key] of segments.keys.entries()) {
+      const so = o.segments[index]!;
+      const sn = n.segments[index]!;
+      const r = segmentRows.get(index + 1) ?? {};
+      const both = so.count > 0 && sn.count > 0;
+      const p = psiOf(bins(r['psi_old'], edges.length + 1), bins(r['psi_new'], edges.length + 1), so.count, sn.count);
+      const segW1 = both ? num(r['wasserstein']) : null;
+      segmentShifts.push({
+        segment: JSON.parse(key) as SegmentShift['segment'],
+        old: {count: so.count, mean: round(so.mean), std: round(so.std)},
+        new: {count: sn.count, mean: round(sn.mean), std: round(sn.std)},
+        mean_change: meanChange(so.mean, sn.mean),
+        ks: both ? round(num(r['ks'])) : null,
+        psi: round(p?.value ?? null),
+        wasserstein_norm: round(segW1 !== null && so.std ? segW1 / so.std : null),
+        drift: driftLabel(p?.value ?? null, settings.psi),
+      });
+    }
+  }
+  return {
+    type: 'numeric',
+    old: summary(o, oldQ),
+    new: summary(n, newQ),
+    mean_change: meanChange(o.global.mean, n.global.mean),
+    ks: round(num(g['ks'])),
+    psi: round(globalPsi?.value ?? null),
+    psi_bins: {edges: edges.map((e) => round(e)!), old: (globalPsi?.po ?? []).map((x) => round(x)!), new: (globalPsi?.pn ?? []).map((x) => round(x)!)},
+    wasserstein: round(w1),
+    wasserstein_norm: round(w1 !== null && o.global.std ? w1 / o.global.std : null),
+    drift: driftLabel(globalPsi?.value ?? null, settings.psi),
+    histogram: {edges: chartEdges, old: chartOld, new: chartNew},
+    segments: segmentShifts,
+    top_movers: [],
+  };
+}
+
+// DuckDB MAP values as JSON: [{key, value}, ...] (or an object, depending on the client).
+function mapEntries(value: unknown): {key: number; value: number}[] {
+  if (value === null || value === undefined) return [];
+  if (Array.isArray(value)) return value.map((e: {key: unknown; value: unknown}) => ({key: num(e.key)!, value: num(e.value)!}));
+  return Object.entries(value as Record<string, unknown>).map(([k, v]) => ({key: Number(k), value: num(v)!}));
+}
+
+function minOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+function maxOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
+
+async function analyzeCategorical(conn: DuckDBConnection, log: TaskContext['log'], s: AnalysisSources, column: string): Promise<CategoricalAnalysis> {
+  const counts = await rowsOf(conn, categoriesSql(column, s), {log, label: `${column}: categories`});
+  const side = (k: 0 | 1) => {
+    const m = new Map<string, number>();
+    let nulls = 0;
+    for (const r of counts) {
+      if (num(r['side']) !== k) continue;
+      if (r['value'] === null) nulls = num(r['n'])!;
+      else m.set(String(r['value']), num(r['n'])!);
+    }
+    return {m, nulls, count: [...m.values()].reduce((a, b) => a + b, 0)};
+  };
+  const o = side(0);
+  const n = side(1);
+  const all = [...new Set([...o.m.keys(), ...n.m.keys()])];
+  const rank = (v: string) => Math.max(o.m.get(v) ?? 0, n.m.get(v) ?? 0);
+  const byFrequency = (a: string, b: string) => rank(b) - rank(a) || (a < b ? -1 : a > b ? 1 : 0);
+  all.sort(byFrequency);
+  const added = all.filter((v) => !o.m.has(v));
+  const vanished = all.filter((v) => !n.m.has(v));
+  return {
+    type: 'categorical',
+    old: {count: o.count, nulls: o.nulls, distinct: o.m.size},
+    new: {count: n.count, nulls: n.nulls, distinct: n.m.size},
+    js_distance: round(o.count > 0 && n.count > 0 ? jensenShannonDistance(all.map((v) => (o.m.get(v) ?? 0) / o.count), all.map((v) => (n.m.get(v) ?? 0) / n.count)) : null),
+    categories: all.slice(0, CATEGORY_CAP).map((v) => ({
+      value: v,
+      old: o.m.get(v) ?? 0,
+      new: n.m.get(v) ?? 0,
+      old_pct: round(o.count > 0 ? (100 * (o.m.get(v) ?? 0)) / o.count : 0)!,
+      new_pct: round(n.count > 0 ? (100 * (n.m.get(v) ?? 0)) / n.count : 0)!,
+    })),
+    new_categories: added.slice(0, CATEGORY_CAP),
+    vanished_categories: vanished.slice(0, CATEGORY_CAP),
+    truncated: all.length > CATEGORY_CAP || added.length > CATEGORY_CAP || vanished.length > CATEGORY_CAP,
+  };
+}
+
+/** Jensen-Shannon distance with base-2 logarithms: sqrt of the divergence, in [0, 1]. */
+export function jensenShannonDistance(p: readonly number[], q: readonly number[]): number {
+  let divergence = 0;
+  for (const [i, pi] of p.entries()) {
+    const qi = q[i]!;
+    const m = (pi + qi) / 2;
+    if (pi > 0) divergence += 0.5 * pi * Math.log2(pi / m);
+    if (qi > 0) divergence += 0.5 * qi * Math.log2(qi / m);
+  }
+  return Math.sqrt(Math.max(divergence, 0));
+}
+
+/** PSI with empty bins floored at `PSI_FLOOR`. */
+export function psi(po: readonly number[], pn: readonly number[]): number {
+  let sum = 0;
+  for (const [i, a] of po.entries()) {
+    const o = Math.max(a, PSI_FLOOR);
+    const n = Math.max(pn[i]!, PSI_FLOOR);
+    sum += (n - o) * Math.log(n / o);
+  }
+  return sum;
+}
+
+// quantile_cont's interpolation: position h = (n - 1) q between order statistics k and k + 1.
+function rankPair(n: number, q: number): {k: number; k2: number; frac: number} | null {
+  if (n <= 0) return null;
+  const h = (n - 1) * q;
+  const k = Math.floor(h);
+  return {k, k2: Math.min(k + 1, n - 1), frac: h - k};
+}
+
+function driftLabel(value: number | null, thresholds: {warn: number; fail: number}): DriftLabel | null {
+  if (value === null) return null;
+  return value >= thresholds.fail ? 'major' : value >= thresholds.warn ? 'moderate' : 'none';
+}
+
+function meanChange(oldMean: number | null, newMean: number | null): {abs: number | null; pct: number | null} {
+  if (oldMean === null || newMean === null) return {abs: null, pct: null};
+  return {abs: round(newMean - oldMean), pct: round(oldMean !== 0 ? (100 * (newMean - oldMean)) / Math.abs(oldMean) : null)};
+}
+
+function evaluateRule(rule: DriftRule, parameters: Record<string, NumericAnalysis>): AnalysisRuleResult {
+  const columns = rule.column !== undefined ? [rule.column] : Object.keys(parameters);
+  let worst: {column: string; psi: number} | null = null;
+  for (const c of columns) {
+    const value = parameters[c]?.psi ?? null;
+    if (value !== null && (worst === null || value > worst.psi)) worst = {column: c, psi: value};
+  }
+  const passed = worst === null || worst.psi <= rule.max_psi;
+  const scope = rule.column !== undefined ? `"${rule.column}"` : 'every parameter';
+  const message = passed
+    ? `drift: PSI of ${scope} is within ${rule.max_psi}${worst ? ` (max ${worst.psi} for "${worst.column}")` : ''}`
+    : `drift: PSI of "${worst!.column}" is ${worst!.psi}, above ${rule.max_psi}`;
+  return {check: 'drift', severity: rule.severity, passed, observed: worst?.psi ?? null, limit: rule.max_psi, message};
+}
+
+function parseMovers(value: unknown, keys: readonly string[]): Mover[] {
+  if (typeof value !== 'string') return [];
+  const items = JSON.parse(value) as {key: Record<string, unknown>; old: number; new: number}[] | null;
+  return (items ?? [])
+    .map((m) => ({
+      key: Object.fromEntries(keys.map((k, i) => [k, m.key[`k${i}`]])),
+      old: round(m.old)!,
+      new: round(m.new)!,
+      change: round(m.new - m.old)!,
+      abs_change: round(Math.abs(m.new - m.old))!,
+    }))
+    .sort((a, b) => b.abs_change - a.abs_change || compareKeys(a.key, b.key));
+}
+
+function compareKeys(a: Record<string, unknown>, b: Record<string, unknown>): number {
+  const x = JSON.stringify(a);
+  const y = JSON.stringify(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+const CSV_COLUMNS = ['count', 'nulls', 'mean', 'std', 'min', 'p05', 'p25', 'p50', 'p75', 'p95', 'max'] as const;
+
+function parametersCsv(parameters: Record<string, NumericAnalysis>): string {
+  const header = ['parameter', ...CSV_COLUMNS.flatMap((c) => [`old_${c}`, `new_${c}`]), 'mean_change', 'mean_change_pct', 'ks', 'psi', 'wasserstein_norm', 'drift'];
+  const lines = [header.join(',')];
+  for (const [name, p] of Object.entries(parameters)) {
+    const cells = [csvCell(name), ...CSV_COLUMNS.flatMap((c) => [cell(p.old[c]), cell(p.new[c])]), cell(p.mean_change.abs), cell(p.mean_change.pct), cell(p.ks), cell(p.psi), cell(p.wasserstein_norm), p.drift ?? ''];
+    lines.push(cells.join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function cell(value: number | null): string {
+  return value === null ? '' : String(value);
+}
+
+function csvCell(text: string): string {
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** Rounds to 12 significant digits so reruns write identical bytes; -0 becomes 0. */
+function round(value: number | null): number | null {
+  if (value === null || !Number.isFinite(value)) return null;
+  const r = Number(value.toPrecision(12));
+  return r === 0 ? 0 : r;
+}
+
+function num(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  const n = Number(value);
+  return Number.isNaN(n) ? null : n;
+}
+
+async function rowsOf(conn: DuckDBConnection, sql: string, timing?: {log: TaskContext['log']; label: string}): Promise<Record<string, unknown>[]> {
+  const start = performance.now();
+  const reader = await conn.runAndReadAll(sql);
+  const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
+  // Per-query times in the debug log: where the time of a slow analysis goes.
+  timing?.log.debug(`analyze: ${timing.label} took ${Math.round(performance.now() - start)} ms`);
+  return rows;
+}
+
+async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
+  const row = (await rowsOf(conn, sql))[0];
+  return num(row ? Object.values(row)[0] : null) ?? 0;
+}
+
+async function describe(conn: DuckDBConnection, path: string): Promise<Map<string, string>> {
+  const rows = await rowsOf(conn, describeSql(path, 'duckdb'));
+  return new Map(rows.map((r) => [String(r['column_name']), String(r['column_type'])]));
+}
+
+function isNumeric(type: string): boolean {
+  return /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL)/.test(type);
+}
+
+function isCategorical(type: string): boolean {
+  return type === 'VARCHAR' || type === 'BOOLEAN';
+}
+
+function checkAborted(ctx: TaskContext): void {
+  if (ctx.signal.aborted) throw new InterruptedError('analysis interrupted');
+}
+
+function list(names: readonly string[]): string {
+  return names.length === 0 ? '(none)' : names.map((n) => `"${n}"`).join(', ');
+}
+
+function readKeys(settings: Readonly<Record<string, Json>>): string[] {
+  const source = settings['source'];
+  const keys = isObject(source) ? source['keys'] : undefined;
+  if (keys === undefined) return [];
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
+    throw new ConfigurationError(`source.keys must be a list of column names, got ${JSON.stringify(keys)}.`);
+  }
+  return keys as string[];
+}
+
+function readSettings(settings: Readonly<Record<string, Json>>): AnalysisSettings {
+  const a = isObject(settings['analysis']) ? settings['analysis'] : {};
+  const problems: string[] = [];
+  const segmentBy = a['segment_by'] ?? ['region'];
+  if (!Array.isArray(segmentBy) || !segmentBy.every((c) => typeof c === 'string')) problems.push(`analysis.segment_by must be a list of column names, got ${JSON.stringify(segmentBy)}`);
+  const int = (name: string, fallback: number, min: number) => {
+    const v = a[name] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`analysis.${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+    return typeof v === 'number' ? v : fallback;
+  };
+  const bins = int('bins', 10, 2);
+  const topN = int('top_n', 20, 1);
+  const psiSettings = isObject(a['psi']) ? a['psi'] : {};
+  const threshold = (name: 'warn' | 'fail', fallback: number) => {
+    const v = psiSettings[name] ?? fallback;
+    if (typeof v !== 'number' || !(v >= 0)) problems.push(`analysis.psi.${name} must be a number >= 0, got ${JSON.stringify(v)}`);
+    return typeof v === 'number' ? v : fallback;
+  };
+  const psiWarn = threshold('warn', 0.1);
+  const psiFail = threshold('fail', 0.25);
+  const rawRules = a['rules'] ?? [];
+  const rules: DriftRule[] = [];
+  if (!Array.isArray(rawRules)) problems.push(`analysis.rules must be a list, got ${JSON.stringify(rawRules)}`);
+  else {
+    for (const [i, r] of rawRules.entries()) {
+      if (!isObject(r) || r['check'] !== 'drift') {
+        problems.push(`analysis.rules[${i}]: expected {check: drift, column?, max_psi, severity}, got ${JSON.stringify(r)}`);
+        continue;
+      }
+      const column = r['column'];
+      const maxPsi = r['max_psi'];
+      const severity = r['severity'] ?? 'error';
+      if (column !== undefined && column !== null && typeof column !== 'string') problems.push(`analysis.rules[${i}].column must be a column name`);
+      if (typeof maxPsi !== 'number' || !(maxPsi >= 0)) problems.push(`analysis.rules[${i}].max_psi must be a number >= 0, got ${JSON.stringify(maxPsi)}`);
+      if (severity !== 'error' && severity !== 'warn') problems.push(`analysis.rules[${i}].severity must be error or warn, got ${JSON.stringify(severity)}`);
+      rules.push({check: 'drift', column: typeof column === 'string' ? column : undefined, max_psi: Number(maxPsi), severity: severity === 'warn' ? 'warn' : 'error'});
+    }
+  }
+  if (problems.length > 0) throw new ConfigurationError(problems.join('; '), {hint: 'Fix the analysis settings in pipeline.yaml or your --config file.'});
+  return {segment_by: segmentBy as string[], bins, top_n: topN, psi: {warn: psiWarn, fail: psiFail}, rules};
+}
+
+function isObject(value: Json | undefined): value is {[key: string]: Json} {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
