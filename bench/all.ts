@@ -189,7 +189,6 @@ async function benchSize(size: number) {
 }
 
 async function main(): Promise<void> {
-  execFileSync('npm', ['run', '--silent', 'build'], {cwd: REPO, stdio: 'inherit'});
   const machine = {cores: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version};
   const date = new Date().toISOString();
   console.log(`bench: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, Node ${machine.node}, ${runs} runs per figure`);

@@ -57,10 +57,22 @@ export interface SchemaDiff {
   retyped: {column: string; old: string; new: string}[];
 }
 
-/** Where each version's rows are read from. */
+/**
+ * Where each version's rows are read from: two Parquet paths (DuckDB), or, in BigQuery, the
+ * two version values that filter `ComparePlan.table`.
+ */
 export interface CompareSources {
   old: string;
   new: string;
+}
+
+/** A BigQuery table holding every version, told apart by its version column. */
+export interface VersionedTable {
+  /** `project.dataset.table`, quoted as one path. */
+  path: string;
+  versionColumn: string;
+  /** The BigQuery type the version values are bound as (STRING, INT64, FLOAT64, NUMERIC, DATE, ...). */
+  versionType: string;
 }
 
 /** Everything SQL generation needs: pure data from the settings and the two schemas. */
@@ -70,12 +82,16 @@ export interface ComparePlan {
   keys: KeyColumn[];
   columns: ComparedColumn[];
   schema: SchemaDiff;
+  /** The source table of the BigQuery dialect; null in DuckDB. */
+  table: VersionedTable | null;
 }
 
-/** One statement and the values bound to its `$name` parameters. */
+/** One statement and the values bound to its `$name` (DuckDB) or `@name` (BigQuery) parameters. */
 export interface SqlStatement {
   sql: string;
   params: Record<string, string | number>;
+  /** BigQuery parameter types, for values whose JavaScript type does not say (INT64 vs FLOAT64). */
+  types?: Record<string, string>;
 }
 
 /** Temp tables the comparison creates on its connection (dropped by `cleanupSql`). */
@@ -106,6 +122,8 @@ export interface PlanOptions {
   tolerance: ToleranceSettings;
   schemaOld: readonly SchemaColumn[];
   schemaNew: readonly SchemaColumn[];
+  /** Required by the BigQuery dialect. */
+  table?: VersionedTable;
 }
 
 /**
@@ -169,7 +187,8 @@ export function planComparison(options: PlanOptions): ComparePlan {
   for (const {name, type} of schemaNew) {
     if (wanted(name) && !oldTypes.has(name)) schema.added.push({column: name, type});
   }
-  return {dialect: options.dialect, sources: options.sources, keys: keyColumns, columns, schema};
+  if (options.dialect === 'bigquery' && options.table === undefined) throw new TypeError('the BigQuery plan needs its source table');
+  return {dialect: options.dialect, sources: options.sources, keys: keyColumns, columns, schema, table: options.table ?? null};
 }
 
 function toleranceFor(name: string, tolerance: ToleranceSettings): {abs: number; rel: number} {
