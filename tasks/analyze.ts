@@ -66,6 +66,14 @@ export default defineTask({
       segmentBy: settings.segment_by,
     };
     const conn = await ctx.duckdb();
+    // With every engine set to bigquery the extraction holds only a reference to the table
+    // (the comparison runs in BigQuery); the analysis cannot run there yet.
+    const {readBigQueryReference} = await import('./lib/bigquery-extract.js');
+    if ((await readBigQueryReference(conn, sources.oldPath)) !== null || (await readBigQueryReference(conn, sources.newPath)) !== null) {
+      throw new ConfigurationError('analysis.engine: bigquery is not available yet: the analysis runs on extracted rows, and this extraction holds only a reference to the table.', {
+        hint: 'Set analysis.engine: local (the rows are then extracted), or run with --skip-analysis.',
+      });
+    }
     const oldColumns = await describe(conn, sources.oldPath);
     const newColumns = await describe(conn, sources.newPath);
     const missingSegments = settings.segment_by.filter((c) => !oldColumns.has(c) || !newColumns.has(c));

@@ -1,7 +1,9 @@
 /**
  * extract: one version's rows from the configured source, written to `rows.parquet`.
  * The embedded default reads a DuckDB table or Parquet/CSV files (tasks/lib/local-source.ts);
- * `source.engine: bigquery` delegates to tasks/lib/bigquery-extract.ts.
+ * `source.engine: bigquery` delegates to tasks/lib/bigquery-extract.ts. When every consumer of
+ * the rows runs inside BigQuery (`validation.engine` and `analysis.engine` both `bigquery`),
+ * the table is not scanned: `rows.parquet` holds the columns, no rows, and a reference to them.
  */
 import {ConfigurationError, InterruptedError} from '../src/errors.js';
 import type {Json, ProbeContext, TaskContext, TaskResult} from '../src/task-api.js';
@@ -35,8 +37,8 @@ export default defineTask({
     const settings = readSettings(ctx.settings);
     const output = ctx.output('rows.parquet');
     if (settings.engine === 'bigquery') {
-      const {extractBigQuery} = await import('./lib/bigquery-extract.js');
-      return extractBigQuery(ctx, version, output);
+      const {extractBigQuery, extractBigQuerySchema} = await import('./lib/bigquery-extract.js');
+      return settings.pushedDown ? extractBigQuerySchema(ctx, version, output) : extractBigQuery(ctx, version, output);
     }
     const source = await resolveLocalSource(settings.local, settings.spec, ctx.projectDir);
     ctx.progress({rows: 0, message: `reading ${source.kind === 'table' ? source.table : source.display}`});
@@ -57,6 +59,8 @@ export default defineTask({
 /** The task's settings, type-checked (the runner validated the file; this guards direct use). */
 interface ExtractSettings {
   engine: 'duckdb' | 'bigquery';
+  /** Whether validate and analyze read the rows in BigQuery, so only the schema is extracted. */
+  pushedDown: boolean;
   spec: SourceSpec;
   local: LocalSettings;
 }
@@ -72,8 +76,11 @@ function readSettings(settings: Readonly<Record<string, Json>>): ExtractSettings
   if (keys.length === 0) throw new ConfigurationError('source.keys must name at least one key column, got []');
   const columns = source['columns'] ?? null;
   const path = duckdb['path'] ?? null;
+  const validationEngine = object(settings['validation'], 'validation')['engine'] ?? 'local';
+  const analysisEngine = object(settings['analysis'], 'analysis')['engine'] ?? 'local';
   return {
     engine,
+    pushedDown: engine === 'bigquery' && validationEngine === 'bigquery' && analysisEngine === 'bigquery',
     spec: {
       table: string(source['table'] ?? SAMPLE_TABLE, 'source.table'),
       versionColumn: string(source['version_column'] ?? 'version', 'source.version_column'),

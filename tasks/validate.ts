@@ -3,13 +3,22 @@
  * tolerance, schema), evaluates `validation.rules` and writes validation.json and the CSVs
  * of mismatches, added, removed and duplicated keys. The work is SQL from compare-sql.ts
  * run in DuckDB; the CSVs are written by DuckDB itself, so no row passes through JavaScript.
+ *
+ * Pushed down (the extractions are schema-only references to a BigQuery table, see
+ * bigquery-extract.ts), the same plan runs as BigQuery queries: one for every figure, one
+ * for bounded samples of the CSVs' rows (`validation.max_mismatch_rows` of each kind), after
+ * a dry run of both that `bigquery.maximum_bytes_billed` caps.
  */
 import {writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {ConfigurationError, ExecutionError, InterruptedError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json, TaskContext} from '../src/task-api.js';
+import {formatBytes} from '../src/util/units.js';
 import {
+  bigQueryCountsSql,
+  bigQuerySamplesSql,
   candidatesSql,
   cleanupSql,
   countsSql,
@@ -17,13 +26,17 @@ import {
   diffSql,
   duplicatesCopySql,
   duplicatesSql,
+  emptySamplesSql,
   keysCopySql,
   mismatchesCopySql,
   nullKeysSql,
   planComparison,
   profileSql,
+  samplesCopySql,
+  SAMPLES_TABLE,
 } from './lib/compare-sql.js';
-import type {ComparePlan, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
+import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
+import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {evaluateRules, overallStatus, parseRules} from './lib/rules.js';
 import type {ColumnCounts, ComparisonCounts} from './lib/rules.js';
 
@@ -47,14 +60,16 @@ export default defineTask({
 
     ctx.progress({message: 'reading schemas'});
     const [schemaOld, schemaNew] = [await sql.schema('old', sources.old), await sql.schema('new', sources.new)];
+    const remote = await references(connection, sources, settings, ctx);
     const plan = planComparison({
-      dialect: 'duckdb',
-      sources,
+      dialect: remote === null ? 'duckdb' : 'bigquery',
+      sources: remote === null ? sources : {old: remote.old.version, new: remote.new.version},
       keys: settings.keys,
       columns: settings.columns,
       tolerance: settings.tolerance,
       schemaOld,
       schemaNew,
+      ...(remote === null ? {} : {table: versionedTable(remote.new)}),
     });
 
     const numeric = new Set(plan.columns.filter((c) => c.kind === 'numeric').map((c) => c.name));
@@ -62,6 +77,7 @@ export default defineTask({
       if (!numeric.has(name)) ctx.log.warn(`validation.tolerance.columns.${name} applies to no numeric column present in both versions`);
     }
 
+    if (remote !== null) return compareInBigQuery(ctx, sql, plan, remote.new, settings, rules);
     try {
       const [profileOld, profileNew] = [await profile(sql, plan, 'old'), await profile(sql, plan, 'new')];
       const total = num(profileOld['row_count']) + num(profileNew['row_count']);
@@ -84,32 +100,203 @@ export default defineTask({
       await sql.run(keysCopySql(plan, 'removed', ctx.output('removed_keys.csv')));
       await sql.run(duplicatesCopySql(plan, ctx.output('duplicate_keys.csv')));
 
-      const validation = {...report, rules: results, status};
+      const validation = {...report, rules: results, status, engine: 'local'};
       await writeFile(ctx.output('validation.json'), `${JSON.stringify(validation, null, 2)}\n`);
-
-      const failed = results.filter((r) => !r.passed);
-      for (const r of failed) ctx.log[r.severity === 'error' ? 'error' : 'warn'](r.message);
-      ctx.log.info(
-        `compared ${report.compared_rows} rows: ${report.changed_rows} changed, ${report.keys.added} keys added, ` +
-          `${report.keys.removed} removed; status ${status}`,
-      );
-      return {
-        rows: report.compared_rows,
-        verdict: status,
-        verdictReasons: failed.map((r) => `[${r.severity}] ${r.message}`),
-        details: {
-          matched: report.keys.matched,
-          added: report.keys.added,
-          removed: report.keys.removed,
-          changed_rows: report.changed_rows,
-          difference_score: report.difference_score,
-        },
-      };
+      return finish(ctx, report, results, status, {engine: 'local'});
     } finally {
       for (const statement of cleanupSql()) await sql.run(statement).catch(() => undefined);
     }
   },
 });
+
+// Logs the outcome and makes the task's result.
+function finish(ctx: TaskContext, report: Report, results: ReturnType<typeof evaluateRules>, status: string, extra: Record<string, Json>) {
+  const failed = results.filter((r) => !r.passed);
+  for (const r of failed) ctx.log[r.severity === 'error' ? 'error' : 'warn'](r.message);
+  ctx.log.info(
+    `compared ${report.compared_rows} rows: ${report.changed_rows} changed, ${report.keys.added} keys added, ` +
+      `${report.keys.removed} removed; status ${status}`,
+  );
+  return {
+    rows: report.compared_rows,
+    verdict: status as 'pass' | 'warn' | 'fail',
+    verdictReasons: failed.map((r) => `[${r.severity}] ${r.message}`),
+    details: {
+      matched: report.keys.matched,
+      added: report.keys.added,
+      removed: report.keys.removed,
+      changed_rows: report.changed_rows,
+      difference_score: report.difference_score,
+      ...extra,
+    },
+  };
+}
+
+/**
+ * The BigQuery references of the two extractions, when both are schema-only (pushed down);
+ * null when both hold rows. `validation.engine: bigquery` without references runs locally,
+ * with a warning saying why.
+ */
+async function references(
+  connection: DuckDBConnection,
+  sources: {old: string; new: string},
+  settings: ValidateSettings,
+  ctx: TaskContext,
+): Promise<{old: BigQueryReference; new: BigQueryReference} | null> {
+  const {readBigQueryReference} = await import('./lib/bigquery-extract.js');
+  const [old, neu] = [await readBigQueryReference(connection, sources.old), await readBigQueryReference(connection, sources.new)];
+  if (old === null && neu === null) {
+    if (settings.engine === 'bigquery') {
+      ctx.log.warn(
+        'validation.engine is bigquery, but the extractions hold the rows (the comparison runs inside BigQuery only when ' +
+          'source.engine, validation.engine and analysis.engine are all bigquery); compared locally.',
+      );
+    }
+    return null;
+  }
+  if (old === null || neu === null) {
+    throw new ExecutionError('One extraction is a BigQuery reference and the other holds rows; expected both alike.', {
+      hint: 'Rerun both extractions (--force), with the same source and engine settings.',
+    });
+  }
+  const table = (r: BigQueryReference) => `${r.project_id}.${r.dataset_id}.${r.table_id}`;
+  if (table(old) !== table(neu) || old.version_column !== neu.version_column || old.api_endpoint !== neu.api_endpoint) {
+    throw new ExecutionError(`The two versions point at different BigQuery tables (${table(old)}, ${table(neu)}); expected one table.`);
+  }
+  return {old, new: neu};
+}
+
+function versionedTable(reference: BigQueryReference) {
+  return {
+    path: `${reference.project_id}.${reference.dataset_id}.${reference.table_id}`,
+    versionColumn: reference.version_column,
+    versionType: reference.version_type,
+    columnTypes: reference.column_types,
+  };
+}
+
+/** What each CSV lists when pushed down: its sample kind and the total it samples. */
+const SAMPLE_FILES: {kind: SampleKind; file: string}[] = [
+  {kind: 'mismatch', file: 'mismatches.csv'},
+  {kind: 'added', file: 'added_keys.csv'},
+  {kind: 'removed', file: 'removed_keys.csv'},
+  {kind: 'duplicate', file: 'duplicate_keys.csv'},
+];
+
+/**
+ * The comparison inside BigQuery: a dry run of both queries (refused above the byte cap),
+ * the figures, then the samples when there is anything to list; the CSVs are written by
+ * DuckDB from the staged samples.
+ */
+async function compareInBigQuery(
+  ctx: TaskContext,
+  sql: Runner,
+  plan: ComparePlan,
+  reference: BigQueryReference,
+  settings: ValidateSettings,
+  rules: ReturnType<typeof parseRules>,
+) {
+  const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
+  const {callBigQuery, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
+  const table = `${reference.project_id}.${reference.dataset_id}.${reference.table_id}`;
+  const cap = settings.maximumBytesBilled === undefined ? reference.maximum_bytes_billed : settings.maximumBytesBilled;
+  const errorSettings = {
+    projectId: reference.project_id,
+    datasetId: reference.dataset_id,
+    tableId: reference.table_id,
+    location: reference.location,
+    apiEndpoint: reference.api_endpoint ?? undefined,
+    maximumBytesBilled: cap ?? undefined,
+    freshness: 'always' as const,
+    ttlSeconds: 3600,
+    retryMaxDelaySeconds: settings.retryMaxDelaySeconds,
+    versionColumn: reference.version_column,
+    keys: settings.keys,
+    columns: settings.columns,
+    retryCount: settings.retryCount,
+    chunkSize: 10_000,
+  };
+  const bigquery = await openBigQuery({
+    projectId: reference.project_id,
+    location: reference.location,
+    apiEndpoint: reference.api_endpoint ?? undefined,
+    retryCount: settings.retryCount,
+    maxRetryDelaySeconds: settings.retryMaxDelaySeconds,
+  });
+  const query = (statement: SqlStatement) => ({
+    sql: statement.sql,
+    params: statement.params,
+    ...(statement.types === undefined ? {} : {types: statement.types}),
+    ...(cap === null || cap === undefined ? {} : {maximumBytesBilled: String(cap)}),
+  });
+  const figuresSql = bigQueryCountsSql(plan);
+  const samplesSql = bigQuerySamplesSql(plan, settings.maxMismatchRows);
+
+  ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
+  const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql)));
+  const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql)));
+  const estimate = figuresBytes + samplesBytes;
+  ctx.log.info(
+    `BigQuery dry run: the comparison on ${table} will process at most ${formatBytes(estimate)} ` +
+      `(${formatBytes(figuresBytes)} for the figures, ${formatBytes(samplesBytes)} for the samples, run only when there are differences).`,
+  );
+  if (cap !== null && cap !== undefined && estimate > cap) {
+    throw new ConfigurationError(
+      `The comparison on ${table} would process ${formatBytes(estimate)}, more than bigquery.maximum_bytes_billed (${formatBytes(cap)}).`,
+      {hint: 'Raise bigquery.maximum_bytes_billed, narrow source.columns, or compare locally (validation.engine: local).'},
+    );
+  }
+
+  ctx.progress({message: 'comparing in BigQuery'});
+  const figures = await callBigQuery(errorSettings, 'compare the versions in', () => queryAll(bigquery, query(figuresSql)));
+  const [wire] = figures.rows;
+  if (wire === undefined) throw new ExecutionError(`Expected one row of figures from BigQuery, got none.`, {task: ctx.name});
+  const row: Row = Object.fromEntries(figures.fields.map((f, i) => [f.name, decodeScalar(f, wire.f[i]?.v)]));
+  const side = (prefix: 'o_' | 'n_') =>
+    Object.fromEntries(Object.entries(row).filter(([name]) => name.startsWith(prefix)).map(([name, value]) => [name.slice(2), value]));
+  const profileOld = side('o_');
+  const profileNew = side('n_');
+  const report = buildReport(plan, settings.tolerance, profileOld, profileNew, row);
+  const results = evaluateRules(rules, report);
+  const status = overallStatus(results);
+
+  const totals: Record<SampleKind, number> = {
+    mismatch: Object.values(report.columns).reduce((sum, c) => sum + c.changed, 0),
+    added: report.keys.added,
+    removed: report.keys.removed,
+    duplicate: num(row['dup_matched']) + num(row['dup_added']) + num(row['dup_removed']),
+  };
+  let bytes = figuresBytes;
+  if (Object.values(totals).some((n) => n > 0) && settings.maxMismatchRows > 0) {
+    ctx.progress({message: 'reading samples from BigQuery'});
+    const samples = await callBigQuery(errorSettings, 'read the samples of', () => queryAll(bigquery, query(samplesSql)));
+    bytes += samplesBytes;
+    const staging = join(ctx.tmpDir, 'bigquery-samples.txt');
+    await writeFile(staging, new RowEncoder(samples.fields).encode(samples.rows));
+    await sql.run({sql: `CREATE OR REPLACE TEMP TABLE ${SAMPLES_TABLE} AS ${stagedRowsSql(samples.fields, staging)}`, params: {}});
+  } else {
+    await sql.run(emptySamplesSql(plan));
+  }
+
+  const sampled: Record<string, Json> = {};
+  try {
+    ctx.progress({message: 'writing CSVs'});
+    for (const {kind, file} of SAMPLE_FILES) {
+      await sql.run(samplesCopySql(plan, kind, ctx.output(file)));
+      const rows = Math.min(totals[kind], settings.maxMismatchRows);
+      sampled[file] = {rows, total: totals[kind], truncated: rows < totals[kind]};
+      if (rows < totals[kind]) {
+        ctx.log.warn(`${file} lists the first ${rows} of ${totals[kind]} rows (validation.max_mismatch_rows: ${settings.maxMismatchRows}).`);
+      }
+    }
+  } finally {
+    await sql.run({sql: `DROP TABLE IF EXISTS ${SAMPLES_TABLE}`, params: {}}).catch(() => undefined);
+  }
+  const validation = {...report, rules: results, status, engine: 'bigquery', bytes_processed: bytes, samples: sampled};
+  await writeFile(ctx.output('validation.json'), `${JSON.stringify(validation, null, 2)}\n`);
+  ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the comparison.`);
+  return finish(ctx, report, results, status, {engine: 'bigquery', bytes_processed: bytes, table});
+}
 
 // The profile of a version, with `null_keys` added: known from the statistics when there is
 // one key column or no key column has nulls, counted by a scan otherwise.
@@ -129,6 +316,12 @@ interface ValidateSettings {
   columns: string[] | null;
   tolerance: ToleranceSettings;
   rules: unknown;
+  engine: 'local' | 'bigquery';
+  maxMismatchRows: number;
+  /** `bigquery.maximum_bytes_billed` when declared; otherwise the extraction's, from its reference. */
+  maximumBytesBilled: number | null | undefined;
+  retryCount: number;
+  retryMaxDelaySeconds: number | undefined;
 }
 
 function readSettings(settings: Readonly<Record<string, Json>>): ValidateSettings {
@@ -142,11 +335,31 @@ function readSettings(settings: Readonly<Record<string, Json>>): ValidateSetting
   if (columns !== null && (!Array.isArray(columns) || !columns.every((k) => typeof k === 'string'))) {
     throw new ConfigurationError(`Expected "source.columns" to be null or a list of column names, got ${JSON.stringify(columns)}.`);
   }
+  const bigquery = asObject(settings['bigquery']);
+  const performance = asObject(settings['performance']);
+  const engine = validation['engine'] ?? 'local';
+  if (engine !== 'local' && engine !== 'bigquery') {
+    throw new ConfigurationError(`Expected "validation.engine" to be "local" or "bigquery", got ${JSON.stringify(engine)}.`);
+  }
+  const count = (value: Json | undefined, name: string, fallback: number): number => {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+      throw new ConfigurationError(`Expected "${name}" to be a whole number >= 0, got ${JSON.stringify(value)}.`);
+    }
+    return value;
+  };
+  const cap = bigquery['maximum_bytes_billed'];
+  const delay = bigquery['retry_max_delay_seconds'];
   return {
     keys: keys as string[],
     columns: columns as string[] | null,
     tolerance: readTolerance(validation['tolerance'] ?? {}),
     rules: validation['rules'] ?? [],
+    engine,
+    maxMismatchRows: count(validation['max_mismatch_rows'], 'validation.max_mismatch_rows', 10_000),
+    maximumBytesBilled: cap === undefined ? undefined : cap === null ? null : count(cap, 'bigquery.maximum_bytes_billed', 0),
+    retryCount: count(performance['retry_count'], 'performance.retry_count', 3),
+    retryMaxDelaySeconds: typeof delay === 'number' && delay > 0 ? delay : undefined,
   };
 }
 

@@ -38,6 +38,8 @@ describe('the shipped pipeline', () => {
     expect(project.exists('output/0.3615_vs_0.3621/extract-old.rows.parquet')).toBe(false);
     const validation = project.json<{keys: {added: number; removed: number}; status: string}>('output/0.3615_vs_0.3621/validation.json');
     expect(validation.keys).toMatchObject({added: 349, removed: 235});
+    // The report says which engine computed the figures.
+    expect(project.read('output/0.3615_vs_0.3621/report.html')).toContain('<dt>Comparison computed by</dt><dd>DuckDB, on the extracted rows</dd>');
   });
 
   it('a validation tolerance tweak reruns validate and the report only, never the extraction', () => {

@@ -226,3 +226,42 @@ function toPage(rows: WireRow[] | null, response: QueryResponse, jobId: string, 
     location,
   };
 }
+
+/** Every row of a query's result, with its schema. */
+export interface BigQueryResult {
+  fields: BigQueryField[];
+  rows: WireRow[];
+}
+
+/**
+ * Runs a query with named parameters and reads all its result rows, page by page. For
+ * results known to be small (aggregates, bounded samples): they are held in memory.
+ */
+export async function queryAll(source: BigQuerySource, query: BigQueryQuery, pageSize = 10_000): Promise<BigQueryResult> {
+  let page = await source.firstPage(query, pageSize);
+  const fields = page.fields;
+  const rows = [...page.rows];
+  while (page.pageToken !== undefined) {
+    page = await source.nextPage(page, pageSize);
+    rows.push(...page.rows);
+  }
+  return {fields, rows};
+}
+
+/** A wire value as JavaScript: INT64 and FLOAT64 as numbers (NaN, Infinity included), null as null, the rest as text. */
+export function decodeScalar(field: BigQueryField, value: unknown): string | number | boolean | null {
+  if (value === null || value === undefined) return null;
+  switch (field.type) {
+    case 'INTEGER':
+    case 'INT64':
+    case 'FLOAT':
+    case 'FLOAT64':
+    case 'NUMERIC':
+      return Number(value);
+    case 'BOOLEAN':
+    case 'BOOL':
+      return value === true || value === 'true';
+    default:
+      return String(value);
+  }
+}

@@ -30,10 +30,11 @@
  */
 import {randomUUID} from 'node:crypto';
 import {createWriteStream} from 'node:fs';
-import {rm} from 'node:fs/promises';
+import {rm, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from '../../src/errors.js';
 import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-api.js';
+import type {DuckDBConnection} from '@duckdb/node-api';
 import {formatBytes} from '../../src/util/units.js';
 import {openBigQuery} from './bigquery-client.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
@@ -120,7 +121,7 @@ export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource):
   const settings = readBigQuerySettings(ctx.settings);
   const version = versionArg(ctx.args);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await call(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
   const plan = planQuery(settings, metadata, version);
   const probe: Record<string, Json> = {
     engine: 'bigquery',
@@ -129,25 +130,92 @@ export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource):
     version,
     columns: plan.columns.map((c) => c.name),
   };
+  return {...probe, ...freshnessOf(settings, metadata)};
+}
+
+/** What says the table changed: its metadata, else a ttl window, else a nonce (always stale). */
+function freshnessOf(settings: BigQuerySettings, metadata: BigQueryTableMetadata): Record<string, Json> {
   if (metadata.type === 'TABLE' && metadata.lastModifiedTime !== undefined && metadata.numRows !== undefined) {
-    probe['metadata'] = {lastModifiedTime: metadata.lastModifiedTime, numRows: metadata.numRows, etag: metadata.etag ?? null};
-  } else if (settings.freshness === 'ttl') {
-    // The same value for ttl_seconds, so runs within one window share the extraction.
-    probe['ttl_window'] = Math.floor(Date.now() / 1000 / settings.ttlSeconds);
-  } else {
-    probe['nonce'] = randomUUID();
+    return {metadata: {lastModifiedTime: metadata.lastModifiedTime, numRows: metadata.numRows, etag: metadata.etag ?? null}};
   }
-  return probe;
+  // The same value for ttl_seconds, so runs within one window share the extraction.
+  if (settings.freshness === 'ttl') return {ttl_window: Math.floor(Date.now() / 1000 / settings.ttlSeconds)};
+  return {nonce: randomUUID()};
+}
+
+/**
+ * What a schema-only extraction points at: the version's rows stay in BigQuery, and the
+ * comparison runs there. Stored in the Parquet file's key-value metadata, so the file's bytes
+ * (what downstream fingerprints digest) change whenever the table does.
+ */
+export interface BigQueryReference {
+  project_id: string;
+  dataset_id: string;
+  table_id: string;
+  location: string;
+  api_endpoint: string | null;
+  maximum_bytes_billed: number | null;
+  version: string;
+  /** The version column as the table spells it, and the BigQuery type its values bind as. */
+  version_column: string;
+  version_type: string;
+  /** BigQuery types of the extracted columns, by name. */
+  column_types: Record<string, string>;
+  freshness: Json;
+}
+
+const REFERENCE_KEY = 'bigquery_reference';
+
+/**
+ * Pushed-down extraction: writes `outputPath` with the version's columns and no rows, and
+ * the reference to the rows in its metadata. Costs one tables.get and no query.
+ */
+export async function extractBigQuerySchema(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
+  const settings = readBigQuerySettings(ctx.settings);
+  const bigquery = source ?? (await connect(settings));
+  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const plan = planQuery(settings, metadata, version);
+  const reference: BigQueryReference = {
+    project_id: settings.projectId,
+    dataset_id: settings.datasetId,
+    table_id: settings.tableId,
+    location: settings.location,
+    api_endpoint: settings.apiEndpoint ?? null,
+    maximum_bytes_billed: settings.maximumBytesBilled ?? null,
+    version,
+    version_column: plan.versionField.name,
+    version_type: versionType(plan.versionField, version),
+    column_types: Object.fromEntries(plan.columns.map((c) => [c.name, c.mode === 'REPEATED' ? `ARRAY<${c.type}>` : c.type])),
+    freshness: freshnessOf(settings, metadata),
+  };
+  const staging = join(ctx.tmpDir, `bigquery-${randomUUID()}.txt`);
+  await writeFile(staging, '');
+  try {
+    await writeParquet(ctx, settings, plan.columns, staging, outputPath, JSON.stringify(reference));
+  } finally {
+    await rm(staging, {force: true});
+  }
+  ctx.log.info(`Comparison pushed down to BigQuery: wrote the ${plan.columns.length} columns of ${plan.tableName} for version ${version}, no rows read.`);
+  return {rows: 0, details: {version, table: plan.tableName, schema_only: true, bytes_processed: 0}};
+}
+
+/** The reference a schema-only extraction wrote, or null for a file holding rows. */
+export async function readBigQueryReference(connection: DuckDBConnection, path: string): Promise<BigQueryReference | null> {
+  const reader = await connection.runAndReadAll(
+    `SELECT decode(value) AS value FROM parquet_kv_metadata(${sqlString(path)}) WHERE decode(key) = ${sqlString(REFERENCE_KEY)}`,
+  );
+  const value = reader.getRows()[0]?.[0];
+  return typeof value === 'string' ? (JSON.parse(value) as BigQueryReference) : null;
 }
 
 /** Extracts one version into `outputPath` (Parquet, sorted by the keys). */
 export async function extractBigQuery(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
   const settings = readBigQuerySettings(ctx.settings);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await call(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
   const plan = planQuery(settings, metadata, version);
 
-  const bytes = await call(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query));
+  const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query));
   ctx.log.info(`BigQuery dry run: the query on ${plan.tableName} will process ${formatBytes(bytes)}.`);
   if (settings.maximumBytesBilled !== undefined && bytes > settings.maximumBytesBilled) {
     throw new ConfigurationError(
@@ -179,6 +247,7 @@ interface Plan {
   tableName: string;
   query: BigQueryQuery;
   columns: BigQueryField[];
+  versionField: BigQueryField;
 }
 
 /** Resolves the columns against the table's schema and builds the parameterised query. */
@@ -209,7 +278,13 @@ function planQuery(settings: BigQuerySettings, metadata: BigQueryTableMetadata, 
     `FROM ${quoteBigQuery(tableName)} WHERE ${quoteBigQuery(versionField.name)} = @version`;
   const query: BigQueryQuery = {sql, ...versionParameter(versionField, version)};
   if (settings.maximumBytesBilled !== undefined) query.maximumBytesBilled = String(settings.maximumBytesBilled);
-  return {tableName, query, columns};
+  return {tableName, query, columns, versionField};
+}
+
+/** The BigQuery type the version binds as, once versionParameter has checked it. */
+function versionType(field: BigQueryField, version: string): string {
+  const {params, types} = versionParameter(field, version);
+  return types?.['version'] ?? (typeof params['version'] === 'number' ? 'FLOAT64' : 'STRING');
 }
 
 /** The version as a parameter of the version column's type (a STRING never equals an INT64). */
@@ -267,7 +342,7 @@ async function stagePages(
   const stream = createWriteStream(staging);
   let streamError: unknown;
   stream.on('error', (error) => (streamError = error));
-  let page: BigQueryPage | undefined = await call(settings, 'query', () => bigquery.firstPage(plan.query, pageSize));
+  let page: BigQueryPage | undefined = await callBigQuery(settings, 'query', () => bigquery.firstPage(plan.query, pageSize));
   const fields = page.fields;
   const totalRows = page.totalRows;
   const encoder = new RowEncoder(fields);
@@ -276,7 +351,7 @@ async function stagePages(
     while (page) {
       checkAborted(ctx.signal);
       const current: BigQueryPage = page;
-      const next = current.pageToken !== undefined ? call(settings, 'read a page of', () => bigquery.nextPage(current, pageSize)) : undefined;
+      const next = current.pageToken !== undefined ? callBigQuery(settings, 'read a page of', () => bigquery.nextPage(current, pageSize)) : undefined;
       // A rejected prefetch must not become an unhandled rejection while this page is written.
       next?.catch(() => undefined);
       if (current.rows.length > 0 && !stream.write(encoder.encode(current.rows))) {
@@ -304,7 +379,7 @@ const NEEDS_QUOTES = /[\n\r"\x1f]/;
  * string (read with allow_quoted_nulls=false); REPEATED and RECORD values are their wire
  * JSON, decoded in SQL.
  */
-class RowEncoder {
+export class RowEncoder {
   readonly #kinds: ('plain' | 'text' | 'nested')[];
 
   constructor(fields: BigQueryField[]) {
@@ -340,19 +415,35 @@ function quote(s: string): string {
   return `"${s.replaceAll('"', '""')}"`;
 }
 
-async function writeParquet(ctx: TaskContext, settings: BigQuerySettings, fields: BigQueryField[], staging: string, outputPath: string): Promise<void> {
-  const connection = await ctx.duckdb();
+/**
+ * A SELECT of the rows staged by RowEncoder in `staging`, each column converted from its
+ * wire text to its DuckDB type (see the mapping at the top).
+ */
+export function stagedRowsSql(fields: BigQueryField[], staging: string): string {
   const columns = fields.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
   const select = fields.map((f, i) => `${convertTop(f, `"c${i}"`)} AS ${quoteDuck(f.name)}`).join(', ');
+  return (
+    `SELECT ${select} FROM read_csv(${sqlString(staging)}, delim=${sqlString(DELIMITER)}, quote='"', escape='"', ` +
+    `header=false, auto_detect=false, allow_quoted_nulls=false, columns={${columns}})`
+  );
+}
+
+async function writeParquet(
+  ctx: TaskContext,
+  settings: BigQuerySettings,
+  fields: BigQueryField[],
+  staging: string,
+  outputPath: string,
+  reference?: string,
+): Promise<void> {
+  const connection = await ctx.duckdb();
   const keyNames = new Set(settings.keys.map((k) => k.toLowerCase()));
   const order = [
     ...fields.filter((f) => keyNames.has(f.name.toLowerCase())),
     ...fields.filter((f) => !keyNames.has(f.name.toLowerCase())),
   ].map((f) => quoteDuck(f.name));
-  const sql =
-    `COPY (SELECT ${select} FROM read_csv(${sqlString(staging)}, delim=${sqlString(DELIMITER)}, quote='"', escape='"', ` +
-    `header=false, auto_detect=false, allow_quoted_nulls=false, columns={${columns}}) ` +
-    `ORDER BY ${order.join(', ')}) TO ${sqlString(outputPath)} (FORMAT parquet)`;
+  const metadata = reference === undefined ? '' : `, KV_METADATA {${REFERENCE_KEY}: ${sqlString(reference)}}`;
+  const sql = `COPY (${stagedRowsSql(fields, staging)} ORDER BY ${order.join(', ')}) TO ${sqlString(outputPath)} (FORMAT parquet${metadata})`;
   try {
     await connection.run(sql);
   } catch (error) {
@@ -443,7 +534,7 @@ async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
 }
 
 /** Runs one BigQuery call, turning the client's errors into messages a user can act on. */
-async function call<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>): Promise<T> {
+export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (error) {

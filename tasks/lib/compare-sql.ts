@@ -1,7 +1,8 @@
 /**
  * The comparison of two versions as SQL, generated from a plan and never run here: the
- * validate task runs it in DuckDB over Parquet, and the same plan can later be rendered for
- * BigQuery so that only aggregates come back.
+ * validate task runs it in DuckDB over Parquet, or, pushed down, the same plan rendered for
+ * BigQuery (bigQueryCountsSql, bigQuerySamplesSql at the end) so that only aggregates and
+ * bounded samples come back.
  *
  * The shape of the work, chosen so that 10M-row versions stay fast and bounded:
  * 1. `profile` (one per version): row count, null keys, nulls per column. Cheap, DuckDB
@@ -73,6 +74,8 @@ export interface VersionedTable {
   versionColumn: string;
   /** The BigQuery type the version values are bound as (STRING, INT64, FLOAT64, NUMERIC, DATE, ...). */
   versionType: string;
+  /** BigQuery types by column, for the types the compared schema maps to text (JSON, GEOGRAPHY). */
+  columnTypes: Readonly<Record<string, string>>;
 }
 
 /** Everything SQL generation needs: pure data from the settings and the two schemas. */
@@ -458,13 +461,256 @@ function sourceKeys(plan: ComparePlan): string {
   return plan.keys.map((_, j) => `src.k${j}`).join(', ');
 }
 
-function ident(plan: ComparePlan): (name: string) => string {
+function ident(plan: Pick<ComparePlan, 'dialect'>): (name: string) => string {
   return (name) => quoteIdent(name, plan.dialect);
 }
 
-// The BigQuery rendering (tables instead of Parquet, EXPORT DATA instead of COPY, temp
-// tables in a session) is the scale-out step; until it exists, say so instead of emitting
-// SQL BigQuery would reject.
+// ---------------------------------------------------------------------------------------
+// BigQuery: the same plan as self-contained queries over one table filtered by version.
+// No temp tables live between statements, so each query restates the comparison as CTEs
+// and returns only aggregates or bounded samples; the warehouse does the joins.
+
+/**
+ * The comparison's figures in one BigQuery query: per version `o_`/`n_` + `row_count`,
+ * `null_keys`, `nulls_<i>`; then the names `countsSql` returns (`dup_*`, `added`, `removed`,
+ * `compared`, `changed_rows`, `changed_<i>`, `max_abs_<i>`, `max_rel_<i>`), where `compared`
+ * counts every matched unique key, identical rows included.
+ */
+export function bigQueryCountsSql(plan: ComparePlan): SqlStatement {
+  const {params, types} = bigQueryParams(plan);
+  const changed = plan.columns.map((c, i) => bigQueryChangedExpr(c, i, params, types));
+  const both = 'in_old AND in_new';
+  const anyNullKey = plan.keys.map((_, j) => `k${j} IS NULL`).join(' OR ');
+  const profile = (cte: string, prefix: string) =>
+    `SELECT COUNT(*) AS ${prefix}_row_count, COUNTIF(${anyNullKey}) AS ${prefix}_null_keys` +
+    plan.columns.map((_, i) => `, COUNTIF(v${i} IS NULL) AS ${prefix}_nulls_${i}`).join('') +
+    ` FROM ${cte}`;
+  const duplicates =
+    'SELECT COUNTIF(n_old > 1) AS dup_old, COUNTIF(n_new > 1) AS dup_new, COUNTIF(n_old > 0 AND n_new > 0) AS dup_matched, ' +
+    'COUNTIF(n_new = 0) AS dup_removed, COUNTIF(n_old = 0) AS dup_added, ' +
+    'COALESCE(SUM(n_old), 0) AS dup_rows_old, COALESCE(SUM(n_new), 0) AS dup_rows_new FROM dup';
+  const perColumn = plan.columns.map((c, i) => {
+    const diffs =
+      c.kind === 'numeric'
+        ? `, COALESCE(MAX(IF(${both}, ${bigQueryAbsDiff(i)}, NULL)), 0) AS max_abs_${i}` +
+          `, COALESCE(MAX(IF(${both}, ${bigQueryRelDiff(i)}, NULL)), 0) AS max_rel_${i}`
+        : `, CAST(NULL AS FLOAT64) AS max_abs_${i}, CAST(NULL AS FLOAT64) AS max_rel_${i}`;
+    return `, COUNTIF(${both} AND ${changed[i]}) AS changed_${i}${diffs}`;
+  });
+  const joined =
+    `SELECT COUNTIF(in_new AND NOT in_old) AS added, COUNTIF(in_old AND NOT in_new) AS removed, COUNTIF(${both}) AS compared, ` +
+    `COUNTIF(${both} AND (${changed.length > 0 ? changed.join(' OR ') : 'FALSE'})) AS changed_rows${perColumn.join('')} FROM j`;
+  return {
+    sql:
+      `${bigQueryCtes(plan)} SELECT po.*, pn.*, dd.*, jj.* FROM (${profile('src_o', 'o')}) AS po ` +
+      `CROSS JOIN (${profile('src_n', 'n')}) AS pn CROSS JOIN (${duplicates}) AS dd CROSS JOIN (${joined}) AS jj`,
+    params,
+    types,
+  };
+}
+
+/** The kinds of sample rows `bigQuerySamplesSql` returns. */
+export type SampleKind = 'mismatch' | 'added' | 'removed' | 'duplicate';
+
+/**
+ * Bounded samples of everything the CSVs list, in one query: rows of `kind` (see SampleKind),
+ * `k<j>`, `column_index`, `column_name`, `old_value`, `new_value` (as text), `abs_diff`,
+ * `rel_diff`, `count_old`, `count_new`; at most `@max_rows` of each kind, the first in key
+ * order (then column order), so a truncated sample is the same on every run.
+ */
+export function bigQuerySamplesSql(plan: ComparePlan, maxRows: number): SqlStatement {
+  const {params, types} = bigQueryParams(plan);
+  params['max_rows'] = maxRows;
+  types['max_rows'] = 'INT64';
+  const keys = keyAliases(plan);
+  const noValues =
+    'CAST(NULL AS INT64) AS column_index, CAST(NULL AS STRING) AS column_name, CAST(NULL AS STRING) AS old_value, ' +
+    'CAST(NULL AS STRING) AS new_value, CAST(NULL AS FLOAT64) AS abs_diff, CAST(NULL AS FLOAT64) AS rel_diff';
+  const noCounts = 'CAST(NULL AS INT64) AS count_old, CAST(NULL AS INT64) AS count_new';
+  const parts = plan.columns.map((c, i) => {
+    params[`column_${i}`] = c.name;
+    const numeric = c.kind === 'numeric';
+    return (
+      `SELECT 'mismatch' AS kind, ${keys}, ${i} AS column_index, CAST(@column_${i} AS STRING) AS column_name, ` +
+      `${bigQueryText(plan, c, 'old', `o${i}`)} AS old_value, ${bigQueryText(plan, c, 'new', `n${i}`)} AS new_value, ` +
+      `${numeric ? bigQueryAbsDiff(i) : 'CAST(NULL AS FLOAT64)'} AS abs_diff, ${numeric ? bigQueryRelDiff(i) : 'CAST(NULL AS FLOAT64)'} AS rel_diff, ` +
+      `${noCounts} FROM j WHERE in_old AND in_new AND ${bigQueryChangedExpr(c, i, params, types)}`
+    );
+  });
+  parts.push(
+    `SELECT 'added' AS kind, ${keys}, ${noValues}, ${noCounts} FROM j WHERE in_new AND NOT in_old`,
+    `SELECT 'added' AS kind, ${keys}, ${noValues}, ${noCounts} FROM dup WHERE n_old = 0`,
+    `SELECT 'removed' AS kind, ${keys}, ${noValues}, ${noCounts} FROM j WHERE in_old AND NOT in_new`,
+    `SELECT 'removed' AS kind, ${keys}, ${noValues}, ${noCounts} FROM dup WHERE n_new = 0`,
+    `SELECT 'duplicate' AS kind, ${keys}, ${noValues}, n_old AS count_old, n_new AS count_new FROM dup`,
+  );
+  const columns = `kind, ${keys}, column_index, column_name, old_value, new_value, abs_diff, rel_diff, count_old, count_new`;
+  return {
+    sql:
+      `${bigQueryCtes(plan)}, samples AS (${parts.join(' UNION ALL ')}) ` +
+      `SELECT ${columns} FROM (SELECT ${columns}, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY ${keys}, column_index) AS rn ` +
+      `FROM samples) AS ranked WHERE rn <= @max_rows`,
+    params,
+    types,
+  };
+}
+
+// The version values and the tolerances, typed: a tolerance of 1 must bind as FLOAT64.
+function bigQueryParams(plan: ComparePlan): {params: Record<string, string | number>; types: Record<string, string>} {
+  const table = bigQueryTable(plan);
+  const params: Record<string, string | number> = {old_version: versionValue(plan.sources.old, table), new_version: versionValue(plan.sources.new, table)};
+  const types: Record<string, string> = {old_version: table.versionType, new_version: table.versionType};
+  return {params, types};
+}
+
+function versionValue(version: string, table: VersionedTable): string | number {
+  return table.versionType === 'FLOAT64' ? Number(version) : version;
+}
+
+/**
+ * The shared CTEs: `src_o`/`src_n` (each version's keys `k<j>` and compared values `v<i>`),
+ * `dup` (keys occurring more than once in either, with both counts), `o`/`n` (the rows with
+ * unique, non-null keys) and `j` (their full outer join on the keys: `in_old`, `in_new`,
+ * `o<i>`, `n<i>`).
+ */
+function bigQueryCtes(plan: ComparePlan): string {
+  const table = bigQueryTable(plan);
+  const keyColumns = plan.keys.map((k, j) => `${bigQueryKeyExpr(plan, k)} AS k${j}`).join(', ');
+  const values = plan.columns.map((c, i) => `, ${bigQueryValueExpr(plan, c)} AS v${i}`).join('');
+  const side = (param: string) =>
+    `SELECT ${keyColumns}${values} FROM ${quoteIdent(table.path, 'bigquery')} AS t ` +
+    `WHERE t.${quoteIdent(table.versionColumn, 'bigquery')} = @${param}`;
+  const keys = keyAliases(plan);
+  const notNull = (alias: string) => plan.keys.map((_, j) => `${alias}.k${j} IS NOT NULL`).join(' AND ');
+  const equal = (a: string, b: string) => plan.keys.map((_, j) => `${a}.k${j} = ${b}.k${j}`).join(' AND ');
+  const unique = (cte: string) =>
+    `SELECT s.*, TRUE AS present FROM ${cte} AS s LEFT JOIN dup AS d ON ${equal('s', 'd')} WHERE ${notNull('s')} AND d.n_old IS NULL`;
+  const joinedKeys = plan.keys.map((_, j) => `COALESCE(o.k${j}, n.k${j}) AS k${j}`).join(', ');
+  const joinedValues = plan.columns.map((_, i) => `, o.v${i} AS o${i}, n.v${i} AS n${i}`).join('');
+  return (
+    `WITH src_o AS (${side('old_version')}), src_n AS (${side('new_version')}), ` +
+    `dup AS (SELECT ${keys}, COUNTIF(sd = 0) AS n_old, COUNTIF(sd = 1) AS n_new FROM (` +
+    `SELECT ${keys}, 0 AS sd FROM src_o AS s WHERE ${notNull('s')} UNION ALL SELECT ${keys}, 1 AS sd FROM src_n AS s WHERE ${notNull('s')}` +
+    `) AS keyed GROUP BY ${keys} HAVING COUNTIF(sd = 0) > 1 OR COUNTIF(sd = 1) > 1), ` +
+    `o AS (${unique('src_o')}), n AS (${unique('src_n')}), ` +
+    `j AS (SELECT ${joinedKeys}, o.present IS NOT NULL AS in_old, n.present IS NOT NULL AS in_new${joinedValues} ` +
+    `FROM o FULL OUTER JOIN n ON ${equal('o', 'n')})`
+  );
+}
+
+function bigQueryTable(plan: ComparePlan): VersionedTable {
+  if (plan.dialect !== 'bigquery' || plan.table === null) throw new Error('a BigQuery query needs a BigQuery plan with its table');
+  return plan.table;
+}
+
+function bigQueryKeyExpr(plan: ComparePlan, key: KeyColumn): string {
+  const column = `t.${quoteIdent(key.name, 'bigquery')}`;
+  return key.asText ? `CAST(${column} AS STRING)` : column;
+}
+
+const NESTED_TYPE = /\[\]$|^(STRUCT|MAP|UNION)\(/i;
+
+// BigQuery cannot compare arrays, JSON or geographies with `=`: those are compared as their
+// canonical text; a retyped exact column as text, as in DuckDB.
+function bigQueryValueExpr(plan: ComparePlan, column: ComparedColumn): string {
+  const value = `t.${quoteIdent(column.name, 'bigquery')}`;
+  const remote = bigQueryTable(plan).columnTypes[column.name];
+  if (remote === 'GEOGRAPHY') return `ST_ASTEXT(${value})`;
+  if (remote === 'JSON' || NESTED_TYPE.test(column.typeOld) || NESTED_TYPE.test(column.typeNew)) {
+    return `IF(${value} IS NULL, NULL, TO_JSON_STRING(${value}))`;
+  }
+  return column.kind === 'exact' && column.typeOld !== column.typeNew ? `CAST(${value} AS STRING)` : value;
+}
+
+// A compared value as text for the mismatch sample (bytes as base64: they need not be UTF-8).
+function bigQueryText(plan: ComparePlan, column: ComparedColumn, side: 'old' | 'new', expr: string): string {
+  const type = side === 'old' ? column.typeOld : column.typeNew;
+  if (bigQueryValueExpr(plan, column) !== `t.${quoteIdent(column.name, 'bigquery')}`) return expr;
+  return type.toUpperCase() === 'BLOB' ? `TO_BASE64(${expr})` : `CAST(${expr} AS STRING)`;
+}
+
+const FLOAT_TYPE = /^(FLOAT|DOUBLE|REAL)$/i;
+
+// As changedExpr: NaN equals NaN and null equals null; a non-finite value against anything
+// else is a change; numbers within `abs + rel * |old|` (plus rounding slack) are unchanged.
+function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<string, string | number>, types: Record<string, string>): string {
+  const o = `CAST(o${i} AS FLOAT64)`;
+  const n = `CAST(n${i} AS FLOAT64)`;
+  // `IS DISTINCT FROM` spelled out: node-sql-parser's BigQuery grammar (the test's check)
+  // lacks it. Values differ, or exactly one is null.
+  let distinct = `COALESCE(o${i} <> n${i}, (o${i} IS NULL) <> (n${i} IS NULL))`;
+  if (column.kind === 'numeric' && (FLOAT_TYPE.test(column.typeOld) || FLOAT_TYPE.test(column.typeNew))) {
+    distinct = `${distinct} AND NOT COALESCE(IS_NAN(${o}) AND IS_NAN(${n}), FALSE)`;
+  }
+  const tolerance = column.tolerance;
+  if (tolerance === null || (tolerance.abs === 0 && tolerance.rel === 0)) return `(${distinct})`;
+  params[`abs_${i}`] = tolerance.abs;
+  params[`rel_${i}`] = tolerance.rel;
+  types[`abs_${i}`] = 'FLOAT64';
+  types[`rel_${i}`] = 'FLOAT64';
+  const within =
+    `${finite(o)} AND ${finite(n)} AND ABS(${n} - ${o}) <= ` +
+    `CAST(@abs_${i} AS FLOAT64) + CAST(@rel_${i} AS FLOAT64) * ABS(${o}) + ${ROUNDING_SLACK} * (ABS(${o}) + ABS(${n}))`;
+  return `(${distinct} AND NOT COALESCE(${within}, FALSE))`;
+}
+
+function finite(x: string): string {
+  return `NOT IS_INF(${x}) AND NOT IS_NAN(${x})`;
+}
+
+function bigQueryAbsDiff(i: number): string {
+  const o = `CAST(o${i} AS FLOAT64)`;
+  const n = `CAST(n${i} AS FLOAT64)`;
+  return `IF(${finite(o)} AND ${finite(n)}, ABS(${n} - ${o}), NULL)`;
+}
+
+// IEEE_DIVIDE never raises, even if the planner evaluates the division before the guard.
+function bigQueryRelDiff(i: number): string {
+  const o = `CAST(o${i} AS FLOAT64)`;
+  const n = `CAST(n${i} AS FLOAT64)`;
+  return `IF(${finite(o)} AND ${finite(n)} AND ${o} <> 0, IEEE_DIVIDE(ABS(${n} - ${o}), ABS(${o})), NULL)`;
+}
+
+/** The DuckDB table validate stages the BigQuery samples in (the rows of `bigQuerySamplesSql`). */
+export const SAMPLES_TABLE = 'validate_samples';
+
+/** An empty samples table, for when no sample was worth a query. */
+export function emptySamplesSql(plan: ComparePlan): SqlStatement {
+  const keys = plan.keys.map((_, j) => `, CAST(NULL AS VARCHAR) AS k${j}`).join('');
+  return {
+    sql:
+      `CREATE OR REPLACE TEMP TABLE ${SAMPLES_TABLE} AS SELECT CAST(NULL AS VARCHAR) AS kind${keys}, CAST(NULL AS BIGINT) AS column_index, ` +
+      'CAST(NULL AS VARCHAR) AS column_name, CAST(NULL AS VARCHAR) AS old_value, CAST(NULL AS VARCHAR) AS new_value, ' +
+      'CAST(NULL AS DOUBLE) AS abs_diff, CAST(NULL AS DOUBLE) AS rel_diff, CAST(NULL AS BIGINT) AS count_old, CAST(NULL AS BIGINT) AS count_new WHERE false',
+    params: {},
+  };
+}
+
+/**
+ * One CSV from the staged BigQuery samples, in the same shape and order as the DuckDB
+ * comparison writes it: `mismatches.csv`, `added_keys.csv`, `removed_keys.csv` or
+ * `duplicate_keys.csv`.
+ */
+export function samplesCopySql(plan: ComparePlan, kind: SampleKind, target: string): SqlStatement {
+  const q = ident({dialect: 'duckdb'});
+  const named = plan.keys.map((k, j) => `src.k${j} AS ${q(k.name)}`).join(', ');
+  const order = sourceKeys(plan);
+  const select =
+    kind === 'mismatch'
+      ? `${named}, src.column_name AS ${q('column')}, src.old_value, src.new_value, src.abs_diff, src.rel_diff`
+      : kind === 'duplicate'
+        ? `${named}, src.count_old, src.count_new`
+        : named;
+  return {
+    sql:
+      `COPY (SELECT ${select} FROM ${SAMPLES_TABLE} AS src WHERE src.kind = $kind ` +
+      `ORDER BY ${order}${kind === 'mismatch' ? ', src.column_index' : ''}) TO $target ${csvOptions}`,
+    params: {kind, target},
+  };
+}
+
+// The DuckDB statements use temp tables and Parquet files; BigQuery gets its own
+// self-contained queries (bigQueryCountsSql, bigQuerySamplesSql) over the same plan.
 function duckdbOnly(dialect: SqlDialect): void {
-  if (dialect !== 'duckdb') throw new Error(`the comparison SQL is not yet rendered for ${dialect}`);
+  if (dialect !== 'duckdb') throw new Error(`this statement is DuckDB's; BigQuery uses bigQueryCountsSql and bigQuerySamplesSql`);
 }

@@ -466,6 +466,15 @@ function runSection(input: ReportInput): Html {
   const v = input.validation;
   const a = input.analysis;
   const settings: [string, string][] = [];
+  const engine = (v as {engine?: string}).engine;
+  const samples = Object.entries((v as {samples?: Record<string, {rows?: number; total?: number; truncated?: boolean}>}).samples ?? {}).filter(([, sample]) => sample.truncated);
+  settings.push([
+    'Comparison computed by',
+    engine === 'bigquery'
+      ? `BigQuery, inside the warehouse${samples.length > 0 ? `; lists capped: ${samples.map(([file, sample]) => `${file} ${count(sample.rows)} of ${count(sample.total)}`).join(', ')}` : ''}`
+      : 'DuckDB, on the extracted rows',
+  ]);
+  if (a !== null) settings.push(['Analysis computed by', 'DuckDB, on the extracted rows (exact quantiles, KS and Wasserstein)']);
   if (v.tolerance) {
     const columns = Object.entries(v.tolerance.columns ?? {}).map(([k, t]) => `${k}: ${t?.abs !== undefined ? `abs ${formatNumber(t.abs)}` : ''}${t?.abs !== undefined && t?.rel !== undefined ? ', ' : ''}${t?.rel !== undefined ? `rel ${formatNumber(t.rel)}` : ''}`);
     settings.push(['Tolerance', `abs ${formatNumber(v.tolerance.abs)}, rel ${formatNumber(v.tolerance.rel)}${columns.length > 0 ? `; ${columns.join('; ')}` : ''}`]);

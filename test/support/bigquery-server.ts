@@ -149,6 +149,16 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     catalog = 'warehouse';
   }
   await setup.run('CREATE SCHEMA IF NOT EXISTS memory."_jobs"');
+  // BigQuery functions the generated comparison uses, under their BigQuery names (DuckDB
+  // resolves function names case-insensitively, so `IS_NAN(x)` finds `is_nan`).
+  await setup.run(`
+    CREATE MACRO memory.main.is_nan(x) AS isnan(x);
+    CREATE MACRO memory.main.is_inf(x) AS isinf(x);
+    CREATE MACRO memory.main.ieee_divide(a, b) AS CAST(a AS DOUBLE) / CAST(b AS DOUBLE);
+    CREATE MACRO memory.main.to_json_string(x) AS CAST(to_json(x) AS VARCHAR);
+    CREATE MACRO memory.main.st_astext(x) AS CAST(x AS VARCHAR);
+    CREATE MACRO memory.main.bq_countif(x) AS count(CASE WHEN x THEN 1 END);
+  `);
   const state = new ServerState(instance, catalog, options);
   const server = createServer((req, res) => void state.handle(req, res));
   server.keepAliveTimeout = 5_000;
@@ -398,7 +408,11 @@ class ServerState {
     }
   }
 
-  /** BigQuery's dialect differs from DuckDB's only in identifier quoting, tables and parameters here. */
+  /**
+   * BigQuery's dialect, as far as the product generates it, differs from DuckDB's in identifier
+   * quoting, tables, parameters, a few type names and keywords (WORDS) and functions (the
+   * macros made at start).
+   */
   #translate(sql: string): {text: string; tables: string[]} {
     let out = '';
     const tables: string[] = [];
@@ -432,6 +446,10 @@ class ServerState {
         const m = /^@([A-Za-z_][A-Za-z0-9_]*)/.exec(sql.slice(i))!;
         out += `$${m[1]}`;
         i += m[0].length;
+      } else if (/[A-Za-z_]/.test(ch) && !/[A-Za-z0-9_$.]/.test(sql[i - 1] ?? ' ')) {
+        const word = /^[A-Za-z_][A-Za-z0-9_]*/.exec(sql.slice(i))![0];
+        out += WORDS[word.toUpperCase()] ?? word;
+        i += word.length;
       } else {
         out += ch;
         i++;
@@ -484,6 +502,10 @@ class ServerState {
 }
 
 type Json = null | boolean | number | string | Json[] | {[key: string]: Json};
+
+/** BigQuery words with another spelling in DuckDB (INT64, STRING, BOOL, NUMERIC are shared). */
+// DuckDB's own countif is a sum: NULL over no rows, where BigQuery's COUNTIF gives 0.
+const WORDS: Record<string, string> = {FLOAT64: 'DOUBLE', SAFE_CAST: 'TRY_CAST', BIGNUMERIC: 'DECIMAL(38, 9)', COUNTIF: 'bq_countif'};
 
 interface QueryParameter {
   name?: string;

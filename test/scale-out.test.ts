@@ -1,0 +1,262 @@
+/**
+ * Scale-out: the comparison pushed down to BigQuery. The same plan rendered in BigQuery's
+ * dialect runs through the real client against the local server (which translates that
+ * dialect to DuckDB and executes it), and must give the figures the local comparison gives;
+ * every generated statement must parse as BigQuery; an unchanged table costs only metadata.
+ */
+import {copyFileSync, mkdirSync, readFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {Parser} from 'node-sql-parser';
+import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import extract from '../tasks/extract.js';
+import {bigQueryCountsSql, bigQuerySamplesSql, planComparison} from '../tasks/lib/compare-sql.js';
+import type {SchemaColumn} from '../tasks/lib/compare-sql.js';
+import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
+import type {Json} from '../src/task-api.js';
+import {startBigQueryServer} from './support/bigquery-server.js';
+import type {BigQueryServer} from './support/bigquery-server.js';
+import {Project, REPO} from './support/project.js';
+import {runTaskDirectly} from './support/run-task.js';
+import {runValidate} from './support/validate-fixtures.js';
+
+// Two versions in one table, keyed by (id, region), with every case the comparison must agree
+// on: tolerance edges (0.1 on abs 0.1 is within, 0.1000001 beyond), relative tolerance, NaN
+// against NaN (equal) and against a number (changed), null against null (equal) and against
+// a value (changed), infinities, a null key, duplicated keys (in one version, in both),
+// added and removed keys, a boolean, an integer and a list column (never NULL: BigQuery has no
+// NULL arrays).
+const CASES = `
+CREATE SCHEMA ds;
+CREATE TABLE ds.cases (id BIGINT, region VARCHAR, version VARCHAR, score DOUBLE, amount DOUBLE, n BIGINT, label VARCHAR, flag BOOLEAN, tags VARCHAR[]);
+INSERT INTO ds.cases VALUES
+  (1, 'north', 'v1', 1.0, 100, 1, 'a', true, ['x']),        (1, 'north', 'v2', 1.1, 100, 1, 'a', true, ['x']),
+  (1, 'south', 'v1', 1.0, 100, 1, 'a', true, ['x']),        (1, 'south', 'v2', 1.1000001, 100, 1, 'a', true, ['x']),
+  (2, 'north', 'v1', 'NaN', 100, 2, 'b', false, []),        (2, 'north', 'v2', 'NaN', 101, 2, 'b', false, []),
+  (2, 'south', 'v1', 'NaN', 100, 2, 'b', false, []),        (2, 'south', 'v2', 5, 100.5, 2, 'b', false, []),
+  (3, 'north', 'v1', NULL, NULL, NULL, NULL, NULL, []),     (3, 'north', 'v2', NULL, NULL, NULL, NULL, NULL, []),
+  (3, 'south', 'v1', NULL, 7, 3, NULL, true, ['y']),        (3, 'south', 'v2', 2, 7, 4, 'c', NULL, ['y', 'z']),
+  (4, 'north', 'v1', 'Infinity', 0, 4, 'd', true, []),      (4, 'north', 'v2', 'Infinity', 0.001, 4, 'd', true, []),
+  (4, 'south', 'v1', '-Infinity', 0, 4, 'd', true, []),     (4, 'south', 'v2', 'Infinity', 0, 4, 'd', true, []),
+  (5, NULL, 'v1', 1, 1, 1, 'e', true, []),                  (5, NULL, 'v2', 1, 1, 1, 'e', true, []),
+  (6, 'north', 'v1', 1, 1, 1, 'f', true, []),               (6, 'north', 'v1', 2, 1, 1, 'f', true, []),
+  (6, 'north', 'v2', 1, 1, 1, 'f', true, []),
+  (7, 'east', 'v1', 1, 1, 1, 'g', true, []),                (7, 'east', 'v1', 1, 1, 1, 'g', true, []),
+  (7, 'east', 'v2', 1, 1, 1, 'g', true, []),                (7, 'east', 'v2', 1, 1, 1, 'g', true, []),
+  (8, 'west', 'v1', 1, 1, 1, 'h', true, []),
+  (9, 'west', 'v2', 1, 1, 1, 'i', true, []),                (10, 'west', 'v2', 1, 1, 1, 'j', true, []),
+  (11, 'north', 'v1', 0.5, 200, 11, 'k', true, []),         (11, 'north', 'v2', 0.5, 200, 11, 'k', true, []);
+`;
+
+const TOLERANCE = {abs: 0, rel: 0, columns: {score: {abs: 0.1}, amount: {rel: 0.004}}};
+
+let server: BigQueryServer;
+
+beforeAll(async () => {
+  delete process.env['BIGQUERY_EMULATOR_HOST'];
+  server = await startBigQueryServer({project: 'scale-proj'});
+  await server.run(CASES);
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+function settings(engine: 'local' | 'bigquery', extra: {validation?: Record<string, Json>; bigquery?: Record<string, Json>} = {}): Record<string, Json> {
+  return {
+    source: {engine: 'bigquery', table: 'cases', version_column: 'version', keys: ['id', 'region'], columns: null},
+    bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01, ...extra.bigquery},
+    validation: {engine, max_mismatch_rows: 10_000, tolerance: TOLERANCE, rules: [{check: 'changed_rows', max_pct: 50, severity: 'warn'}], ...extra.validation},
+    analysis: {engine},
+    performance: {retry_count: 0},
+  };
+}
+
+/** Extracts both versions and validates them, as the pipeline would, with one engine. */
+async function compare(engine: 'local' | 'bigquery', extra: Parameters<typeof settings>[1] = {}) {
+  const all = settings(engine, extra);
+  const paths: Record<string, string> = {};
+  for (const [side, version] of [['old', 'v1'], ['new', 'v2']] as const) {
+    const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
+    paths[side] = join(run.outputDir, 'rows.parquet');
+  }
+  return runValidate({old: paths['old']!, new: paths['new']!}, all);
+}
+
+// The figures both engines must agree on: all of validation.json but where it says how it was computed.
+function figures(json: Record<string, unknown>): Record<string, unknown> {
+  const {engine: _engine, bytes_processed: _bytes, samples: _samples, ...rest} = json;
+  return rest;
+}
+
+describe('the comparison pushed down to BigQuery', () => {
+  it('gives the same validation.json figures and CSV rows as the local comparison', async () => {
+    const local = await compare('local');
+    server.resetLog();
+    const pushed = await compare('bigquery');
+
+    expect(local.json.engine).toBe('local');
+    expect(pushed.json.engine).toBe('bigquery');
+    expect(figures(pushed.json)).toEqual(figures(local.json));
+    // The figures are the expected ones, not merely equal.
+    expect(pushed.json.rows).toEqual({old: 15, new: 15});
+    expect(pushed.json.keys).toEqual({matched: 11, added: 2, removed: 1, duplicated_old: 2, duplicated_new: 1});
+    expect(pushed.json.null_keys).toEqual({old: 1, new: 1});
+    expect(pushed.json.compared_rows).toBe(9);
+    expect(pushed.json.changed_rows).toBe(6);
+    const changed = Object.fromEntries(Object.entries(pushed.json.columns as Record<string, {changed: number}>).map(([name, c]) => [name, c.changed]));
+    // score: 1.1 within 0.1 of 1.0 but 1.1000001 beyond, NaN vs 5, null vs 2, -inf vs inf; amount:
+    // 101 and 100.5 beyond 0.4% of 100, 0.001 vs 0 (a relative tolerance of 0 forgives nothing);
+    // n, label, flag, tags: the row with nulls.
+    expect(changed).toEqual({score: 4, amount: 3, n: 1, label: 1, flag: 1, tags: 1});
+
+    for (const file of ['added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv']) expect(pushed.files[file]).toBe(local.files[file]);
+    // Mismatch rows: the same keys, columns and differences (values are text in both; a list
+    // is JSON text in BigQuery, DuckDB's list text locally).
+    const cells = (csv: string) => csv.trim().split('\n').map((line) => line.split(',').slice(0, 3).join(','));
+    expect(cells(pushed.files['mismatches.csv']!)).toEqual(cells(local.files['mismatches.csv']!));
+    expect(pushed.json.samples['mismatches.csv']).toEqual({rows: 11, total: 11, truncated: false});
+
+    // Pushed down, nothing was extracted: two tables.get, two dry runs, two queries.
+    expect(server.count('tables.get')).toBe(2);
+    expect(server.count('jobs.insert')).toBe(2);
+    expect(server.count('jobs.query')).toBe(2);
+    expect(pushed.result.details?.['bytes_processed']).toBeGreaterThan(0);
+  });
+
+  it('states a truncated sample: how many rows are listed of how many', async () => {
+    const pushed = await compare('bigquery', {validation: {max_mismatch_rows: 2}});
+    expect(pushed.json.samples).toEqual({
+      'mismatches.csv': {rows: 2, total: 11, truncated: true},
+      'added_keys.csv': {rows: 2, total: 2, truncated: false},
+      'removed_keys.csv': {rows: 1, total: 1, truncated: false},
+      'duplicate_keys.csv': {rows: 2, total: 2, truncated: false},
+    });
+    // The first rows in key order, and the full counts still in the figures.
+    expect(pushed.files['mismatches.csv']!.trim().split('\n')).toEqual([
+      'id,region,column,old_value,new_value,abs_diff,rel_diff',
+      '1,south,score,1.0,1.1000001,0.10000009999999993,0.10000009999999993',
+      '2,north,amount,100.0,101.0,1.0,0.01',
+    ]);
+    expect(pushed.json.changed_rows).toBe(6);
+  });
+
+  it('refuses a comparison the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
+    server.resetLog();
+    await expect(compare('bigquery', {bigquery: {maximum_bytes_billed: 100}})).rejects.toThrow(/would process .* more than bigquery\.maximum_bytes_billed/);
+    expect(server.count('jobs.query')).toBe(0);
+  });
+});
+
+describe('the generated BigQuery SQL', () => {
+  const schema = (types: Record<string, string>): SchemaColumn[] => Object.entries(types).map(([name, type]) => ({name, type}));
+  const table = {path: 'my-project.my_dataset.model parameters', versionColumn: 'version', versionType: 'STRING', columnTypes: {geo: 'GEOGRAPHY'}};
+  const plans = [
+    planComparison({
+      dialect: 'bigquery', sources: {old: 'v1', new: 'v2'}, keys: ['id', 'region'], columns: null, table,
+      tolerance: {abs: 0, rel: 0.01, columns: {score: {abs: 0.1}}},
+      schemaOld: schema({id: 'BIGINT', region: 'VARCHAR', score: 'DOUBLE', n: 'BIGINT', label: 'VARCHAR', tags: 'VARCHAR[]', geo: 'VARCHAR', 'odd name': 'DATE'}),
+      schemaNew: schema({id: 'BIGINT', region: 'VARCHAR', score: 'DECIMAL(38,9)', n: 'DOUBLE', label: 'BIGINT', tags: 'VARCHAR[]', geo: 'VARCHAR', 'odd name': 'DATE'}),
+    }),
+    // Only keys: nothing to compare but presence.
+    planComparison({
+      dialect: 'bigquery', sources: {old: '1', new: '2'}, keys: ['id'], columns: null, table: {...table, versionType: 'INT64'},
+      tolerance: {abs: 0, rel: 0, columns: {}}, schemaOld: schema({id: 'VARCHAR'}), schemaNew: schema({id: 'BIGINT'}),
+    }),
+  ];
+
+  it('parses as BigQuery (node-sql-parser), and binds every value as a parameter', () => {
+    const parser = new Parser();
+    for (const plan of plans) {
+      for (const statement of [bigQueryCountsSql(plan), bigQuerySamplesSql(plan, 100)]) {
+        expect(() => parser.astify(statement.sql, {database: 'bigquery'})).not.toThrow();
+        expect(statement.sql).not.toMatch(/'v1'|'v2'/);
+        for (const name of statement.sql.match(/@[a-z_0-9]+/g) ?? []) expect(statement.params).toHaveProperty(name.slice(1));
+        // Tolerances and the sample cap carry explicit types: 0 must not bind as an INT64.
+        for (const name of Object.keys(statement.params).filter((p) => /^(abs|rel)_/.test(p))) expect(statement.types?.[name]).toBe('FLOAT64');
+      }
+    }
+    expect(bigQueryCountsSql(plans[0]!).sql).toContain('FROM `my-project.my_dataset.model parameters` AS t WHERE t.`version` = @old_version');
+    expect(bigQueryCountsSql(plans[0]!).sql).toContain('t.`odd name`');
+    expect(bigQuerySamplesSql(plans[1]!, 5).types).toMatchObject({old_version: 'INT64', max_rows: 'INT64'});
+  });
+
+  // node-sql-parser does not take BigQuery's backslash escapes inside backticks, so names with a
+  // backtick are checked here as text instead of through the parser.
+  it('escapes a backtick in a column name', () => {
+    const plan = planComparison({
+      dialect: 'bigquery', sources: {old: 'a', new: 'b'}, keys: ['id'], columns: null, table, tolerance: {abs: 0, rel: 0, columns: {}},
+      schemaOld: schema({id: 'BIGINT', 'odd `name`': 'DATE'}), schemaNew: schema({id: 'BIGINT', 'odd `name`': 'DATE'}),
+    });
+    expect(bigQueryCountsSql(plan).sql).toContain('t.`odd \\`name\\``');
+  });
+
+  it('uses the BigQuery forms of NaN, division, lists and geographies', () => {
+    const sql = bigQueryCountsSql(plans[0]!).sql;
+    expect(sql).toContain('IS_NAN(CAST(o0 AS FLOAT64)) AND IS_NAN(CAST(n0 AS FLOAT64))');
+    expect(sql).toContain('IEEE_DIVIDE(');
+    expect(sql).toContain('TO_JSON_STRING(t.`tags`)');
+    expect(sql).toContain('ST_ASTEXT(t.`geo`)');
+    // A retyped exact column compares as text.
+    expect(sql).toContain('CAST(t.`label` AS STRING)');
+  });
+});
+
+describe('pushed down through the CLI', () => {
+  let project: Project;
+  let local: Project;
+
+  beforeAll(async () => {
+    local = new Project({});
+    copyFileSync(join(REPO, 'pipeline.yaml'), local.path('pipeline.yaml'));
+    mkdirSync(local.path('data'));
+    await ensureSampleDatabase(local.path('data/warehouse.duckdb'));
+  });
+
+  it('compares the sample versions inside BigQuery like the local run; a rerun of an unchanged table costs two tables.get', async () => {
+    const warehouse = await startBigQueryServer({project: 'cli-proj', database: local.path('data/warehouse.duckdb')});
+    try {
+      project = new Project({
+        'settings.yaml': `source: {engine: bigquery}
+bigquery: {project_id: cli-proj, dataset_id: main, api_endpoint: "${warehouse.url}", retry_max_delay_seconds: 0.01}
+validation: {engine: bigquery}
+analysis: {engine: bigquery}
+`,
+      });
+      copyFileSync(join(REPO, 'pipeline.yaml'), project.path('pipeline.yaml'));
+      const versions = ['--old', '0.3615', '--new', '0.3621', '--only', 'validate'];
+      const embedded = await local.runAsync(versions);
+      expect(embedded.code).toBe(0);
+
+      const first = await project.runAsync([...versions, '--config', 'settings.yaml']);
+      expect(first.stderr).toBe('');
+      expect(first.code).toBe(0);
+      // No extraction query: metadata, then the dry runs and the comparison's queries.
+      expect(warehouse.count('jobs.query')).toBe(2);
+      expect(warehouse.count('jobs.insert')).toBe(2);
+      const pushed = project.json<Record<string, unknown>>('output/0.3615_vs_0.3621/validation.json');
+      const embeddedJson = local.json<Record<string, unknown>>('output/0.3615_vs_0.3621/validation.json');
+      expect(pushed['engine']).toBe('bigquery');
+      // BigQuery has one integer type: max_depth (INTEGER in the DuckDB file) arrives as INT64.
+      const strip = (doc: Record<string, unknown>) => JSON.parse(JSON.stringify(figures(doc), (key, value) => (key.startsWith('type') ? undefined : value)));
+      expect(strip(pushed)).toEqual(strip(embeddedJson));
+      expect(project.read('output/0.3615_vs_0.3621/removed_keys.csv')).toBe(local.read('output/0.3615_vs_0.3621/removed_keys.csv'));
+
+      warehouse.resetLog();
+      const again = await project.runAsync([...versions, '--config', 'settings.yaml']);
+      expect(again.code).toBe(0);
+      expect(warehouse.log.map((r) => r.route)).toEqual(['tables.get', 'tables.get']);
+
+      // A changed table: the references change, so the comparison runs again, in BigQuery.
+      warehouse.touchTable('main', 'model_parameters');
+      warehouse.resetLog();
+      const changed = await project.runAsync([...versions, '--config', 'settings.yaml']);
+      expect(changed.code).toBe(0);
+      const tasks = project.json<{tasks: {name: string; status: string}[]}>('output/0.3615_vs_0.3621/summary.json').tasks;
+      expect(tasks.find((t) => t.name === 'validate')?.status).toBe('ran');
+      expect(warehouse.count('jobs.query')).toBeGreaterThan(0);
+      expect(readFileSync(project.path('output/0.3615_vs_0.3621/validation.json'), 'utf8')).toContain('"engine": "bigquery"');
+    } finally {
+      await warehouse.close();
+    }
+  });
+});
