@@ -38,17 +38,8 @@ import {
 import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {evaluateRules, overallStatus, parseRules} from './lib/rules.js';
-import type {ColumnCounts, ComparisonCounts} from './lib/rules.js';
+import type {ComparisonCounts, ValidationColumn} from './lib/rules.js';
 
-/** Per-column results in validation.json. */
-interface ColumnReport extends ColumnCounts {
-  type: string;
-  type_old: string;
-  null_rate_old: number;
-  null_rate_new: number;
-  max_rel_diff: number | null;
-  tolerance: {abs: number; rel: number} | null;
-}
 
 export default defineTask({
   async run(ctx) {
@@ -399,7 +390,7 @@ type Row = Record<string, unknown>;
 type Report = ComparisonCounts & {
   null_keys: {old: number; new: number};
   difference_score: number;
-  columns: Record<string, ColumnReport>;
+  columns: Record<string, ValidationColumn>;
   tolerance: ToleranceSettings;
 };
 
@@ -421,7 +412,7 @@ function buildReport(plan: ComparePlan, tolerance: ToleranceSettings, old: Row, 
   }
   const compared = identical + num(c['compared']);
   const changed = num(c['changed_rows']);
-  const columns: Record<string, ColumnReport> = {};
+  const columns: Record<string, ValidationColumn> = {};
   plan.columns.forEach((column, i) => {
     const nullsOld = num(old[`nulls_${i}`]);
     const nullsNew = num(neu[`nulls_${i}`]);

@@ -10,22 +10,13 @@
 import type {UpstreamInfo, Verdict} from '../../src/task-api.js';
 import type {AnalysisDocument, AnalysisRuleResult, CategoricalAnalysis, DriftLabel, NumericAnalysis} from './analyze-sql.js';
 import type {SchemaDiff, ToleranceSettings} from './compare-sql.js';
-import type {ColumnCounts, ComparisonCounts, RuleResult} from './rules.js';
+import type {ComparisonCounts, RuleResult, ValidationColumn} from './rules.js';
 import {formatInteger, formatNumber, formatPercent, histogramChart, html, raw} from './charts.js';
 import type {Html} from './charts.js';
 
 /** Every field optional, recursively: the report reads files written by other tasks, maybe older ones. */
 export type Loose<T> = T extends readonly (infer U)[] ? readonly Loose<U>[] : T extends object ? {[K in keyof T]?: Loose<T[K]>} : T;
 
-/** One column of validation.json (validate.ts writes more than the rules read). */
-export interface ValidationColumn extends ColumnCounts {
-  type: string;
-  type_old: string;
-  null_rate_old: number;
-  null_rate_new: number;
-  max_rel_diff: number | null;
-  tolerance: {abs: number; rel: number} | null;
-}
 
 /** validation.json as the validate task writes it (DESIGN.md, Output contract). */
 export interface ValidationDocument extends Omit<ComparisonCounts, 'columns'> {

@@ -39,6 +39,16 @@ export interface ColumnCounts {
   max_abs_diff: number | null;
 }
 
+/** One column of validation.json: the counts the rules read, and what a reader needs besides. */
+export interface ValidationColumn extends ColumnCounts {
+  type: string;
+  type_old: string;
+  null_rate_old: number;
+  null_rate_new: number;
+  max_rel_diff: number | null;
+  tolerance: {abs: number; rel: number} | null;
+}
+
 /** The comparison's counts, as the rules see them. */
 export interface ComparisonCounts {
   rows: {old: number; new: number};
