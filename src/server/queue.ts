@@ -281,15 +281,24 @@ export class RunQueue {
 
   async #finish(run: Run, state: RunState, error: RunError | null, code?: number, summary?: RunSummary): Promise<void> {
     const view = run.view;
+    const folder = join(this.#dir, view.id);
+    // The files are kept before the state says finished: a client that sees "succeeded"
+    // may fetch them at once.
+    if (summary !== undefined) {
+      try {
+        await mkdir(folder, {recursive: true});
+        view.files = await keepFiles(summary, folder);
+      } catch (problem) {
+        view.warnings.push(`Could not keep this run's files: ${redact((problem as Error).message)}`);
+      }
+    }
     view.state = state;
     view.error = error;
     view.exit_code = code ?? null;
     view.finished_at = new Date().toISOString();
     for (const task of view.tasks) delete task.progress;
     try {
-      const folder = join(this.#dir, view.id);
       await mkdir(folder, {recursive: true});
-      if (summary !== undefined) view.files = await keepFiles(summary, folder);
       const temporary = join(folder, `run.json.tmp-${process.pid}`);
       await writeFile(temporary, JSON.stringify(view, null, 2) + '\n');
       await rename(temporary, join(folder, 'run.json'));
