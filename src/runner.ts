@@ -203,7 +203,7 @@ export class ValidationRunner {
           concurrency: settings.validation.parallel_processing ? Math.max(2, availableParallelism()) : 1,
           timeoutMs: settings.performance.timeout * 1000,
           retryCount: settings.performance.retry_count,
-          retryDelayMs: Number(this.#env['PIPELINE_RETRY_DELAY_MS'] ?? 500),
+          retryDelayMs: settings.performance.retry_delay * 1000,
         },
         {cache, fileDigests, moduleFacts, workDir: join(cacheDir, 'tmp'), duckdb: (taskSignal) => engine.connect(taskSignal), hooks},
       );

@@ -108,6 +108,8 @@ export const settingsSchema = z.strictObject({
       max_memory: memory.default('4G'),
       timeout: z.number().positive().default(3600),
       retry_count: z.number().int().min(0).max(20).default(3),
+      /** Seconds before the first retry; doubled each time, with jitter. */
+      retry_delay: z.number().min(0).max(600).default(0.5),
     })
     .prefault({}),
   cache: z

@@ -23,7 +23,7 @@ export interface CliResult {
 export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!name.startsWith('PIPELINE_') && !name.startsWith('VITEST')) env[name] = value;
-  return {...env, NO_COLOR: '1', PIPELINE_RETRY_DELAY_MS: '20', ...extra};
+  return {...env, NO_COLOR: '1', PIPELINE_PERFORMANCE_RETRY_DELAY: '0.02', ...extra};
 }
 
 export class Project {
