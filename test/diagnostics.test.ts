@@ -173,7 +173,7 @@ tasks:
     expect(result.code).toBe(0);
     const seen = project.json<Record<string, Record<string, unknown>>>('output/0.3615_vs_0.3621/s.json');
     expect(seen['bigquery']).toEqual({project_id: 'your-project'});
-    expect(seen['performance']).toEqual({max_memory: '4G', timeout: 3600, retry_count: 3});
+    expect(seen['performance']).toEqual({max_memory: '4G', timeout: 3600, retry_count: 3, retry_delay: 0.02});
     expect(project.read('output/0.3615_vs_0.3621/validation.log')).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - INFO - run 0\.3615 vs 0\.3621/);
   });
 });
