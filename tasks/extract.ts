@@ -6,7 +6,7 @@
  * the table is not scanned: `rows.parquet` holds the columns, no rows, and a reference to them.
  */
 import {ConfigurationError, InterruptedError} from '../src/errors.js';
-import type {Json, ProbeContext, TaskContext, TaskResult} from '../src/task-api.js';
+import type {Json, TaskResult} from '../src/task-api.js';
 import {defineTask} from '../src/task-api.js';
 import type {LocalSettings, SourceSpec} from './lib/local-source.js';
 import {extractLocal, plannedQuery, probeLocalSource, resolveLocalSource} from './lib/local-source.js';

@@ -575,7 +575,7 @@ function versionValue(version: string, table: VersionedTable): string | number {
  */
 function bigQueryCtes(plan: ComparePlan): string {
   const table = bigQueryTable(plan);
-  const keyColumns = plan.keys.map((k, j) => `${bigQueryKeyExpr(plan, k)} AS k${j}`).join(', ');
+  const keyColumns = plan.keys.map((k, j) => `${bigQueryKeyExpr(k)} AS k${j}`).join(', ');
   const values = plan.columns.map((c, i) => `, ${bigQueryValueExpr(plan, c)} AS v${i}`).join('');
   const side = (param: string) =>
     `SELECT ${keyColumns}${values} FROM ${quoteIdent(table.path, 'bigquery')} AS t ` +
@@ -603,7 +603,7 @@ function bigQueryTable(plan: ComparePlan): VersionedTable {
   return plan.table;
 }
 
-function bigQueryKeyExpr(plan: ComparePlan, key: KeyColumn): string {
+function bigQueryKeyExpr(key: KeyColumn): string {
   const column = `t.${quoteIdent(key.name, 'bigquery')}`;
   return key.asText ? `CAST(${column} AS STRING)` : column;
 }
