@@ -121,6 +121,9 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
           }
         }
         const swept = await sweep(store, kept);
+        // Remembered configurations (one small file per distinct set of flags and variables)
+        // are rebuilt by the next run that needs them.
+        await rm(join(pipeline.projectDir, '.cache', 'config'), {recursive: true, force: true});
         out(`Removed ${removed} entries and ${swept.files} files (${formatBytes(swept.bytes)}); kept ${kept.length} entries (${formatBytes(size)}), including the latest run's.`);
         return 0;
       } finally {
