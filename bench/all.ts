@@ -26,7 +26,7 @@ import {COLUMNS, handWrittenSql, KEYS, newVersionSql, oldVersionSql, PANDAS_SCRI
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = join(REPO, 'bench', 'data');
-const CLI = join(REPO, 'dist', 'cli', 'cli.js');
+const CLI = join(REPO, 'dist', 'cli', 'bin.js');
 
 const {values: options} = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 /**
  * bench:runner — the runner's own overhead: a no-op rerun of a 5-task pipeline (everything
- * cached), through the built CLI (`node dist/cli/cli.js`) and through `npm run pipeline`.
+ * cached), through the built CLI (`node dist/cli/bin.js`) and through `npm run pipeline`.
  * Targets: at most 150 ms and 400 ms. Prints the median, min and max of several runs.
  */
 import {execFileSync, spawnSync} from 'node:child_process';
@@ -10,7 +10,7 @@ import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(REPO, 'dist/cli/cli.js');
+const CLI = join(REPO, 'dist/cli/bin.js');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 
 function project(): string {
@@ -59,7 +59,7 @@ const bare = stats(Array.from({length: RUNS}, () => time(process.execPath, ['-e'
 const row = (name: string, s: {median: number; min: number; max: number}, target: string) =>
   `${name.padEnd(34)} ${s.median.toFixed(0).padStart(6)} ms  (min ${s.min.toFixed(0)}, max ${s.max.toFixed(0)})  ${target}`;
 console.log(`No-op rerun of a 5-task pipeline, every task cached, ${RUNS} runs each:`);
-console.log(row('node dist/cli/cli.js', direct, 'target <= 150 ms'));
+console.log(row('node dist/cli/bin.js', direct, 'target <= 150 ms'));
 console.log(row('npm run pipeline', npm, 'target <= 400 ms'));
 console.log(row('node -e 0 (start-up floor)', bare, ''));
 console.log(JSON.stringify({bench: 'runner', runs: RUNS, direct_ms: direct, npm_ms: npm, node_floor_ms: bare}));

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The command line: a thin layer over ValidationRunner. Parses flags, installs signal
  * handlers, shows progress, prints the verdict and maps the outcome to an exit code.

@@ -10,7 +10,7 @@ import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const CLI = join(REPO, 'dist/cli/cli.js');
+export const CLI = join(REPO, 'dist/cli/bin.js');
 
 /** The result of one CLI run. */
 export interface CliResult {
