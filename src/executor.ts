@@ -141,7 +141,10 @@ export class Executor {
           break;
       }
     }
-    if (waitFor.length > 0) return {kind: 'would-run', task, reasons: [`runs unless ${waitFor.join(' and ')} reproduce the same outputs`]};
+    if (waitFor.length > 0) {
+      const upstream = waitFor.length === 1 ? `${waitFor[0]} reproduces its` : `${waitFor.join(' and ')} reproduce their`;
+      return {kind: 'would-run', task, reasons: [`runs unless ${upstream} previous outputs`]};
+    }
     if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
     if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
 

@@ -209,7 +209,7 @@ describe('the runner', () => {
     expect(project.runs()).toEqual({a: 1, b: 1, c: 1, d: 1, e: 1});
     expect(result.stdout).toContain('a: cached');
     expect(result.stdout).toContain('b: will run (setting validation.tolerance.abs changed 0.5 -> 1)');
-    expect(result.stdout).toContain('d: will run (runs unless b reproduce the same outputs)');
+    expect(result.stdout).toContain('d: will run (runs unless b reproduces its previous outputs)');
     expect(result.stdout).toContain('Dry run: 3 of 5 tasks would run; nothing was run or written.');
   });
 
