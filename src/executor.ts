@@ -434,7 +434,7 @@ export class Executor {
         const entry: CacheEntry = node.declaration.cache
           ? await cache.set({key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced, parts.probe === null ? undefined : alias)
           : await cache.set({key: `${key}-${Date.now()}` as typeof key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced);
-        hooks.log('INFO', `finished in ${durationMs} ms${result.rows === undefined ? '' : `, ${result.rows} rows`}`, task);
+        hooks.log('INFO', `finished in ${durationMs} ms${result.rows === undefined ? '' : `, ${result.rows} ${result.rows === 1 ? 'row' : 'rows'}`}`, task);
         return {kind: 'ran', task, entry, reasons, durationMs, attempts: attempt};
       } catch (thrown) {
         const error = asFailure(controller.signal.aborted ? (controller.signal.reason ?? thrown) : thrown, task);

@@ -94,7 +94,7 @@ describe('the runner', () => {
       d: 'input c/c.txt changed',
       e: 'input d/d.txt changed',
     });
-    expect(result.stdout).toContain('c: done, 1 rows (setting analysis.bins changed 10 -> 20)');
+    expect(result.stdout).toMatch(/c: done in \d+\.\d s, 1 row \(setting analysis\.bins changed 10 -> 20\)/);
   });
 
   it('does not rerun a task whose upstream reran but produced identical bytes', () => {

@@ -50,7 +50,7 @@ export function logFileReporter(file: string, options: {level: LogLevel; format:
           write('INFO', `served from cache (computed ${outcome.entry.created_at} in ${outcome.entry.duration_ms} ms); ${memory}`, outcome.task);
           break;
         case 'ran':
-          write('INFO', `ran in ${outcome.durationMs} ms${outcome.entry.result.rows === undefined ? '' : `, ${outcome.entry.result.rows} rows`}; ${memory}`, outcome.task);
+          write('INFO', `ran in ${outcome.durationMs} ms${outcome.entry.result.rows === undefined ? '' : `, ${outcome.entry.result.rows} ${outcome.entry.result.rows === 1 ? 'row' : 'rows'}`}; ${memory}`, outcome.task);
           break;
         case 'skipped':
           write('INFO', `skipped: ${outcome.reason}`, outcome.task);

@@ -4,7 +4,7 @@
  * terminal and honours NO_COLOR. This is the only module that writes to the terminal
  * while a run is going on.
  */
-import {Listr, PRESET_TIMER} from 'listr2';
+import {Listr} from 'listr2';
 import type {DefaultRenderer, ListrTaskWrapper, SimpleRenderer} from 'listr2';
 
 type Wrapper = ListrTaskWrapper<unknown, typeof DefaultRenderer, typeof SimpleRenderer>;
@@ -67,7 +67,10 @@ export class ProgressReporter implements RunHooks {
         {
           title: this.#footer(),
           task: async (_ctx: unknown, task: Wrapper) => {
-            const timer = setInterval(() => (task.title = this.#footer()), 250);
+            const timer = setInterval(() => {
+              task.title = this.#footer();
+              this.#tickRunning();
+            }, 250);
             await allDone;
             clearInterval(timer);
             task.title = this.#footer();
@@ -80,9 +83,9 @@ export class ProgressReporter implements RunHooks {
         // The CLI owns Ctrl-C: it stops tasks cleanly and exits 130 (listr2 would exit 127).
         registerSignalListeners: false,
         renderer: 'default',
-        rendererOptions: {timer: PRESET_TIMER, collapseErrors: false},
+        // Durations are the tasks' own (listr2's timers would count the wait for upstream tasks).
+        rendererOptions: {collapseErrors: false},
         fallbackRenderer: 'simple',
-        fallbackRendererOptions: {timer: PRESET_TIMER},
       },
     );
     this.#listr = listr.run().catch(() => undefined);
@@ -92,7 +95,7 @@ export class ProgressReporter implements RunHooks {
     const line = this.#line(task);
     line.started = performance.now();
     if (line.task !== undefined) {
-      line.task.title = `${task}: running`;
+      line.task.title = `${task}: running 0.0 s`;
       line.task.output = `why: ${reasons.join('; ')}`;
     }
   }
@@ -121,6 +124,14 @@ export class ProgressReporter implements RunHooks {
     return this.#warnings;
   }
 
+  /** Elapsed time on the line of every running task. */
+  #tickRunning(): void {
+    for (const [name, line] of this.#lines) {
+      if (line.started === undefined || line.outcome !== undefined || line.task === undefined) continue;
+      line.task.title = `${name}: running ${((performance.now() - line.started) / 1000).toFixed(1)} s`;
+    }
+  }
+
   #line(task: TaskName): Line {
     let line = this.#lines.get(task);
     if (line === undefined) this.#lines.set(task, (line = {}));
@@ -137,7 +148,7 @@ export class ProgressReporter implements RunHooks {
     switch (outcome.kind) {
       case 'ran': {
         const rows = outcome.entry.result.rows;
-        task.title = `${name}: done${rows === undefined ? '' : `, ${formatCount(rows)} rows`} (${outcome.reasons.join('; ')})`;
+        task.title = `${name}: done in ${(outcome.durationMs / 1000).toFixed(1)} s${rows === undefined ? '' : `, ${formatCount(rows)} ${rows === 1 ? 'row' : 'rows'}`} (${outcome.reasons.join('; ')})`;
         return;
       }
       case 'cached':
