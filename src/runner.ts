@@ -170,7 +170,11 @@ export class ValidationRunner {
     const lock = options.dryRun
       ? undefined
       : await acquireLock(join(cacheDir, 'lock'), {wait: options.wait ?? true, signal, notify: (message) => userHooks.warning?.(message)});
-    const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: join(cacheDir, 'tmp', `duckdb-${process.pid}`)});
+    // Holding the lock, no other run uses the scratch space: what is there was left by a
+    // run that was killed, and goes.
+    if (lock !== undefined) await rm(join(cacheDir, 'tmp'), {recursive: true, force: true});
+    const spill = join(cacheDir, 'tmp', `duckdb-${process.pid}`);
+    const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: spill});
     const cache = new CacheStore(cacheDir);
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
@@ -239,11 +243,11 @@ export class ValidationRunner {
       if (!options.dryRun) await this.#publish(folder, outcomes, pipeline, cache, summary);
       return summary;
     } catch (error) {
-      if (!(error instanceof ValidationError)) throw error;
-      if (!(error instanceof InterruptedError)) await folder.discard();
+      await folder.discard();
       throw error;
     } finally {
       engine.close();
+      await rm(spill, {recursive: true, force: true}).catch(() => undefined);
       await lock?.release();
     }
   }

@@ -89,6 +89,8 @@ describe('SIGKILL at any point', () => {
       expect(next.stderr).toMatch(/^Warning: Took over the lock of run \d+ \(started [^)]+\), which is no longer running\.\n$/);
       expect(next.code).toBe(0);
       expect(published(project)).toEqual(expected);
+      // Scratch space the killed run left behind is gone.
+      expect(project.exists('.cache/tmp') ? readdirSync(project.path('.cache/tmp')) : []).toEqual([]);
     });
   }
 });
