@@ -43,6 +43,14 @@ describe('user tasks', () => {
     expect(project.read('output/1_vs_2/validation.log')).toMatch(/INFO - broken: about to fail/);
   });
 
+  it('a shell task that does not write its declared output fails with a clear message', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  forgetful: {shell: "echo nothing", outputs: [made.txt]}\n'});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - forgetful failed: Task "forgetful" finished without writing its declared output "made.txt".');
+    expect(result.stdout).toContain("  Write it to ctx.output('made.txt') (or ${output:made.txt} in a shell command), or remove it from \"outputs\".");
+  });
+
   it('a TypeScript task that writes an undeclared file is told which outputs it declared', () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n',

@@ -2,7 +2,7 @@
  * The shipped pipeline on the sample warehouse, end to end through the CLI: the outputs a
  * reviewer gets, incremental reruns after a settings tweak, skipping, and exit codes.
  */
-import {copyFileSync} from 'node:fs';
+import {copyFileSync, utimesSync} from 'node:fs';
 import {join} from 'node:path';
 import {beforeAll, describe, expect, it} from 'vitest';
 import {Project, REPO} from './support/project.js';
@@ -93,6 +93,25 @@ describe('the shipped pipeline', () => {
     expect(result.code).toBe(1);
     expect(result.stdout).toContain('FAIL 0.3615 vs 0.3621');
     expect(project.json<Summary>('output/0.3615_vs_0.3621/summary.json').status).toBe('fail');
+  });
+
+  it('re-extracts when the source changes, not when it is only touched', async () => {
+    const database = project.path('data/warehouse.duckdb');
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(database, later, later);
+    project.run(['--old', '0.3615', '--new', '0.3621', '--only', 'extract-old']);
+    expect(statuses(project)).toEqual({'extract-old': 'cached'});
+
+    const {DuckDBInstance} = await import('@duckdb/node-api');
+    const instance = await DuckDBInstance.create(database);
+    const connection = await instance.connect();
+    await connection.run("UPDATE model_parameters SET score = score + 0.5 WHERE version = '0.3615' AND entity_id = 1");
+    connection.closeSync();
+    instance.closeSync();
+    project.run(['--old', '0.3615', '--new', '0.3621', '--only', 'extract-old']);
+    const summary = project.json<Summary>('output/0.3615_vs_0.3621/summary.json');
+    expect(summary.tasks.map((task) => [task.name, task.status])).toEqual([['extract-old', 'ran']]);
+    expect(summary.tasks[0]!.reason).toMatch(/^source /);
   });
 
   it('a version with no rows is a clear error naming the versions present', () => {
