@@ -11,7 +11,6 @@ import type {Edge} from './graph.js';
 import {references, strings} from './interpolate.js';
 import type {TaskDefinition} from './task-api.js';
 import {availableTaskModules, resolveTaskModule} from './task-modules.js';
-import {getPath, hasPath} from './util/json-path.js';
 import {didYouMean} from './util/suggest.js';
 
 /** A task's name; never mixed up with other strings. */
@@ -54,8 +53,14 @@ export interface CodeTask {
 /** Files the runner itself writes into the output folder. */
 const RESERVED_OUTPUTS = ['summary.json', 'errors.json'];
 
+/** Whether `path` names a setting (a key inside a list is not one). */
 export function settingExists(settings: Settings, path: readonly string[]): boolean {
-  return hasPath(settings, path) && path.every((_, i) => !Array.isArray(getPath(settings, path.slice(0, i))));
+  let node: unknown = settings;
+  for (const segment of path) {
+    if (node === null || typeof node !== 'object' || Array.isArray(node) || !(segment in node)) return false;
+    node = (node as Record<string, unknown>)[segment];
+  }
+  return true;
 }
 
 function settingPaths(value: unknown, prefix = ''): string[] {

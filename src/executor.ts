@@ -14,7 +14,7 @@ import type {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import type {Settings} from './config/schema.js';
 import {ConfigurationError, ExecutionError, InterruptedError, TransientError, ValidationError} from './errors.js';
 import {explainChange, fingerprintKey, RUNNER_VERSION} from './fingerprint.js';
-import type {FingerprintParts} from './fingerprint.js';
+import type {CacheKey, FingerprintParts} from './fingerprint.js';
 import {interpolateValue, substitute} from './interpolate.js';
 import type {Reference} from './interpolate.js';
 import type {Outcome, RunHooks} from './outcome.js';
@@ -84,6 +84,18 @@ function asFailure(error: unknown, task: string): ValidationError {
   return new ExecutionError(`Task "${task}" crashed: ${message}`, {cause: error, task, hint: 'See the log file for details; rerun with --verbose for the stack trace.'});
 }
 
+/** A task about to run: what was decided when it was planned. */
+interface PlannedRun {
+  node: TaskNode;
+  parts: FingerprintParts;
+  key: CacheKey;
+  alias: string;
+  reasons: string[];
+  /** Declared input files, relative path -> absolute path. */
+  files: Record<string, string>;
+  upstream: Outcome[];
+}
+
 export class Executor {
   readonly #pipeline: Pipeline;
   readonly #options: ExecutorOptions;
@@ -149,10 +161,11 @@ export class Executor {
     if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
 
     let parts: FingerprintParts;
+    let files: Record<string, string>;
     let probe: TaskDefinition['probe'];
     try {
       probe = await this.#probe(node);
-      parts = await this.#fingerprint(node, probe, upstream.map(({outcome}) => outcome));
+      ({parts, files} = await this.#fingerprint(node, probe, upstream.map(({outcome}) => outcome)));
     } catch (error) {
       return {kind: 'failed', task, error: asFailure(error, task), reasons: [], durationMs: 0};
     }
@@ -190,7 +203,7 @@ export class Executor {
         ? ['cache: false (runs every time)']
         : explainChange((await cache.previous(task))?.parts, parts);
     if (this.#options.dryRun) return {kind: 'would-run', task, reasons};
-    return this.#pool.run(() => this.#runTask(node, parts, key, alias, reasons, upstream.map(({outcome}) => outcome)));
+    return this.#pool.run(() => this.#runTask({node, parts, key, alias, reasons, files, upstream: upstream.map(({outcome}) => outcome)}));
   }
 
   /**
@@ -248,7 +261,12 @@ export class Executor {
     return settings;
   }
 
-  async #fingerprint(node: TaskNode, runProbe: TaskDefinition['probe'], upstream: Outcome[]): Promise<FingerprintParts> {
+  /** The fingerprint's parts, and the declared input files it digested (path -> absolute path). */
+  async #fingerprint(
+    node: TaskNode,
+    runProbe: TaskDefinition['probe'],
+    upstream: Outcome[],
+  ): Promise<{parts: FingerprintParts; files: Record<string, string>}> {
     const {declaration} = node;
     const projectDir = this.#pipeline.projectDir;
     const settings: Record<string, Json> = {};
@@ -262,8 +280,9 @@ export class Executor {
       }
     }
 
+    const declaredFiles = await this.#declaredFiles(node);
     const files: Record<string, ContentDigest> = {};
-    for (const [path, absolute] of Object.entries(await this.#declaredFiles(node))) {
+    for (const [path, absolute] of Object.entries(declaredFiles)) {
       files[path] = (await this.#services.fileDigests.get(absolute, digestFile)) as ContentDigest;
     }
 
@@ -283,7 +302,7 @@ export class Executor {
         digestFile: (path) => this.#services.fileDigests.get(resolve(projectDir, path), digestFile),
       });
     }
-    return {
+    const parts: FingerprintParts = {
       runner: RUNNER_VERSION,
       task: {
         run: declaration.run ?? null,
@@ -300,6 +319,7 @@ export class Executor {
       code,
       probe,
     };
+    return {parts, files: declaredFiles};
   }
 
   /** Declared input files, globs expanded, relative path -> absolute path. */
@@ -326,14 +346,7 @@ export class Executor {
     return files;
   }
 
-  async #runTask(
-    node: TaskNode,
-    parts: FingerprintParts,
-    key: ReturnType<typeof fingerprintKey>,
-    alias: string,
-    reasons: string[],
-    upstream: Outcome[],
-  ): Promise<Outcome> {
+  async #runTask({node, parts, key, alias, reasons, files, upstream}: PlannedRun): Promise<Outcome> {
     const task = node.name;
     const {hooks, cache} = this.#services;
     if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
@@ -356,7 +369,6 @@ export class Executor {
     }
     const upstreamInfo = await this.#upstreamInfo(node);
     const skippedDeps = node.deps.filter((dep) => !(dep.task in inputs)).map((dep) => dep.task as string);
-    const files = await this.#declaredFiles(node);
     const args = parts.task.with;
     const settings = this.#taskSettings(node);
 
@@ -431,9 +443,13 @@ export class Executor {
           produced[output] = path;
         }
         const durationMs = Math.round(performance.now() - started);
-        const entry: CacheEntry = node.declaration.cache
-          ? await cache.set({key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced, parts.probe === null ? undefined : alias)
-          : await cache.set({key: `${key}-${Date.now()}` as typeof key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()}, produced);
+        // Stored even for `cache: false` tasks (never looked up then): downstream tasks and
+        // the output folder read every output from the store.
+        const entry: CacheEntry = await cache.set(
+          {key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()},
+          produced,
+          parts.probe === null ? undefined : alias,
+        );
         hooks.log('INFO', `finished in ${durationMs} ms${result.rows === undefined ? '' : `, ${result.rows} ${result.rows === 1 ? 'row' : 'rows'}`}`, task);
         return {kind: 'ran', task, entry, reasons, durationMs, attempts: attempt};
       } catch (thrown) {

@@ -32,8 +32,9 @@ export class OutputFolder {
   async prepare(): Promise<void> {
     const parent = dirname(this.path);
     await mkdir(parent, {recursive: true});
+    const prefix = `.${basename(this.path)}.`;
     for (const entry of await readdir(parent)) {
-      const match = new RegExp(`^\\.${basename(this.path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(staging|previous)-(\\d+)$`).exec(entry);
+      const match = entry.startsWith(prefix) ? /^(staging|previous)-(\d+)$/.exec(entry.slice(prefix.length)) : null;
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});
     }
     await rm(this.staging, {recursive: true, force: true});

@@ -3,7 +3,7 @@
  * configuration, plans, executes, publishes the outputs and returns the run's summary.
  * The CLI and the HTTP server are thin layers over it.
  */
-import {mkdir, rm, writeFile} from 'node:fs/promises';
+import {rm} from 'node:fs/promises';
 import {availableParallelism} from 'node:os';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {analyze} from './analyzer.js';
@@ -166,10 +166,17 @@ export class ValidationRunner {
     const userHooks = options.hooks ?? {};
     const startedAt = new Date();
 
-    if (!options.dryRun) await checkWritable(cacheDir);
     const lock = options.dryRun
       ? undefined
-      : await acquireLock(join(cacheDir, 'lock'), {wait: options.wait ?? true, signal, notify: (message) => userHooks.warning?.(message)});
+      : await acquireLock(join(cacheDir, 'lock'), {wait: options.wait ?? true, signal, notify: (message) => userHooks.warning?.(message)}).catch(
+          (error: unknown) => {
+            // Taking the lock is the run's first write to the cache: where it fails, say so plainly.
+            if (error instanceof ValidationError) throw error;
+            throw new ConfigurationError(`Cannot write to the cache folder ${cacheDir}: ${(error as Error).message.replace(/^[A-Z]+: /, '')}`, {
+              hint: 'Make the folder writable, or point cache.dir at a writable folder (e.g. --set cache.dir=/tmp/pipeline-cache).',
+            });
+          },
+        );
     // Holding the lock, no other run uses the scratch space: what is there was left by a
     // run that was killed, and goes.
     if (lock !== undefined) await rm(join(cacheDir, 'tmp'), {recursive: true, force: true});
@@ -278,20 +285,6 @@ export class ValidationRunner {
             : 'Check that the output folder is writable; the previous outputs were left as they were.',
       });
     }
-  }
-}
-
-/** Fails early and clearly when the cache cannot be written (a read-only file system, permissions). */
-async function checkWritable(cacheDir: string): Promise<void> {
-  const probe = join(cacheDir, `.write-test-${process.pid}`);
-  try {
-    await mkdir(cacheDir, {recursive: true});
-    await writeFile(probe, '');
-    await rm(probe, {force: true});
-  } catch (error) {
-    throw new ConfigurationError(`Cannot write to the cache folder ${cacheDir}: ${(error as Error).message.replace(/^[A-Z]+: /, '')}`, {
-      hint: 'Make the folder writable, or point cache.dir at a writable folder (e.g. --set cache.dir=/tmp/pipeline-cache).',
-    });
   }
 }
 

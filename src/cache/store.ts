@@ -215,19 +215,24 @@ export class CacheStore {
     }
   }
 
-  /** Total size of the stored files. */
-  async size(): Promise<number> {
+  /** Every stored file (path -> size), for `cache` housekeeping. */
+  async blobs(): Promise<Map<string, number>> {
     const {readdir} = await import('node:fs/promises');
-    let total = 0;
+    const found = new Map<string, number>();
     const walk = async (folder: string): Promise<void> => {
       for (const entry of await readdir(folder, {withFileTypes: true}).catch(() => [])) {
         const path = join(folder, entry.name);
         if (entry.isDirectory()) await walk(path);
-        else total += (await stat(path)).size;
+        else found.set(path, (await stat(path)).size);
       }
     };
     await walk(join(this.dir, 'content-v2'));
-    return total;
+    return found;
+  }
+
+  /** Total size of the stored files. */
+  async size(): Promise<number> {
+    return [...(await this.blobs()).values()].reduce((sum, size) => sum + size, 0);
   }
 
   /** Stores every output, then the entry: the entry is the commit point. */

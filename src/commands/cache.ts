@@ -1,5 +1,5 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
-import {readdir, rm, stat} from 'node:fs/promises';
+import {readdir, rm} from 'node:fs/promises';
 import {join, relative} from 'node:path';
 import {CacheStore} from '../cache/store.js';
 import type {CacheEntry} from '../cache/store.js';
@@ -18,26 +18,12 @@ interface CacheFlags {
   'no-wait'?: boolean;
 }
 
-/** Every stored blob: path and size. */
-async function blobs(dir: string): Promise<Map<string, number>> {
-  const found = new Map<string, number>();
-  const walk = async (folder: string): Promise<void> => {
-    for (const entry of await readdir(folder, {withFileTypes: true}).catch(() => [])) {
-      const path = join(folder, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else found.set(path, (await stat(path)).size);
-    }
-  };
-  await walk(join(dir, 'content-v2'));
-  return found;
-}
-
 /** Removes blobs no entry refers to, and cacache's own index (the store's entries are authoritative). */
 async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: number; bytes: number}> {
   const referenced = new Set(kept.flatMap((entry) => Object.values(entry.outputs).map((output) => store.blobPath(output))));
   let files = 0;
   let bytes = 0;
-  for (const [path, size] of await blobs(store.dir)) {
+  for (const [path, size] of await store.blobs()) {
     if (referenced.has(path)) continue;
     await rm(path, {force: true});
     files++;
@@ -58,7 +44,7 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
   switch (action) {
     case 'status': {
       const entries = await store.entries();
-      const stored = await blobs(dir);
+      const stored = await store.blobs();
       const total = [...stored.values()].reduce((sum, size) => sum + size, 0);
       out(`Cache ${shown}: ${entries.length} entries, ${stored.size} stored files, ${formatBytes(total)}`);
       const perTask = new Map<string, {entries: number; bytes: number; latest: string}>();
@@ -98,9 +84,9 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       });
       try {
         if (action === 'clear') {
-          const before = await blobs(dir);
+          const before = await store.size();
           for (const name of await readdir(dir).catch(() => [] as string[])) if (name !== 'lock') await rm(join(dir, name), {recursive: true, force: true});
-          out(`Cleared ${shown}: ${formatBytes([...before.values()].reduce((sum, size) => sum + size, 0))} freed.`);
+          out(`Cleared ${shown}: ${formatBytes(before)} freed.`);
           return 0;
         }
         const maxSize = flags['max-size'] === undefined ? Infinity : parseBytes(flags['max-size'], '--max-size');
