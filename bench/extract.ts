@@ -106,7 +106,7 @@ async function ensureData(millions: number): Promise<string> {
   const u = (k: number) => `((hash(i * 16 + ${k}) >> 11)::DOUBLE / 9007199254740992.0)`;
   const params = Array.from({length: 8}, (_, k) => `round(${u(k + 1)} * ${k + 1} + v * 0.001, 6) AS p${k + 1}`).join(', ');
   await connection.run(`ATTACH '${temp}' AS bench`);
-  // Rows are stored in a scrambled key order, so extraction really has to sort.
+  // Rows are stored in a scrambled key order, as a warehouse would hold them.
   await connection.run(`CREATE TABLE bench.model_parameters AS
     SELECT (hash(i) % ${n * 4}) AS entity_id, v AS version,
       CASE hash(i * 16 + 9) % 5 WHEN 0 THEN 'north' WHEN 1 THEN 'south' WHEN 2 THEN 'east' WHEN 3 THEN 'west' ELSE 'central' END AS region,
