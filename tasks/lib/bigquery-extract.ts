@@ -37,6 +37,7 @@ import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-a
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {formatBytes} from '../../src/util/units.js';
 import {openBigQuery} from './bigquery-client.js';
+import {quoteIdent, quoteString} from './sql.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
 
 /** The settings extraction reads, with defaults applied. */
@@ -202,7 +203,7 @@ export async function extractBigQuerySchema(ctx: TaskContext, version: string, o
 /** The reference a schema-only extraction wrote, or null for a file holding rows. */
 export async function readBigQueryReference(connection: DuckDBConnection, path: string): Promise<BigQueryReference | null> {
   const reader = await connection.runAndReadAll(
-    `SELECT decode(value) AS value FROM parquet_kv_metadata(${sqlString(path)}) WHERE decode(key) = ${sqlString(REFERENCE_KEY)}`,
+    `SELECT decode(value) AS value FROM parquet_kv_metadata(${duckString(path)}) WHERE decode(key) = ${duckString(REFERENCE_KEY)}`,
   );
   const value = reader.getRows()[0]?.[0];
   return typeof value === 'string' ? (JSON.parse(value) as BigQueryReference) : null;
@@ -421,9 +422,9 @@ function quote(s: string): string {
  */
 export function stagedRowsSql(fields: BigQueryField[], staging: string): string {
   const columns = fields.map((_, i) => `'c${i}': 'VARCHAR'`).join(', ');
-  const select = fields.map((f, i) => `${convertTop(f, `"c${i}"`)} AS ${quoteDuck(f.name)}`).join(', ');
+  const select = fields.map((f, i) => `${convertTop(f, `"c${i}"`)} AS ${duckIdent(f.name)}`).join(', ');
   return (
-    `SELECT ${select} FROM read_csv(${sqlString(staging)}, delim=${sqlString(DELIMITER)}, quote='"', escape='"', ` +
+    `SELECT ${select} FROM read_csv(${duckString(staging)}, delim=${duckString(DELIMITER)}, quote='"', escape='"', ` +
     `header=false, auto_detect=false, allow_quoted_nulls=false, columns={${columns}})`
   );
 }
@@ -441,9 +442,9 @@ async function writeParquet(
   const order = [
     ...fields.filter((f) => keyNames.has(f.name.toLowerCase())),
     ...fields.filter((f) => !keyNames.has(f.name.toLowerCase())),
-  ].map((f) => quoteDuck(f.name));
-  const metadata = reference === undefined ? '' : `, KV_METADATA {${REFERENCE_KEY}: ${sqlString(reference)}}`;
-  const sql = `COPY (${stagedRowsSql(fields, staging)} ORDER BY ${order.join(', ')}) TO ${sqlString(outputPath)} (FORMAT parquet${metadata})`;
+  ].map((f) => duckIdent(f.name));
+  const metadata = reference === undefined ? '' : `, KV_METADATA {${REFERENCE_KEY}: ${duckString(reference)}}`;
+  const sql = `COPY (${stagedRowsSql(fields, staging)} ORDER BY ${order.join(', ')}) TO ${duckString(outputPath)} (FORMAT parquet${metadata})`;
   try {
     await connection.run(sql);
   } catch (error) {
@@ -481,7 +482,7 @@ function convertJson(field: BigQueryField, json: string, path: string, depth: nu
 function convertOne(field: BigQueryField, json: string, path: string, depth: number): string {
   if (field.type === 'RECORD' || field.type === 'STRUCT') {
     const parts = (field.fields ?? []).map(
-      (sub, i) => `${quoteDuck(sub.name)} := ${convertJson(sub, `(${json} -> '$.f[${i}].v')`, `${path}.${sub.name}`, depth)}`,
+      (sub, i) => `${duckIdent(sub.name)} := ${convertJson(sub, `(${json} -> '$.f[${i}].v')`, `${path}.${sub.name}`, depth)}`,
     );
     return `CASE WHEN ${json} IS NULL OR json_type(${json}) = 'NULL' THEN NULL ELSE struct_pack(${parts.join(', ')}) END`;
   }
@@ -502,7 +503,7 @@ function convertScalar(field: BigQueryField, s: string, path: string): string {
       // error() carries the value, so it is never constant-folded into a planning error.
       return (
         `CASE WHEN ${s} IS NULL THEN NULL WHEN regexp_full_match(${s}, '-?[0-9]{1,29}(\\.[0-9]{0,9}0*)?') ` +
-        `THEN CAST(${s} AS DECIMAL(38, 9)) ELSE CAST(error(${sqlString(`BIGNUMERIC_MISFIT Column ${path} holds `)} || ${s}) AS DECIMAL(38, 9)) END`
+        `THEN CAST(${s} AS DECIMAL(38, 9)) ELSE CAST(error(${duckString(`BIGNUMERIC_MISFIT Column ${path} holds `)} || ${s}) AS DECIMAL(38, 9)) END`
       );
     case 'BOOLEAN':
     case 'BOOL':
@@ -630,11 +631,7 @@ function quoteBigQuery(name: string): string {
   return `\`${name.replaceAll('\\', '\\\\').replaceAll('`', '\\`')}\``;
 }
 
-function quoteDuck(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
 
-function sqlString(value: string): string {
-  return `'${value.replaceAll("'", "''")}'`;
-}
 
+const duckIdent = (name: string): string => quoteIdent(name, 'duckdb');
+const duckString = (value: string): string => quoteString(value, 'duckdb');
