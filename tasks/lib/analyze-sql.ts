@@ -3,15 +3,15 @@
  * columns to SQL text, no I/O. Only the DuckDB dialect is generated today; the BigQuery
  * variant (analysis inside the warehouse) is the planned scale-out.
  *
- * Every figure is exact and comes from plain SQL DuckDB runs well:
+ * Every figure is exact; DuckDB does the heavy lifting, TypeScript reads what it returns:
  * - one aggregate per run for the summary moments of every parameter, by version and
  *   segment (the global figures are combined from the segments' in TypeScript);
- * - per parameter, one window over both versions' values sorted together: the running count
- *   of each version gives both ECDFs, hence KS D (the largest |F_old - F_new|, read at the
- *   last row of each run of ties) and Wasserstein-1 (the sum of |F_old - F_new| times the gap
- *   to the next value); the same pass picks the order statistics behind every quantile;
- * - per parameter, the same window partitioned by segment, whose final aggregate also counts
- *   the PSI bins (cut at the old quantiles found by the first pass) and the chart bins.
+ * - per parameter, both versions' values sorted together (`sortedValuesSql`), which
+ *   `ShiftScan` (shift.ts) walks once for KS, Wasserstein, the order statistics behind every
+ *   quantile, the PSI and chart bins, for the whole parameter and every segment. Measured at
+ *   10M rows a version: the sort and the walk take a third of the two window queries they
+ *   replaced (a running count over the whole parameter and one per segment);
+ * - the largest movers in one join, skipping changes below a threshold found on a sample.
  * Segments are numbered 1..S by a small integer (`sid`): DuckDB partitions and sorts on a
  * small integer several times faster than on strings.
  */
@@ -193,98 +193,70 @@ export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readon
 FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
 }
 
-/** Both versions' non-null values of one column: (side, sid, x). */
-function valuesSql(column: string, s: AnalysisSources, ids: SegmentIds | null): string {
-  const v = valueExpr(column, s);
-  const sid = ids === null ? '' : `, ${sidExpr(s, ids)} AS sid`;
-  const finite = `isfinite(CAST(${quoteIdent(column, s.dialect)} AS DOUBLE))`;
-  const side = (k: 0 | 1) => `SELECT ${k} AS side${sid}, ${v} AS x FROM ${source(s, k)} WHERE ${finite}`;
-  return `${side(0)} UNION ALL ${side(1)}`;
-}
-
-// Running counts in ROWS order: c rows so far, cn of them new. Within a run of ties the
-// order is arbitrary, so the ECDFs are read only at a run's last row (the next value
-// differs), where the counts include the whole run; the gap to the next value is 0 inside
-// a run, so the Wasserstein sum needs no such filter.
-const RUNNING = 'row_number() OVER w AS c, sum(side) OVER w AS cn, lead(x) OVER w AS nx';
-const frame = (partition: string) => `WINDOW w AS (${partition}ORDER BY x ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)`;
-function shiftAggregates(totalOld: string, totalNew: string): string {
-  const diff = `abs(CAST(c - cn AS DOUBLE) / ${totalOld} - CAST(cn AS DOUBLE) / ${totalNew})`;
-  return `max(${diff}) FILTER (WHERE nx IS DISTINCT FROM x) AS ks, sum(${diff} * (nx - x)) AS wasserstein`;
-}
-
 /**
- * Global shift of one column: ks, wasserstein (both NULL unless both versions have values),
- * and the order statistics `oldRanks` / `newRanks` (1-based) of each version as lists of
- * {r, v}. `nOld` / `nNew` are the versions' non-null counts.
+ * Both versions' finite values of one column in ascending order, each with its tag
+ * `sid * 2 + side` (UINTEGER): what `ShiftScan` walks to find every shift figure at once.
  */
-export function globalShiftSql(column: string, s: AnalysisSources, nOld: number, nNew: number, oldRanks: readonly number[], newRanks: readonly number[]): string {
+export function sortedValuesSql(column: string, s: AnalysisSources, ids: SegmentIds): string {
   duckdbOnly(s.dialect);
-  const ranks = (r: readonly number[]) => (r.length === 0 ? '[]::BIGINT[]' : `[${r.map(intLiteral).join(', ')}]`);
-  const shift = nOld > 0 && nNew > 0 ? shiftAggregates(doubleLiteral(nOld), doubleLiteral(nNew)) : 'NULL::DOUBLE AS ks, NULL::DOUBLE AS wasserstein';
-  return `WITH v AS (${valuesSql(column, s, null)}),
-r AS (SELECT side, x, ${RUNNING} FROM v ${frame('')})
-SELECT ${shift},
-  list({'r': c - cn, 'v': x}) FILTER (WHERE side = 0 AND list_contains(${ranks(oldRanks)}, c - cn)) AS old_q,
-  list({'r': cn, 'v': x}) FILTER (WHERE side = 1 AND list_contains(${ranks(newRanks)}, cn)) AS new_q
-FROM r`;
+  const c = `CAST(${quoteIdent(column, s.dialect)} AS DOUBLE)`;
+  const side = (k: 0 | 1) => `SELECT CAST(${sidExpr(s, ids)} * 2 + ${k} AS UINTEGER) AS tag, ${c} AS x FROM ${source(s, k)} WHERE isfinite(${c})`;
+  return `SELECT tag, x FROM (${side(0)} UNION ALL ${side(1)}) ORDER BY x`;
 }
 
-/** Chart bins: `CHART_BINS` equal bins over [lo, lo + CHART_BINS * width]. */
-export interface ChartBinning {
-  lo: number;
-  width: number;
+/** One key in this many is joined to find the movers' thresholds (`moverThresholdsSql`). */
+export const MOVER_SAMPLE = 64;
+
+function matchedPairs(s: AnalysisSources, keys: readonly string[], where = ''): string {
+  const q = (c: string) => quoteIdent(c, s.dialect);
+  const on = keys.map((k) => `o.${q(k)} = n.${q(k)}`).join(' AND ');
+  return `FROM ${source(s, 0)} o JOIN ${source(s, 1)} n ON ${on}${where}`;
+}
+
+function change(parameter: string, s: AnalysisSources): {o: string; n: string; d: string; finite: string} {
+  const o = `CAST(o.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
+  const n = `CAST(n.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
+  return {o, n, d: `abs(${n} - ${o})`, finite: `isfinite(${o}) AND isfinite(${n})`};
 }
 
 /**
- * Per segment (sid) of one column: ks and wasserstein of the segment (when `totals` is given:
- * the segment's non-null counts per version, indexed by sid - 1), and per version the counts
- * of the PSI bins (bin i holds edges[i-1] < x <= edges[i]) and of the chart bins, as maps
- * from bin to count (psi_old, psi_new, chart_old, chart_new).
+ * A lower bound t{i} on the `topN`-th largest |new - old| of each parameter, from the keys in
+ * one hash bucket of `MOVER_SAMPLE` (the top of a subset never exceeds the top of the whole):
+ * the full join then builds candidates only for changes at least that large. NULL when the
+ * sample holds fewer than `topN` changes.
  */
-export function segmentShiftSql(
-  column: string,
-  s: AnalysisSources,
-  ids: SegmentIds,
-  totals: {old: readonly number[]; new: readonly number[]} | null,
-  edges: readonly number[],
-  chart: ChartBinning,
-): string {
+export function moverThresholdsSql(s: AnalysisSources, keys: readonly string[], parameters: readonly string[], topN: number): string {
   duckdbOnly(s.dialect);
-  const psiBin = edges.length === 0 ? '0' : `CASE ${edges.map((e, i) => `WHEN x <= ${doubleLiteral(e)} THEN ${i}`).join(' ')} ELSE ${edges.length} END`;
-  const chartBin = chart.width > 0 ? `least(CAST(floor((x - ${doubleLiteral(chart.lo)}) / ${doubleLiteral(chart.width)}) AS INTEGER), ${CHART_BINS - 1})` : '0';
-  const bins = `histogram(${psiBin}) FILTER (WHERE side = 0) AS psi_old, histogram(${psiBin}) FILTER (WHERE side = 1) AS psi_new,
-  histogram(${chartBin}) FILTER (WHERE side = 0) AS chart_old, histogram(${chartBin}) FILTER (WHERE side = 1) AS chart_new`;
-  if (totals === null) {
-    return `WITH v AS (${valuesSql(column, s, ids)})
-SELECT sid, NULL::DOUBLE AS ks, NULL::DOUBLE AS wasserstein, ${bins} FROM v GROUP BY sid ORDER BY sid`;
-  }
-  const list = (t: readonly number[]) => `([${t.map((n) => doubleLiteral(n)).join(', ')}])[sid]`;
-  return `WITH v AS (${valuesSql(column, s, ids)}),
-r AS (SELECT sid, side, x, ${RUNNING} FROM v ${frame('PARTITION BY sid ')})
-SELECT sid, ${shiftAggregates(list(totals.old), list(totals.new))}, ${bins}
-FROM r GROUP BY sid ORDER BY sid`;
+  if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`top_n must be a positive integer, got ${topN}`);
+  const bucket = (side: 'o' | 'n') => `hash(${keys.map((k) => `${side}.${quoteIdent(k, s.dialect)}`).join(', ')}) % ${MOVER_SAMPLE} = 0`;
+  const cols = parameters.map((p, i) => {
+    const c = change(p, s);
+    const top = `max(${c.d}, ${topN}) FILTER (WHERE ${c.finite})`;
+    return `CASE WHEN len(${top}) = ${topN} THEN list_min(${top}) END AS t${i}`;
+  });
+  return `SELECT ${cols.join(',\n  ')}\n${matchedPairs(s, keys, ` WHERE ${bucket('o')} AND ${bucket('n')}`)}`;
 }
 
 /**
- * The `topN` matched keys with the largest |new - old| per parameter, in one join. Ties are
- * broken by the key (and values), so the list is the same on every run.
+ * The `topN` matched keys with the largest |new - old| per parameter, in one join; changes
+ * below the parameter's threshold (from `moverThresholdsSql`, null for none) cannot be among
+ * them and are skipped. Ties are broken by the key (and values), so the list is the same on
+ * every run.
  */
-export function moversSql(s: AnalysisSources, keys: readonly string[], parameters: readonly string[], topN: number): string {
+export function moversSql(s: AnalysisSources, keys: readonly string[], parameters: readonly string[], topN: number, thresholds: readonly (number | null)[] = []): string {
   duckdbOnly(s.dialect);
   if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`top_n must be a positive integer, got ${topN}`);
   const q = (c: string) => quoteIdent(c, s.dialect);
   const keyFields = keys.map((k, i) => `k${i} := o.${q(k)}`).join(', ');
-  const on = keys.map((k) => `o.${q(k)} = n.${q(k)}`).join(' AND ');
   const cols = parameters.map((p, i) => {
-    const o = `CAST(o.${q(p)} AS DOUBLE)`;
-    const n = `CAST(n.${q(p)} AS DOUBLE)`;
+    const {o, n, d, finite} = change(p, s);
+    const t = thresholds[i];
+    const above = t === null || t === undefined ? '' : ` AND ${d} >= ${doubleLiteral(t)}`;
     return `CAST(to_json(max_by(struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n}),
-    struct_pack(d := abs(${n} - ${o}), ${keyFields}, old := ${o}), ${topN})
-    FILTER (WHERE isfinite(${o}) AND isfinite(${n}))) AS VARCHAR) AS m${i}`;
+    struct_pack(d := ${d}, ${keyFields}, old := ${o}), ${topN})
+    FILTER (WHERE ${finite}${above})) AS VARCHAR) AS m${i}`;
   });
-  return `SELECT ${cols.join(',\n  ')}
-FROM ${source(s, 0)} o JOIN ${source(s, 1)} n ON ${on}`;
+  return `SELECT ${cols.join(',\n  ')}\n${matchedPairs(s, keys)}`;
 }
 
 /** Category counts of one column in both versions: (side, value, n); value NULL counts nulls. */

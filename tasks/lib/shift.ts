@@ -1,0 +1,309 @@
+/**
+ * Exact distribution-shift figures of one parameter from a single walk over both versions'
+ * values in ascending order (DuckDB sorts them; `ShiftScan` reads the sorted values once).
+ *
+ * Each value comes with a tag, `segment * 2 + side` (side 0 old, 1 new; segments 1..S). The
+ * walk keeps running counts per version for the whole parameter (group 0) and for each
+ * segment (group s), so at the end of every run of equal values it knows both empirical
+ * distribution functions exactly:
+ * - KS D is the largest |F_old - F_new| read at the end of a run (inside a run of ties the
+ *   functions are not yet both up to date);
+ * - Wasserstein-1 is the sum of |F_old - F_new| times the gap to the group's next value;
+ * - the order statistics behind every quantile are the values where the running count of a
+ *   version crosses their rank;
+ * - PSI bins are cut at the old version's quantiles, which the walk finds as it goes: a value
+ *   lying between the two order statistics an edge interpolates between waits until the
+ *   upper one arrives (only new values can lie there), then is counted;
+ * - the chart bins are equal bins known in advance.
+ * No state grows with the data except that short wait list.
+ */
+
+/** A quantile of the old version: 1-based order statistics `k <= k2`, and `frac` between them. */
+export interface RankPair {
+  k: number;
+  k2: number;
+  frac: number;
+}
+
+/** What the walk needs to know before it starts. */
+export interface ShiftPlan {
+  /** Number of segments S (tags carry 1..S); 1 when the parameter is not segmented. */
+  segments: number;
+  /** Non-null values per version: index 0 for the whole parameter, s for segment s. */
+  oldCounts: readonly number[];
+  newCounts: readonly number[];
+  /** Order statistics (1-based ranks over the whole parameter) to report, per version (the PSI edges' are added). */
+  oldRanks: readonly number[];
+  newRanks: readonly number[];
+  /** The old quantiles that cut the PSI bins, in ascending order of quantile. */
+  psiQuantiles: readonly RankPair[];
+  /** Equal chart bins: bin j holds lo + j * width <= x < lo + (j + 1) * width (the last one takes the rest). */
+  chart: {lo: number; width: number; bins: number};
+}
+
+/** Shift of one group (the whole parameter or one segment). */
+export interface GroupShift {
+  /** Null unless both versions have values in the group. */
+  ks: number | null;
+  wasserstein: number | null;
+  /** Values per PSI bin: bin i holds edges[i - 1] < x <= edges[i]. */
+  psiOld: number[];
+  psiNew: number[];
+}
+
+/** Everything the walk found. */
+export interface ShiftResult {
+  /** Index 0: the whole parameter; s: segment s. */
+  groups: GroupShift[];
+  /** Order statistic by rank, per version. */
+  oldOrder: Map<number, number>;
+  newOrder: Map<number, number>;
+  /** The PSI edges: the old quantiles, ascending, duplicates dropped. */
+  edges: number[];
+  chartOld: number[];
+  chartNew: number[];
+}
+
+/** A finished run of one group that waits for a PSI edge before it can be binned. */
+interface Waiting {
+  x: number;
+  group: number;
+  old: number;
+  new: number;
+}
+
+export class ShiftScan {
+  readonly #plan: ShiftPlan;
+  readonly #groups: number;
+  // Values per group: expected in total, counted so far, and counted at the group's last run end.
+  readonly #nOld: Float64Array;
+  readonly #nNew: Float64Array;
+  readonly #old: Float64Array;
+  readonly #new: Float64Array;
+  readonly #oldAtEnd: Float64Array;
+  readonly #newAtEnd: Float64Array;
+  // F_old - F_new after the group's last run, where that run was, and the figures so far.
+  readonly #diff: Float64Array;
+  readonly #lastX: Float64Array;
+  readonly #ks: Float64Array;
+  readonly #w: Float64Array;
+  // Segments with values in the current run (#run numbers the runs).
+  readonly #mark: Float64Array;
+  readonly #touched: Int32Array;
+  #touchedCount = 0;
+  #run = 0;
+  #x = Number.NaN;
+
+  // Order statistics to pick, and the running counts at which the next one is due.
+  readonly #oldRanks: number[];
+  readonly #newRanks: number[];
+  #nextOldRank = 0;
+  #nextNewRank = 0;
+  readonly #oldOrder = new Map<number, number>();
+  readonly #newOrder = new Map<number, number>();
+  // Old counts at which something happens (an order statistic, an edge), and the same for new.
+  #oldEvent = 0;
+  #newEvent = 0;
+
+  // PSI: known edges, the next quantile to become an edge, the bin of the current value,
+  // counts per group and bin, and the runs waiting for an edge.
+  readonly #edges: number[] = [];
+  #nextQuantile = 0;
+  #psiBin = 0;
+  // Runs above this value wait for the next edge (Infinity: none waits).
+  #waitAbove = Infinity;
+  readonly #psiStride: number;
+  readonly #psiOld: Float64Array;
+  readonly #psiNew: Float64Array;
+  readonly #waiting: Waiting[] = [];
+  readonly #chartOld: Float64Array;
+  readonly #chartNew: Float64Array;
+
+  constructor(plan: ShiftPlan) {
+    this.#plan = plan;
+    const g = plan.segments + 1;
+    this.#groups = g;
+    this.#nOld = Float64Array.from({length: g}, (_, i) => plan.oldCounts[i] ?? 0);
+    this.#nNew = Float64Array.from({length: g}, (_, i) => plan.newCounts[i] ?? 0);
+    this.#old = new Float64Array(g);
+    this.#new = new Float64Array(g);
+    this.#oldAtEnd = new Float64Array(g);
+    this.#newAtEnd = new Float64Array(g);
+    this.#diff = new Float64Array(g);
+    this.#lastX = new Float64Array(g).fill(Number.NaN);
+    this.#ks = new Float64Array(g);
+    this.#w = new Float64Array(g);
+    this.#mark = new Float64Array(g);
+    this.#touched = new Int32Array(g + 1);
+    const edgeRanks = plan.psiQuantiles.flatMap((q) => [q.k, q.k2]);
+    this.#oldRanks = [...new Set([...plan.oldRanks, ...edgeRanks])].sort((a, b) => a - b);
+    this.#newRanks = [...new Set(plan.newRanks)].sort((a, b) => a - b);
+    this.#psiStride = plan.psiQuantiles.length + 1;
+    this.#psiOld = new Float64Array(g * this.#psiStride);
+    this.#psiNew = new Float64Array(g * this.#psiStride);
+    this.#chartOld = new Float64Array(plan.chart.bins);
+    this.#chartNew = new Float64Array(plan.chart.bins);
+    this.#scheduleEvents();
+  }
+
+  /** Takes the next `size` values (ascending, continuing the previous batch) and their tags. */
+  add(tags: ArrayLike<number>, values: ArrayLike<number>, size: number): void {
+    const old = this.#old;
+    const neu = this.#new;
+    const mark = this.#mark;
+    const touched = this.#touched;
+    const groups = this.#groups;
+    let x = this.#x;
+    let run = this.#run;
+    for (let i = 0; i < size; i++) {
+      const value = values[i]!;
+      if (value !== x || run === 0) {
+        if (run > 0) {
+          if (value < x) throw new Error(`values are not in ascending order: ${value} after ${x}`);
+          this.#endRun();
+        }
+        x = this.#x = value;
+        run = ++this.#run;
+      }
+      const tag = tags[i]!;
+      const segment = tag >>> 1;
+      if (segment < 1 || segment >= groups) throw new Error(`tag ${tag} names segment ${segment}, outside 1..${groups - 1}`);
+      if ((tag & 1) === 0) {
+        old[0]!++;
+        old[segment]!++;
+      } else {
+        neu[0]!++;
+        neu[segment]!++;
+      }
+      if (mark[segment] !== run) {
+        mark[segment] = run;
+        touched[this.#touchedCount++] = segment;
+      }
+    }
+  }
+
+  /** Ends the walk and returns the figures. */
+  finish(): ShiftResult {
+    if (this.#run > 0) this.#endRun();
+    for (let g = 0; g < this.#groups; g++) {
+      if (this.#old[g] !== this.#nOld[g] || this.#new[g] !== this.#nNew[g]) {
+        throw new Error(`group ${g} has ${this.#old[g]} old and ${this.#new[g]} new values, expected ${this.#nOld[g]} and ${this.#nNew[g]}`);
+      }
+    }
+    if (this.#waiting.length > 0) throw new Error(`${this.#waiting.length} runs still wait for a PSI edge at the end of the values`);
+    const used = this.#edges.length + 1;
+    const groups: GroupShift[] = [];
+    for (let g = 0; g < this.#groups; g++) {
+      const both = this.#nOld[g]! > 0 && this.#nNew[g]! > 0;
+      const at = g * this.#psiStride;
+      groups.push({
+        ks: both ? this.#ks[g]! : null,
+        wasserstein: both ? this.#w[g]! : null,
+        psiOld: Array.from(this.#psiOld.subarray(at, at + used)),
+        psiNew: Array.from(this.#psiNew.subarray(at, at + used)),
+      });
+    }
+    return {
+      groups,
+      oldOrder: this.#oldOrder,
+      newOrder: this.#newOrder,
+      edges: [...this.#edges],
+      chartOld: Array.from(this.#chartOld),
+      chartNew: Array.from(this.#chartNew),
+    };
+  }
+
+  // The run of value #x is complete: every count includes it. Runs for the whole parameter
+  // (group 0) and for each segment that had values in it.
+  #endRun(): void {
+    const x = this.#x;
+    const old = this.#old;
+    const neu = this.#new;
+    if (old[0]! >= this.#oldEvent || neu[0]! >= this.#newEvent) this.#events(x);
+    const edges = this.#edges;
+    while (this.#psiBin < edges.length && edges[this.#psiBin]! < x) this.#psiBin++;
+    const {lo, width, bins} = this.#plan.chart;
+    const chart = width > 0 ? Math.max(0, Math.min(Math.floor((x - lo) / width), bins - 1)) : 0;
+    this.#chartOld[chart]! += old[0]! - this.#oldAtEnd[0]!;
+    this.#chartNew[chart]! += neu[0]! - this.#newAtEnd[0]!;
+
+    const touched = this.#touched;
+    touched[this.#touchedCount++] = 0;
+    const count = this.#touchedCount;
+    this.#touchedCount = 0;
+    const nOld = this.#nOld;
+    const nNew = this.#nNew;
+    const oldAtEnd = this.#oldAtEnd;
+    const newAtEnd = this.#newAtEnd;
+    const lastX = this.#lastX;
+    const diffs = this.#diff;
+    const ks = this.#ks;
+    const w = this.#w;
+    const psiOld = this.#psiOld;
+    const psiNew = this.#psiNew;
+    const stride = this.#psiStride;
+    const psiBin = this.#psiBin;
+    const waits = x > this.#waitAbove;
+    for (let t = 0; t < count; t++) {
+      const g = touched[t]!;
+      const o = old[g]!;
+      const n = neu[g]!;
+      if (waits) this.#waiting.push({x, group: g, old: o - oldAtEnd[g]!, new: n - newAtEnd[g]!});
+      else {
+        psiOld[g * stride + psiBin]! += o - oldAtEnd[g]!;
+        psiNew[g * stride + psiBin]! += n - newAtEnd[g]!;
+      }
+      oldAtEnd[g] = o;
+      newAtEnd[g] = n;
+      const totalOld = nOld[g]!;
+      const totalNew = nNew[g]!;
+      if (totalOld === 0 || totalNew === 0) continue;
+      const last = lastX[g]!;
+      if (last === last) w[g]! += Math.abs(diffs[g]!) * (x - last);
+      const diff = o / totalOld - n / totalNew;
+      diffs[g] = diff;
+      lastX[g] = x;
+      if (Math.abs(diff) > ks[g]!) ks[g] = Math.abs(diff);
+    }
+  }
+
+  // A running count reached an order statistic's rank: record it, turn quantiles whose upper
+  // order statistic has arrived into edges (binning the runs that waited for them), and
+  // decide whether the next runs must wait.
+  #events(x: number): void {
+    const old = this.#old[0]!;
+    while (this.#nextOldRank < this.#oldRanks.length && this.#oldRanks[this.#nextOldRank]! <= old) this.#oldOrder.set(this.#oldRanks[this.#nextOldRank++]!, x);
+    while (this.#nextNewRank < this.#newRanks.length && this.#newRanks[this.#nextNewRank]! <= this.#new[0]!) this.#newOrder.set(this.#newRanks[this.#nextNewRank++]!, x);
+    const quantiles = this.#plan.psiQuantiles;
+    let resolved = false;
+    while (this.#nextQuantile < quantiles.length && quantiles[this.#nextQuantile]!.k2 <= old) {
+      const {k, k2, frac} = quantiles[this.#nextQuantile++]!;
+      const a = this.#oldOrder.get(k)!;
+      const edge = a + frac * (this.#oldOrder.get(k2)! - a);
+      const previous = this.#edges[this.#edges.length - 1];
+      if (previous === undefined || edge > previous) this.#edges.push(edge);
+      resolved = true;
+    }
+    if (resolved && this.#waiting.length > 0) {
+      let bin = 0;
+      for (const run of this.#waiting) {
+        while (bin < this.#edges.length && this.#edges[bin]! < run.x) bin++;
+        const at = run.group * this.#psiStride + bin;
+        this.#psiOld[at]! += run.old;
+        this.#psiNew[at]! += run.new;
+      }
+      this.#waiting.length = 0;
+    }
+    // The next edge lies between its lower order statistic, reached now or before, and the
+    // next old value, still to come: values above that statistic cannot be binned until then.
+    const next = quantiles[this.#nextQuantile];
+    this.#waitAbove = next !== undefined && next.k <= old ? this.#oldOrder.get(next.k)! : Infinity;
+    this.#scheduleEvents();
+  }
+
+  #scheduleEvents(): void {
+    const quantile = this.#plan.psiQuantiles[this.#nextQuantile];
+    this.#oldEvent = Math.min(this.#oldRanks[this.#nextOldRank] ?? Infinity, quantile?.k2 ?? Infinity);
+    this.#newEvent = this.#newRanks[this.#nextNewRank] ?? Infinity;
+  }
+}
