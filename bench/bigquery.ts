@@ -1,17 +1,16 @@
 /**
  * BigQuery extraction throughput: 1M rows from the local BigQuery server (a separate
  * process) through the real client into Parquet, next to the ceiling: the same client
- * paging the same result with the same requests, writing nothing. Each measurement runs in
- * a child process so its peak RSS is its own. Prints medians of 3 (min, max).
+ * paging the same result with the same requests, writing nothing. Each measurement runs the
+ * built product in a child process (bigquery-child.mjs) so its peak RSS is its own. Prints
+ * medians of 3 (min, max).
  *
  *   npm run bench:bigquery            (or: node --import tsx bench/bigquery.ts [--rows N])
  */
 import {spawn, spawnSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, rmSync, statSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {existsSync, mkdirSync, statSync} from 'node:fs';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
-import type {TaskContext} from '../src/task-api.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -31,75 +30,6 @@ interface Measurement {
   seconds: number;
   rows: number;
   maxRssMiB: number;
-}
-
-function settings(url: string) {
-  return {
-    source: {engine: 'bigquery', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null},
-    bigquery: {project_id: PROJECT, dataset_id: 'main', api_endpoint: url},
-    performance: {retry_count: 3},
-    validation: {chunk_size: PAGE},
-  };
-}
-
-async function child(mode: string, url: string): Promise<void> {
-  const start = performance.now();
-  let rows = 0;
-  if (mode === 'extract') {
-    rows = await extractOnce(url);
-  } else {
-    // The ceiling: the requests extraction makes to read the rows, and nothing else.
-    const {openBigQuery} = await import('../tasks/lib/bigquery-client.js');
-    const source = await openBigQuery({projectId: PROJECT, location: 'US', apiEndpoint: url, retryCount: 3});
-    const query = {
-      sql: 'SELECT `entity_id`, `region`, `segment`, `score`, `p1`, `p2`, `p3`, `label`, `updated_at` FROM `bench.main.model_parameters` WHERE `version` = @version',
-      params: {version: 'v1'},
-    };
-    let page = await source.firstPage(query, PAGE);
-    rows += page.rows.length;
-    while (page.pageToken !== undefined) {
-      page = await source.nextPage(page, PAGE);
-      rows += page.rows.length;
-    }
-  }
-  const seconds = (performance.now() - start) / 1000;
-  const result: Measurement = {seconds, rows, maxRssMiB: process.resourceUsage().maxRSS / 1024};
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-}
-
-/** One extraction with the run's DuckDB engine bounded as `performance.max_memory: 256MB` would. */
-async function extractOnce(url: string): Promise<number> {
-  const {extractBigQuery} = await import('../tasks/lib/bigquery-extract.js');
-  const {DuckDBEngine} = await import('../src/engines/duckdb.js');
-  const dir = mkdtempSync(join(tmpdir(), 'bench-bigquery-'));
-  const engine = new DuckDBEngine({memoryLimit: MAX_MEMORY, tempDirectory: join(dir, 'spill')});
-  const signal = new AbortController().signal;
-  mkdirSync(join(dir, 'tmp'));
-  const ctx: TaskContext = {
-    name: 'extract-new',
-    args: {version: 'v1'},
-    settings: settings(url),
-    inputs: {},
-    files: {},
-    outputDir: dir,
-    output: (name) => join(dir, name),
-    input: () => {
-      throw new Error('no inputs');
-    },
-    projectDir: root,
-    tmpDir: join(dir, 'tmp'),
-    log: {debug: () => {}, info: () => {}, warn: () => {}, error: () => {}},
-    progress: () => {},
-    signal,
-    duckdb: () => engine.connect(signal),
-  };
-  try {
-    const result = await extractBigQuery(ctx, 'v1', ctx.output('rows.parquet'));
-    return result.rows ?? 0;
-  } finally {
-    engine.close();
-    rmSync(dir, {recursive: true, force: true});
-  }
 }
 
 async function generate(database: string): Promise<void> {
@@ -138,7 +68,7 @@ async function startServer(database: string): Promise<{url: string; stop(): void
 }
 
 function measure(mode: string, url: string): Measurement {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', mode, '--url', url, '--max-memory', MAX_MEMORY], {
+  const run = spawnSync(process.execPath, [join(here, 'bigquery-child.mjs'), mode, url, MAX_MEMORY, String(PAGE)], {
     cwd: root,
     encoding: 'utf8',
     env: {...process.env, BIGQUERY_EMULATOR_HOST: undefined},
@@ -183,6 +113,4 @@ async function main(): Promise<void> {
   }
 }
 
-const mode = argument('child');
-if (mode !== undefined) await child(mode, argument('url')!);
-else await main();
+await main();

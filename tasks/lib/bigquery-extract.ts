@@ -371,6 +371,9 @@ async function stagePages(
 }
 
 const TEXT_TYPES = new Set(['STRING', 'JSON', 'GEOGRAPHY']);
+// DuckDB's CSV reader holds a 32 MiB buffer per thread by default; 4 MiB reads the staged
+// pages as fast (measured on 1M rows) and leaves that memory to the sort.
+const CSV_BUFFER = 4 * 1024 * 1024;
 const DELIMITER = '\x1f';
 // Only these force quoting; every other character passes through DuckDB's reader unchanged.
 const NEEDS_QUOTES = /[\n\r"\x1f]/;
@@ -425,7 +428,7 @@ export function stagedRowsSql(fields: BigQueryField[], staging: string): string 
   const select = fields.map((f, i) => `${convertTop(f, `"c${i}"`)} AS ${duckIdent(f.name)}`).join(', ');
   return (
     `SELECT ${select} FROM read_csv(${duckString(staging)}, delim=${duckString(DELIMITER)}, quote='"', escape='"', ` +
-    `header=false, auto_detect=false, allow_quoted_nulls=false, columns={${columns}})`
+    `header=false, auto_detect=false, allow_quoted_nulls=false, buffer_size=${CSV_BUFFER}, columns={${columns}})`
   );
 }
 
