@@ -5,11 +5,17 @@
  */
 import {writeFile} from 'node:fs/promises';
 import type {DuckDBConnection} from '@duckdb/node-api';
-import {ConfigurationError, InterruptedError} from '../src/errors.js';
+import {ConfigurationError, ExecutionError, InterruptedError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
 import {
   CHART_BINS,
+  FINE_BINS,
+  bigQueryBinsSql,
+  bigQueryCategoriesSql,
+  bigQueryMomentsSql,
+  bigQueryMoversSql,
+  bigQueryQuantilesSql,
   categoriesSql,
   describeSql,
   moverThresholdsSql,
@@ -21,10 +27,14 @@ import {
 } from './lib/analyze-sql.js';
 import {queryColumns} from './lib/duckdb-columns.js';
 import type {ColumnResult} from './lib/duckdb-columns.js';
-import {ShiftScan} from './lib/shift.js';
+import {ShiftScan, binnedShift} from './lib/shift.js';
 import type {GroupShift, RankPair} from './lib/shift.js';
+import type {SqlStatement} from './lib/compare-sql.js';
+import type {BigQueryReference} from './lib/bigquery-extract.js';
+import {formatBytes} from '../src/util/units.js';
 import type {
   AnalysisDocument,
+  BigQueryAnalysis,
   AnalysisRuleResult,
   AnalysisSources,
   CategoricalAnalysis,
@@ -50,8 +60,9 @@ interface DriftRule {
   severity: 'error' | 'warn';
 }
 
-/** `analysis.*` settings with defaults applied. */
+/** `analysis.*` settings with defaults applied, and what a pushed-down analysis calls BigQuery with. */
 interface AnalysisSettings {
+  bigquery: {maximumBytesBilled?: number | null; retryCount: number; retryMaxDelaySeconds: number | undefined};
   segment_by: string[];
   bins: number;
   top_n: number;
@@ -70,14 +81,6 @@ export default defineTask({
       segmentBy: settings.segment_by,
     };
     const conn = await ctx.duckdb();
-    // With every engine set to bigquery the extraction holds only a reference to the table
-    // (the comparison runs in BigQuery); the analysis cannot run there yet.
-    const {readBigQueryReference} = await import('./lib/bigquery-extract.js');
-    if ((await readBigQueryReference(conn, sources.oldPath)) !== null || (await readBigQueryReference(conn, sources.newPath)) !== null) {
-      throw new ConfigurationError('analysis.engine: bigquery is not available yet: the analysis runs on extracted rows, and this extraction holds only a reference to the table.', {
-        hint: 'Set analysis.engine: local (the rows are then extracted), or run with --skip-analysis.',
-      });
-    }
     const oldColumns = await describe(conn, sources.oldPath);
     const newColumns = await describe(conn, sources.newPath);
     const missingSegments = settings.segment_by.filter((c) => !oldColumns.has(c) || !newColumns.has(c));
@@ -103,53 +106,23 @@ export default defineTask({
       }
     }
 
-    const rows = {old: await scalar(conn, rowCountSql(sources.oldPath, 'duckdb')), new: await scalar(conn, rowCountSql(sources.newPath, 'duckdb'))};
-    const parameters: Record<string, NumericAnalysis> = {};
-    if (numeric.length > 0) {
-      ctx.progress({message: 'summary statistics'});
-      const segments = await segmentIds(conn, sources);
-      const stats = await rowsOf(conn, statsSql(sources, segments.ids, numeric), {log: ctx.log, label: 'summary statistics'});
-      // On small versions DuckDB sorts the next parameter's values (on a second connection)
-      // while this one's are walked, using cores the short sort leaves idle: 5.6 s -> 4.4 s at
-      // 1M rows a version. On large ones the sort alone keeps both cores busy, so prefetching
-      // gains nothing and holds a second sorted copy in memory (+450 MiB at 10M rows).
-      const prefetch = rows.old + rows.new <= PREFETCH_ROWS;
-      const connections = prefetch ? [conn, await ctx.duckdb()] : [conn];
-      const sort = (i: number) => {
-        const result = queryColumns(connections[i % connections.length]!, sortedValuesSql(numeric[i]!, sources, segments.ids), SORTED_COLUMNS);
-        result.catch(() => undefined); // awaited in its turn; an interrupted run may never get there
-        return result;
-      };
-      let next = sort(0);
-      for (const [i, column] of numeric.entries()) {
-        checkAborted(ctx);
-        ctx.progress({message: `parameter ${column} (${i + 1}/${numeric.length})`});
-        const start = performance.now();
-        const sorted = await next;
-        if (prefetch && i + 1 < numeric.length) next = sort(i + 1);
-        parameters[column] = await analyzeNumeric(sorted, ctx, sources, settings, segments, momentsOf(stats, i, segments.keys.length));
-        if (!prefetch && i + 1 < numeric.length) next = sort(i + 1);
-        ctx.log.debug(`analyze: ${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
-      }
-    }
-    if (numeric.length > 0 && keys.length > 0) {
-      checkAborted(ctx);
-      ctx.progress({message: 'largest movers'});
-      const sampled = (await rowsOf(conn, moverThresholdsSql(sources, keys, numeric, settings.top_n), {log: ctx.log, label: 'movers: thresholds from a sample'}))[0] ?? {};
-      const thresholds = numeric.map((_, i) => num(sampled[`t${i}`]));
-      const movers = await rowsOf(conn, moversSql(sources, keys, numeric, settings.top_n, thresholds), {log: ctx.log, label: 'largest movers'});
-      for (const [i, column] of numeric.entries()) parameters[column]!.top_movers = parseMovers(movers[0]?.[`m${i}`], keys);
-    }
-    const categories: Record<string, CategoricalAnalysis> = {};
-    for (const column of categorical) {
-      checkAborted(ctx);
-      categories[column] = await analyzeCategorical(conn, ctx.log, sources, column);
-    }
+    // With every engine set to bigquery the extractions are references to the table and the
+    // analysis runs there; otherwise DuckDB analyses the extracted rows.
+    const {readBigQueryReference} = await import('./lib/bigquery-extract.js');
+    const references = [await readBigQueryReference(conn, sources.oldPath), await readBigQueryReference(conn, sources.newPath)] as const;
+    const columns = {keys, numeric, categorical};
+    const computed =
+      references[0] !== null && references[1] !== null
+        ? await analyzeInBigQuery(ctx, {old: references[0], new: references[1]}, settings, columns)
+        : await analyzeLocally(ctx, conn, sources, settings, columns);
+    const {rows, parameters, categories} = computed;
 
     const rules = settings.rules.map((rule) => evaluateRule(rule, parameters));
     const status = rules.some((r) => !r.passed && r.severity === 'error') ? 'fail' : rules.some((r) => !r.passed) ? 'warn' : 'pass';
     const document: AnalysisDocument = {
       settings: {segment_by: settings.segment_by, bins: settings.bins, top_n: settings.top_n, psi: settings.psi},
+      engine: computed.engine,
+      ...(computed.bigquery === undefined ? {} : {bigquery: computed.bigquery}),
       rows,
       parameters,
       categorical: categories,
@@ -164,11 +137,237 @@ export default defineTask({
       rows: rows.old + rows.new,
       verdict: status,
       verdictReasons: rules.filter((r) => !r.passed).map((r) => r.message),
-      details: {parameters: numeric.length, categorical: categorical.length, drifted: drifted.map(([name]) => name) as Json},
+      details: {
+        parameters: numeric.length,
+        categorical: categorical.length,
+        drifted: drifted.map(([name]) => name) as Json,
+        engine: computed.engine,
+        ...(computed.bigquery === undefined ? {} : {bytes_processed: computed.bigquery.bytes_processed}),
+      },
     };
     return result;
   },
 });
+
+/** The analysis of the extracted rows, in DuckDB: exact figures. */
+async function analyzeLocally(
+  ctx: TaskContext,
+  conn: DuckDBConnection,
+  sources: AnalysisSources,
+  settings: AnalysisSettings,
+  {keys, numeric, categorical}: AnalyzedColumns,
+): Promise<Computed> {
+  const rows = {old: await scalar(conn, rowCountSql(sources.oldPath, 'duckdb')), new: await scalar(conn, rowCountSql(sources.newPath, 'duckdb'))};
+  const parameters: Record<string, NumericAnalysis> = {};
+  if (numeric.length > 0) {
+    ctx.progress({message: 'summary statistics'});
+    const segments = await segmentIds(conn, sources);
+    const stats = await rowsOf(conn, statsSql(sources, segments.ids, numeric), {log: ctx.log, label: 'summary statistics'});
+    // On small versions DuckDB sorts the next parameter's values (on a second connection)
+    // while this one's are walked, using cores the short sort leaves idle: 5.6 s -> 4.4 s at
+    // 1M rows a version. On large ones the sort alone keeps both cores busy, so prefetching
+    // gains nothing and holds a second sorted copy in memory (+450 MiB at 10M rows).
+    const prefetch = rows.old + rows.new <= PREFETCH_ROWS;
+    const connections = prefetch ? [conn, await ctx.duckdb()] : [conn];
+    const sort = (i: number) => {
+      const result = queryColumns(connections[i % connections.length]!, sortedValuesSql(numeric[i]!, sources, segments.ids), SORTED_COLUMNS);
+      result.catch(() => undefined); // awaited in its turn; an interrupted run may never get there
+      return result;
+    };
+    let next = sort(0);
+    for (const [i, column] of numeric.entries()) {
+      checkAborted(ctx);
+      ctx.progress({message: `parameter ${column} (${i + 1}/${numeric.length})`});
+      const start = performance.now();
+      const sorted = await next;
+      if (prefetch && i + 1 < numeric.length) next = sort(i + 1);
+      parameters[column] = await analyzeNumeric(sorted, ctx, sources, settings, segments.keys, momentsOf(stats, i, segments.keys.length));
+      if (!prefetch && i + 1 < numeric.length) next = sort(i + 1);
+      ctx.log.debug(`analyze: ${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
+    }
+  }
+  if (numeric.length > 0 && keys.length > 0) {
+    checkAborted(ctx);
+    ctx.progress({message: 'largest movers'});
+    const sampled = (await rowsOf(conn, moverThresholdsSql(sources, keys, numeric, settings.top_n), {log: ctx.log, label: 'movers: thresholds from a sample'}))[0] ?? {};
+    const thresholds = numeric.map((_, i) => num(sampled[`t${i}`]));
+    const movers = await rowsOf(conn, moversSql(sources, keys, numeric, settings.top_n, thresholds), {log: ctx.log, label: 'largest movers'});
+    for (const [i, column] of numeric.entries()) parameters[column]!.top_movers = parseMovers(movers[0]?.[`m${i}`], keys);
+  }
+  const categories: Record<string, CategoricalAnalysis> = {};
+  for (const column of categorical) {
+    checkAborted(ctx);
+    categories[column] = categoricalFigures(await rowsOf(conn, categoriesSql(column, sources), {log: ctx.log, label: `${column}: categories`}));
+  }
+  return {engine: 'duckdb', rows, parameters, categories};
+}
+
+/**
+ * The analysis inside BigQuery, when every engine is bigquery and the extractions are
+ * references to the table: five queries, priced by dry runs first and refused above
+ * `bigquery.maximum_bytes_billed`. Row counts, moments, PSI counts (given the edges), category
+ * counts and movers are exact; quantiles and the PSI edges come from APPROX_QUANTILES; KS and
+ * Wasserstein from FINE_BINS equal bins per parameter, each with a bound on its error.
+ */
+async function analyzeInBigQuery(
+  ctx: TaskContext,
+  references: {old: BigQueryReference; new: BigQueryReference},
+  settings: AnalysisSettings,
+  {keys, numeric, categorical}: AnalyzedColumns,
+): Promise<Computed> {
+  const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
+  const {callBigQuery, referenceSettings} = await import('./lib/bigquery-extract.js');
+  const path = (r: BigQueryReference) => `${r.project_id}.${r.dataset_id}.${r.table_id}`;
+  const table = path(references.new);
+  if (path(references.old) !== table) throw new ExecutionError(`The two versions point at different BigQuery tables (${path(references.old)}, ${table}); expected one table.`);
+  const plan: BigQueryAnalysis = {
+    table: {path: table, versionColumn: references.new.version_column, versionType: references.new.version_type},
+    versions: {old: references.old.version, new: references.new.version},
+    segmentBy: settings.segment_by,
+    numeric,
+    categorical,
+    keys,
+  };
+  const remote = referenceSettings(references.new, {...settings.bigquery, keys});
+  const bigquery = await openBigQuery({
+    projectId: remote.projectId,
+    location: remote.location,
+    apiEndpoint: remote.apiEndpoint,
+    retryCount: remote.retryCount,
+    maxRetryDelaySeconds: remote.retryMaxDelaySeconds,
+  });
+  const query = (statement: SqlStatement) => ({
+    sql: statement.sql,
+    params: statement.params,
+    ...(statement.types === undefined ? {} : {types: statement.types}),
+    ...(remote.maximumBytesBilled === undefined ? {} : {maximumBytesBilled: String(remote.maximumBytesBilled)}),
+  });
+  const rowsOf = async (what: string, statement: SqlStatement) => {
+    const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)));
+    return result.rows.map((wire) => Object.fromEntries(result.fields.map((f, i) => {
+      const value = wire.f[i]?.v;
+      // REPEATED values (APPROX_QUANTILES) arrive as [{v}, ...].
+      return [f.name, f.mode === 'REPEATED' ? ((value ?? []) as {v: unknown}[]).map((item) => decodeScalar(f, item.v)) : decodeScalar(f, value)];
+    })));
+  };
+
+  // The bins query's cost does not depend on its bins: price it with placeholders.
+  const placeholder = numeric.map(() => ({lo: 0, width: 1, edges: []}));
+  const statements = [
+    bigQueryMomentsSql(plan),
+    ...(numeric.length > 0 ? [bigQueryQuantilesSql(plan, settings.bins), bigQueryBinsSql(plan, placeholder)] : []),
+    ...(numeric.length > 0 && keys.length > 0 ? [bigQueryMoversSql(plan, settings.top_n)] : []),
+    ...(categorical.length > 0 ? [bigQueryCategoriesSql(plan)] : []),
+  ];
+  ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
+  let bytes = 0;
+  for (const statement of statements) bytes += await callBigQuery(remote, 'estimate (dry run) the analysis on', () => bigquery.dryRun(query(statement)));
+  ctx.log.info(`BigQuery dry run: the analysis on ${table} will process at most ${formatBytes(bytes)} in ${statements.length} queries.`);
+  if (remote.maximumBytesBilled !== undefined && bytes > remote.maximumBytesBilled) {
+    throw new ConfigurationError(`The analysis on ${table} would process ${formatBytes(bytes)}, more than bigquery.maximum_bytes_billed (${formatBytes(remote.maximumBytesBilled)}).`, {
+      hint: 'Raise bigquery.maximum_bytes_billed, analyse locally (analysis.engine: local), or run with --skip-analysis.',
+    });
+  }
+
+  ctx.progress({message: 'moments in BigQuery'});
+  const moments = await rowsOf('compute the moments on', bigQueryMomentsSql(plan));
+  const segmentOf = (row: Record<string, unknown>) => JSON.stringify(Object.fromEntries(settings.segment_by.map((c, j) => [c, row[`g${j}`] ?? null])));
+  const segmentKeys = settings.segment_by.length === 0 ? [''] : [...new Set(moments.map(segmentOf))].sort();
+  const sid = (row: Record<string, unknown>) => (settings.segment_by.length === 0 ? 1 : segmentKeys.indexOf(segmentOf(row)) + 1);
+  const stats = moments.map((r) => ({...r, sid: sid(r), rows: r['row_count']}));
+  const rows = {old: 0, new: 0};
+  for (const r of moments) rows[num(r['side']) === 0 ? 'old' : 'new'] += num(r['row_count']) ?? 0;
+
+  const parameters: Record<string, NumericAnalysis> = {};
+  if (numeric.length > 0) {
+    ctx.progress({message: 'quantiles in BigQuery'});
+    const quantiles = await rowsOf('compute the quantiles on', bigQueryQuantilesSql(plan, settings.bins));
+    const sideQuantiles = (k: 0 | 1, name: string) => ((quantiles.find((r) => num(r['side']) === k)?.[name] ?? []) as (number | null)[]).map(num);
+    const sideMoments = numeric.map((_, i) => momentsOf(stats, i, segmentKeys.length));
+    const binnings = numeric.map((_, i) => {
+      const {lo, hi} = chartRange(...sideMoments[i]!);
+      const edges = sideQuantiles(0, `e${i}`).slice(1, -1).filter((e): e is number => e !== null);
+      return {lo, width: hi !== null && hi > lo ? (hi - lo) / FINE_BINS : 0, edges: [...new Set(edges)].sort((a, b) => a - b)};
+    });
+    ctx.progress({message: 'binned counts in BigQuery'});
+    const binned = await rowsOf('count the bins on', bigQueryBinsSql(plan, binnings));
+    const groups = segmentKeys.length + 1;
+    for (const [i, column] of numeric.entries()) {
+      const {edges, width} = binnings[i]!;
+      const fine = [0, 1].map(() => Array.from({length: groups}, () => new Float64Array(FINE_BINS)));
+      const psiCounts = [0, 1].map(() => Array.from({length: groups}, () => new Array<number>(edges.length + 1).fill(0)));
+      for (const r of binned) {
+        if (num(r['p']) !== i) continue;
+        const side = num(r['side'])!;
+        const c = num(r['c'])!;
+        for (const g of [0, sid(r)]) {
+          fine[side]![g]![num(r['b'])!]! += c;
+          psiCounts[side]![g]![num(r['pb'])!]! += c;
+        }
+      }
+      const shiftGroups = Array.from({length: groups}, (_, g) => {
+        const b = binnedShift(fine[0]![g]!, fine[1]![g]!, width);
+        return {ks: b.ks, ksError: b.ksError, wasserstein: b.wasserstein, wassersteinError: b.wassersteinError, psiOld: psiCounts[0]![g]!, psiNew: psiCounts[1]![g]!};
+      });
+      const chart = (side: 0 | 1) => Array.from({length: CHART_BINS}, (_, j) => fine[side]![0]!.subarray(j * (FINE_BINS / CHART_BINS), (j + 1) * (FINE_BINS / CHART_BINS)).reduce((a, b) => a + b, 0));
+      const summary = (k: 0 | 1) => {
+        const q = sideQuantiles(k, `q${i}`);
+        return new Map(SUMMARY_QUANTILES.map((p) => [p, q[Math.round(p * 100)] ?? null]));
+      };
+      parameters[column] = numericFigures(sideMoments[i]!, settings.segment_by.length > 0 ? segmentKeys : [], settings, {
+        groups: shiftGroups,
+        edges,
+        chart: {old: chart(0), new: chart(1)},
+        quantiles: [summary(0), summary(1)],
+      });
+    }
+    if (keys.length > 0) {
+      ctx.progress({message: 'largest movers in BigQuery'});
+      const movers = await rowsOf('find the largest movers on', bigQueryMoversSql(plan, settings.top_n));
+      for (const [i, column] of numeric.entries()) {
+        parameters[column]!.top_movers = toMovers(
+          movers.filter((r) => num(r['p']) === i).map((r) => ({key: Object.fromEntries(keys.map((k, j) => [k, r[`k${j}`]])), old: num(r['o'])!, new: num(r['n'])!})),
+        );
+      }
+    }
+  }
+  const categories: Record<string, CategoricalAnalysis> = {};
+  if (categorical.length > 0) {
+    ctx.progress({message: 'category counts in BigQuery'});
+    const counts = await rowsOf('count the categories on', bigQueryCategoriesSql(plan));
+    for (const [i, column] of categorical.entries()) categories[column] = categoricalFigures(counts.filter((r) => num(r['c']) === i));
+  }
+  ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the analysis.`);
+  return {
+    engine: 'bigquery',
+    bigquery: {
+      table,
+      bytes_processed: bytes,
+      approximate:
+        `quantiles and PSI edges from APPROX_QUANTILES; KS and Wasserstein from ${FINE_BINS} equal bins per parameter ` +
+        '(ks_error and wasserstein_norm_error bound their difference from the exact figures); counts, moments and movers exact',
+    },
+    rows,
+    parameters,
+    categories,
+  };
+}
+
+/** The columns the analysis reads. */
+interface AnalyzedColumns {
+  keys: string[];
+  numeric: string[];
+  categorical: string[];
+}
+
+/** What either engine computed. */
+interface Computed {
+  engine: 'duckdb' | 'bigquery';
+  bigquery?: AnalysisDocument['bigquery'];
+  rows: {old: number; new: number};
+  parameters: Record<string, NumericAnalysis>;
+  categories: Record<string, CategoricalAnalysis>;
+}
 
 /** Moments of one parameter in one version (and segment). */
 interface Moments {
@@ -250,7 +449,7 @@ async function analyzeNumeric(
   ctx: TaskContext,
   s: AnalysisSources,
   settings: AnalysisSettings,
-  segments: Segments,
+  segmentKeys: readonly string[],
   [o, n]: [SideMoments, SideMoments],
 ): Promise<NumericAnalysis> {
   // quantile_cont's order statistics: 1-based ranks k and k2, and the fraction between them.
@@ -261,12 +460,9 @@ async function analyzeNumeric(
     });
   const summaryOld = pairs(o.global.count, SUMMARY_QUANTILES);
   const summaryNew = pairs(n.global.count, SUMMARY_QUANTILES);
-  // Chart bins span both versions' range.
-  const lo = minOf(o.global.min, n.global.min);
-  const hi = maxOf(o.global.max, n.global.max);
-  const chart = {lo: lo ?? 0, width: lo !== null && hi !== null && hi > lo ? (hi - lo) / CHART_BINS : 0, bins: CHART_BINS};
+  const chart = {...chartRange(o, n), bins: CHART_BINS};
   const scan = new ShiftScan({
-    segments: segments.keys.length,
+    segments: segmentKeys.length,
     oldCounts: [o.global.count, ...o.segments.map((m) => m.count)],
     newCounts: [n.global.count, ...n.segments.map((m) => m.count)],
     oldRanks: summaryOld.flatMap((p) => [p.k, p.k2]),
@@ -285,6 +481,40 @@ async function analyzeNumeric(
       const a = found.get(p.k)!;
       return [q, a + p.frac * (found.get(p.k2)! - a)];
     }));
+  return numericFigures([o, n], s.segmentBy.length > 0 ? segmentKeys : [], settings, {
+    groups: shift.groups,
+    edges: shift.edges,
+    chart: {old: shift.chartOld, new: shift.chartNew},
+    quantiles: [quantiles(shift.oldOrder, summaryOld), quantiles(shift.newOrder, summaryNew)],
+  });
+}
+
+// The error bounds of approximate figures (the pushed-down analysis), absent when exact.
+function errors(g: ShiftFigures['groups'][number], std: number | null): {ks_error?: number | null; wasserstein_norm_error?: number | null} {
+  if (g.ksError === undefined && g.wassersteinError === undefined) return {};
+  return {ks_error: round(g.ksError ?? null), wasserstein_norm_error: round(g.wassersteinError != null && std ? g.wassersteinError / std : null)};
+}
+
+/** Chart bins span both versions' range: CHART_BINS equal bins from `lo`. */
+function chartRange(o: SideMoments, n: SideMoments): {lo: number; width: number; hi: number | null} {
+  const lo = minOf(o.global.min, n.global.min);
+  const hi = maxOf(o.global.max, n.global.max);
+  return {lo: lo ?? 0, width: lo !== null && hi !== null && hi > lo ? (hi - lo) / CHART_BINS : 0, hi};
+}
+
+/** The shift figures of one parameter, however they were computed. */
+interface ShiftFigures {
+  /** Index 0: the whole parameter; s: segment s. With error bounds when approximate. */
+  groups: (GroupShift & {ksError?: number | null; wassersteinError?: number | null})[];
+  edges: number[];
+  chart: {old: number[]; new: number[]};
+  /** Summary quantiles (SUMMARY_QUANTILES) per version. */
+  quantiles: [Map<number, number | null>, Map<number, number | null>];
+}
+
+/** analysis.json's entry for one numeric parameter, from its moments and shift figures. */
+function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: readonly string[], settings: AnalysisSettings, shift: ShiftFigures): NumericAnalysis {
+  const chart = chartRange(o, n);
   const psiOf = (g: GroupShift, nOld: number, nNew: number) => {
     if (nOld === 0 || nNew === 0) return null;
     const pOld = g.psiOld.map((c) => c / nOld);
@@ -305,14 +535,14 @@ async function analyzeNumeric(
     max: round(m.global.max),
   });
   const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(chart.lo + j * chart.width)!);
-  if (hi !== null) chartEdges[CHART_BINS] = round(hi)!;
+  if (chart.hi !== null) chartEdges[CHART_BINS] = round(chart.hi)!;
 
   const global = shift.groups[0]!;
   const globalPsi = psiOf(global, o.global.count, n.global.count);
   const w1 = global.wasserstein;
   const segmentShifts: SegmentShift[] = [];
-  if (s.segmentBy.length > 0) {
-    for (const [index, key] of segments.keys.entries()) {
+  if (segmentKeys.length > 0) {
+    for (const [index, key] of segmentKeys.entries()) {
       const so = o.segments[index]!;
       const sn = n.segments[index]!;
       const g = shift.groups[index + 1]!;
@@ -323,6 +553,7 @@ async function analyzeNumeric(
         new: {count: sn.count, mean: round(sn.mean), std: round(sn.std)},
         mean_change: meanChange(so.mean, sn.mean),
         ks: round(g.ks),
+        ...errors(g, so.std),
         psi: round(p?.value ?? null),
         wasserstein_norm: round(g.wasserstein !== null && so.std ? g.wasserstein / so.std : null),
         drift: driftLabel(p?.value ?? null, settings.psi),
@@ -331,16 +562,17 @@ async function analyzeNumeric(
   }
   return {
     type: 'numeric',
-    old: summary(o, quantiles(shift.oldOrder, summaryOld)),
-    new: summary(n, quantiles(shift.newOrder, summaryNew)),
+    old: summary(o, shift.quantiles[0]),
+    new: summary(n, shift.quantiles[1]),
     mean_change: meanChange(o.global.mean, n.global.mean),
     ks: round(global.ks),
+    ...errors(global, o.global.std),
     psi: round(globalPsi?.value ?? null),
     psi_bins: {edges: shift.edges.map((e) => round(e)!), old: (globalPsi?.po ?? []).map((x) => round(x)!), new: (globalPsi?.pn ?? []).map((x) => round(x)!)},
     wasserstein: round(w1),
     wasserstein_norm: round(w1 !== null && o.global.std ? w1 / o.global.std : null),
     drift: driftLabel(globalPsi?.value ?? null, settings.psi),
-    histogram: {edges: chartEdges, old: shift.chartOld, new: shift.chartNew},
+    histogram: {edges: chartEdges, old: shift.chart.old, new: shift.chart.new},
     segments: segmentShifts,
     top_movers: [],
   };
@@ -354,8 +586,8 @@ function maxOf(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
-async function analyzeCategorical(conn: DuckDBConnection, log: TaskContext['log'], s: AnalysisSources, column: string): Promise<CategoricalAnalysis> {
-  const counts = await rowsOf(conn, categoriesSql(column, s), {log, label: `${column}: categories`});
+/** analysis.json's entry for one categorical column, from its counts: rows of (side, value, n), value null for nulls. */
+function categoricalFigures(counts: readonly Record<string, unknown>[]): CategoricalAnalysis {
   const side = (k: 0 | 1) => {
     const m = new Map<string, number>();
     let nulls = 0;
@@ -451,9 +683,14 @@ function evaluateRule(rule: DriftRule, parameters: Record<string, NumericAnalysi
 function parseMovers(value: unknown, keys: readonly string[]): Mover[] {
   if (typeof value !== 'string') return [];
   const items = JSON.parse(value) as {key: Record<string, unknown>; old: number; new: number}[] | null;
-  return (items ?? [])
+  return toMovers((items ?? []).map((m) => ({key: Object.fromEntries(keys.map((k, i) => [k, m.key[`k${i}`]])), old: m.old, new: m.new})));
+}
+
+/** Movers, largest absolute change first (ties by key). */
+function toMovers(items: readonly {key: Record<string, unknown>; old: number; new: number}[]): Mover[] {
+  return items
     .map((m) => ({
-      key: Object.fromEntries(keys.map((k, i) => [k, m.key[`k${i}`]])),
+      key: m.key,
       old: round(m.old)!,
       new: round(m.new)!,
       change: round(m.new - m.old)!,
@@ -585,7 +822,23 @@ function readSettings(settings: Readonly<Record<string, Json>>): AnalysisSetting
     }
   }
   if (problems.length > 0) throw new ConfigurationError(problems.join('; '), {hint: 'Fix the analysis settings in pipeline.yaml or your --config file.'});
-  return {segment_by: segmentBy as string[], bins, top_n: topN, psi: {warn: psiWarn, fail: psiFail}, rules};
+  const bigquery = isObject(settings['bigquery']) ? settings['bigquery'] : {};
+  const performance = isObject(settings['performance']) ? settings['performance'] : {};
+  const cap = bigquery['maximum_bytes_billed'];
+  const delay = bigquery['retry_max_delay_seconds'];
+  const retries = performance['retry_count'];
+  return {
+    bigquery: {
+      ...(cap === undefined ? {} : {maximumBytesBilled: typeof cap === 'number' ? cap : null}),
+      retryCount: typeof retries === 'number' ? retries : 3,
+      retryMaxDelaySeconds: typeof delay === 'number' && delay > 0 ? delay : undefined,
+    },
+    segment_by: segmentBy as string[],
+    bins,
+    top_n: topN,
+    psi: {warn: psiWarn, fail: psiFail},
+    rules,
+  };
 }
 
 function isObject(value: Json | undefined): value is {[key: string]: Json} {

@@ -188,25 +188,10 @@ async function compareInBigQuery(
   rules: ReturnType<typeof parseRules>,
 ) {
   const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
-  const {callBigQuery, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
+  const {callBigQuery, referenceSettings, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
   const table = `${reference.project_id}.${reference.dataset_id}.${reference.table_id}`;
-  const cap = settings.maximumBytesBilled === undefined ? reference.maximum_bytes_billed : settings.maximumBytesBilled;
-  const errorSettings = {
-    projectId: reference.project_id,
-    datasetId: reference.dataset_id,
-    tableId: reference.table_id,
-    location: reference.location,
-    apiEndpoint: reference.api_endpoint ?? undefined,
-    maximumBytesBilled: cap ?? undefined,
-    freshness: 'always' as const,
-    ttlSeconds: 3600,
-    retryMaxDelaySeconds: settings.retryMaxDelaySeconds,
-    versionColumn: reference.version_column,
-    keys: settings.keys,
-    columns: settings.columns,
-    retryCount: settings.retryCount,
-    chunkSize: 10_000,
-  };
+  const errorSettings = referenceSettings(reference, settings);
+  const cap = errorSettings.maximumBytesBilled;
   const bigquery = await openBigQuery({
     projectId: reference.project_id,
     location: reference.location,
@@ -218,7 +203,7 @@ async function compareInBigQuery(
     sql: statement.sql,
     params: statement.params,
     ...(statement.types === undefined ? {} : {types: statement.types}),
-    ...(cap === null || cap === undefined ? {} : {maximumBytesBilled: String(cap)}),
+    ...(cap === undefined ? {} : {maximumBytesBilled: String(cap)}),
   });
   const figuresSql = bigQueryCountsSql(plan);
   const samplesSql = bigQuerySamplesSql(plan, settings.maxMismatchRows);
@@ -231,7 +216,7 @@ async function compareInBigQuery(
     `BigQuery dry run: the comparison on ${table} will process at most ${formatBytes(estimate)} ` +
       `(${formatBytes(figuresBytes)} for the figures, ${formatBytes(samplesBytes)} for the samples, run only when there are differences).`,
   );
-  if (cap !== null && cap !== undefined && estimate > cap) {
+  if (cap !== undefined && estimate > cap) {
     throw new ConfigurationError(
       `The comparison on ${table} would process ${formatBytes(estimate)}, more than bigquery.maximum_bytes_billed (${formatBytes(cap)}).`,
       {hint: 'Raise bigquery.maximum_bytes_billed, narrow source.columns, or compare locally (validation.engine: local).'},

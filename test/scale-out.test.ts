@@ -8,7 +8,10 @@ import {copyFileSync, mkdirSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {Parser} from 'node-sql-parser';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import analyze from '../tasks/analyze.js';
 import extract from '../tasks/extract.js';
+import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
+import {bigQueryBinsSql, bigQueryCategoriesSql, bigQueryMomentsSql, bigQueryMoversSql, bigQueryQuantilesSql} from '../tasks/lib/analyze-sql.js';
 import {bigQueryCountsSql, bigQuerySamplesSql, planComparison} from '../tasks/lib/compare-sql.js';
 import type {SchemaColumn} from '../tasks/lib/compare-sql.js';
 import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
@@ -49,12 +52,25 @@ INSERT INTO ds.cases VALUES
 
 const TOLERANCE = {abs: 0, rel: 0, columns: {score: {abs: 0.1}, amount: {rel: 0.004}}};
 
+// For the analysis: 2,000 keys a version (a few added and removed), three regions, x shifted
+// by 5 (of 0..20) in one region only, y scaled by 1% everywhere, a NaN, nulls and a category column.
+const PARAMS = `
+CREATE TABLE ds.params AS
+SELECT i AS id, v AS version, (['north', 'south', 'east'])[i % 3 + 1] AS region,
+  CASE WHEN i % 97 = 0 THEN NULL ELSE ((i * 7919) % 2003) / 100.0 + CASE WHEN v = 'v2' AND i % 3 = 1 THEN 5.0 ELSE 0 END END::DOUBLE AS x,
+  CASE WHEN v = 'v2' AND i = 50 THEN 'NaN'::DOUBLE WHEN v = 'v2' THEN sqrt(i) * 1.01 ELSE sqrt(i) END AS y,
+  (['a', 'b', 'c'])[(i * 13 + CASE WHEN v = 'v2' AND i % 10 = 0 THEN 1 ELSE 0 END) % 3 + 1] AS label
+FROM range(2000) t(i), (VALUES ('v1'), ('v2')) vs(v)
+WHERE NOT (v = 'v1' AND i >= 1990) AND NOT (v = 'v2' AND i < 5);
+`;
+
 let server: BigQueryServer;
 
 beforeAll(async () => {
   delete process.env['BIGQUERY_EMULATOR_HOST'];
   server = await startBigQueryServer({project: 'scale-proj'});
   await server.run(CASES);
+  await server.run(PARAMS);
 });
 
 afterAll(async () => {
@@ -147,6 +163,84 @@ describe('the comparison pushed down to BigQuery', () => {
   });
 });
 
+/** Extracts both versions of ds.params and analyses them, as the pipeline would, with one engine. */
+async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, Json> = {}) {
+  const all: Record<string, Json> = {
+    source: {engine: 'bigquery', table: 'params', version_column: 'version', keys: ['id'], columns: null},
+    bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01, ...bigquery},
+    validation: {engine},
+    analysis: {engine, segment_by: ['region'], bins: 10, top_n: 5},
+    performance: {retry_count: 0},
+  };
+  const inputs: Record<string, Record<string, string>> = {};
+  for (const [side, version] of [['old', 'v1'], ['new', 'v2']] as const) {
+    const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
+    inputs[`extract-${side}`] = {'rows.parquet': join(run.outputDir, 'rows.parquet')};
+  }
+  const run = await runTaskDirectly(analyze, {name: 'analyze', settings: all, inputs, outputs: ['analysis.json', 'parameters.csv']});
+  return {doc: JSON.parse(readFileSync(join(run.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument, result: run.result};
+}
+
+describe('the analysis pushed down to BigQuery', () => {
+  it('agrees with the local analysis: exact where it says so, within its stated errors elsewhere', async () => {
+    const local = await analysis('local');
+    server.resetLog();
+    const pushed = await analysis('bigquery');
+    expect(local.doc.engine).toBe('duckdb');
+    expect(pushed.doc.engine).toBe('bigquery');
+    expect(pushed.doc.bigquery?.table).toBe('scale-proj.ds.params');
+    expect(pushed.doc.bigquery?.bytes_processed).toBeGreaterThan(0);
+    // Nothing extracted: two tables.get, then five dry runs and five queries.
+    expect(server.count('tables.get')).toBe(2);
+    expect(server.count('jobs.insert')).toBe(5);
+    expect(server.count('jobs.query')).toBe(5);
+
+    expect(pushed.doc.rows).toEqual({old: 1990, new: 1995});
+    expect(pushed.doc.rows).toEqual(local.doc.rows);
+    expect(pushed.doc.categorical).toEqual(local.doc.categorical);
+    expect(Object.keys(pushed.doc.parameters)).toEqual(['x', 'y']);
+    for (const [name, l] of Object.entries(local.doc.parameters)) {
+      const p = pushed.doc.parameters[name]!;
+      for (const side of ['old', 'new'] as const) {
+        for (const key of ['count', 'nulls', 'min', 'max'] as const) expect(p[side][key]).toBe(l[side][key]);
+        expect(p[side].mean).toBeCloseTo(l[side].mean!, 9);
+        expect(p[side].std).toBeCloseTo(l[side].std!, 9);
+        // Approximate quantiles: within 1% of the range of the exact ones.
+        const range = l[side].max! - l[side].min!;
+        for (const q of ['p05', 'p25', 'p50', 'p75', 'p95'] as const) expect(Math.abs(p[side][q]! - l[side][q]!)).toBeLessThanOrEqual(range / 100);
+      }
+      expect(p.mean_change).toEqual(l.mean_change);
+      // KS from bins is attained (a lower bound) and the exact D is within ks_error above it.
+      expect(p.ks_error).toBeGreaterThanOrEqual(0);
+      expect(l.ks! - p.ks!).toBeGreaterThanOrEqual(-1e-12);
+      expect(l.ks! - p.ks!).toBeLessThanOrEqual(p.ks_error! + 1e-12);
+      expect(Math.abs(l.wasserstein_norm! - p.wasserstein_norm!)).toBeLessThanOrEqual(p.wasserstein_norm_error! + 1e-12);
+      expect(Math.abs(l.psi! - p.psi!)).toBeLessThan(0.02);
+      expect(p.drift).toBe(l.drift);
+      expect(p.histogram.old.reduce((a, b) => a + b, 0)).toBe(l.old.count);
+      expect(p.top_movers).toEqual(l.top_movers);
+      for (const [i, segment] of l.segments.entries()) {
+        const s = p.segments[i]!;
+        expect(s.segment).toEqual(segment.segment);
+        expect(s.old).toEqual(segment.old);
+        expect(l.segments[i]!.ks! - s.ks!).toBeGreaterThanOrEqual(-1e-12);
+        expect(l.segments[i]!.ks! - s.ks!).toBeLessThanOrEqual(s.ks_error! + 1e-12);
+        expect(s.drift).toBe(segment.drift);
+      }
+    }
+    // The figures are the expected ones: x drifted in one region only, y barely.
+    const x = pushed.doc.parameters['x']!;
+    expect(x.segments.map((s) => [s.segment['region'], s.drift])).toEqual([['east', 'none'], ['north', 'none'], ['south', 'major']]);
+    expect(pushed.doc.parameters['y']!.new.count).toBe(1994);
+  });
+
+  it('refuses an analysis the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
+    server.resetLog();
+    await expect(analysis('bigquery', {maximum_bytes_billed: 100})).rejects.toThrow(/The analysis on scale-proj\.ds\.params would process .* more than bigquery\.maximum_bytes_billed/);
+    expect(server.count('jobs.query')).toBe(0);
+  });
+});
+
 describe('the generated BigQuery SQL', () => {
   const schema = (types: Record<string, string>): SchemaColumn[] => Object.entries(types).map(([name, type]) => ({name, type}));
   const table = {path: 'my-project.my_dataset.model parameters', versionColumn: 'version', versionType: 'STRING', columnTypes: {geo: 'GEOGRAPHY'}};
@@ -178,6 +272,32 @@ describe('the generated BigQuery SQL', () => {
     expect(bigQueryCountsSql(plans[0]!).sql).toContain('FROM `my-project.my_dataset.model parameters` AS t WHERE t.`version` = @old_version');
     expect(bigQueryCountsSql(plans[0]!).sql).toContain('t.`odd name`');
     expect(bigQuerySamplesSql(plans[1]!, 5).types).toMatchObject({old_version: 'INT64', max_rows: 'INT64'});
+  });
+
+  it('parses as BigQuery for the analysis too, every value bound as a parameter', () => {
+    const parser = new Parser();
+    const plan = {
+      table: {path: 'my-project.my_dataset.model parameters', versionColumn: 'version', versionType: 'STRING'},
+      versions: {old: 'v1', new: 'v2'},
+      segmentBy: ['region', 'tier'],
+      numeric: ['score', 'odd name'],
+      categorical: ['label'],
+      keys: ['id', 'region'],
+    };
+    const statements = [
+      bigQueryMomentsSql(plan),
+      bigQueryQuantilesSql(plan, 10),
+      bigQueryBinsSql(plan, [{lo: -1.5, width: 0.01, edges: [0.25, 0.5]}, {lo: 0, width: 0, edges: []}]),
+      bigQueryMoversSql(plan, 20),
+      bigQueryCategoriesSql(plan),
+    ];
+    for (const statement of statements) {
+      expect(() => parser.astify(statement.sql, {database: 'bigquery'})).not.toThrow();
+      expect(statement.sql).not.toMatch(/'v1'|'v2'|0\.25|-1\.5/);
+      for (const name of statement.sql.match(/@[a-z_0-9]+/g) ?? []) expect(statement.params).toHaveProperty(name.slice(1));
+    }
+    expect(statements[1]!.sql).toContain('APPROX_QUANTILES(x0, 100) AS q0, APPROX_QUANTILES(x0, 10) AS e0');
+    expect(statements[0]!.sql).toContain('FROM `my-project.my_dataset.model parameters` AS t WHERE t.`version` = @old_version');
   });
 
   // node-sql-parser does not take BigQuery's backslash escapes inside backticks, so names with a
@@ -255,6 +375,47 @@ analysis: {engine: bigquery}
       expect(tasks.find((t) => t.name === 'validate')?.status).toBe('ran');
       expect(warehouse.count('jobs.query')).toBeGreaterThan(0);
       expect(readFileSync(project.path('output/0.3615_vs_0.3621/validation.json'), 'utf8')).toContain('"engine": "bigquery"');
+    } finally {
+      await warehouse.close();
+    }
+  });
+
+  it('runs the whole pipeline with the analysis inside BigQuery too, and the report says which engine computed what', async () => {
+    const warehouse = await startBigQueryServer({project: 'cli-proj', database: local.path('data/warehouse.duckdb')});
+    try {
+      const pushed = new Project({
+        'settings.yaml': `source: {engine: bigquery}
+bigquery: {project_id: cli-proj, dataset_id: main, api_endpoint: "${warehouse.url}", retry_max_delay_seconds: 0.01}
+validation: {engine: bigquery}
+analysis: {engine: bigquery}
+`,
+      });
+      copyFileSync(join(REPO, 'pipeline.yaml'), pushed.path('pipeline.yaml'));
+      const versions = ['--old', '0.3615', '--new', '0.3621'];
+      const embedded = await local.runAsync(versions);
+      expect(embedded.code).toBe(0);
+      const run = await pushed.runAsync([...versions, '--config', 'settings.yaml']);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const out = 'output/0.3615_vs_0.3621';
+      const remote = pushed.json<AnalysisDocument>(`${out}/analysis.json`);
+      const exact = local.json<AnalysisDocument>(`${out}/analysis.json`);
+      expect(remote.engine).toBe('bigquery');
+      expect(exact.engine).toBe('duckdb');
+      expect(remote.rows).toEqual(exact.rows);
+      expect(Object.keys(remote.parameters)).toEqual(Object.keys(exact.parameters));
+      for (const [name, p] of Object.entries(remote.parameters)) {
+        const e = exact.parameters[name]!;
+        expect(p.new.count).toBe(e.new.count);
+        expect(p.new.mean).toBeCloseTo(e.new.mean!, 9);
+        expect(e.ks! - p.ks!).toBeGreaterThanOrEqual(-1e-12);
+        expect(e.ks! - p.ks!).toBeLessThanOrEqual(p.ks_error! + 1e-12);
+        expect(p.top_movers).toEqual(e.top_movers);
+      }
+      const report = pushed.read(`${out}/report.html`);
+      expect(report).toContain('Analysis computed by');
+      expect(report).toContain('BigQuery, inside the warehouse: quantiles and PSI edges from APPROX_QUANTILES');
+      expect(local.read(`${out}/report.html`)).toContain('DuckDB, on the extracted rows (exact quantiles, KS and Wasserstein)');
     } finally {
       await warehouse.close();
     }

@@ -15,6 +15,7 @@
  * Segments are numbered 1..S by a small integer (`sid`): DuckDB partitions and sorts on a
  * small integer several times faster than on strings.
  */
+import type {SqlStatement} from './compare-sql.js';
 import {quoteIdent, quoteString} from './sql.js';
 import type {SqlDialect} from './sql.js';
 
@@ -47,6 +48,8 @@ export interface SegmentShift {
   new: {count: number; mean: number | null; std: number | null};
   mean_change: {abs: number | null; pct: number | null};
   ks: number | null;
+  ks_error?: number | null;
+  wasserstein_norm_error?: number | null;
   psi: number | null;
   wasserstein_norm: number | null;
   drift: DriftLabel | null;
@@ -67,8 +70,12 @@ export interface NumericAnalysis {
   old: NumericSummary;
   new: NumericSummary;
   mean_change: {abs: number | null; pct: number | null};
-  /** Two-sample Kolmogorov-Smirnov statistic D on non-null values (exact). */
+  /** Two-sample Kolmogorov-Smirnov statistic D on non-null values (exact; pushed down, a lower bound). */
   ks: number | null;
+  /** Pushed down only: D is at most ks + ks_error. */
+  ks_error?: number | null;
+  /** Pushed down only: wasserstein_norm is within this of the exact value. */
+  wasserstein_norm_error?: number | null;
   /** Population stability index on the old version's quantile bins. */
   psi: number | null;
   /** PSI bins: interior edges (old quantiles, deduplicated) and proportions per bin. */
@@ -111,6 +118,10 @@ export interface AnalysisRuleResult {
 /** The shape of analysis.json. */
 export interface AnalysisDocument {
   settings: {segment_by: string[]; bins: number; top_n: number; psi: {warn: number; fail: number}};
+  /** Where the figures were computed: DuckDB on the extracted rows (exact), or inside BigQuery. */
+  engine: 'duckdb' | 'bigquery';
+  /** Pushed down: the table, the bytes the queries processed and what is approximate. */
+  bigquery?: {table: string; bytes_processed: number; approximate: string};
   rows: {old: number; new: number};
   parameters: Record<string, NumericAnalysis>;
   categorical: Record<string, CategoricalAnalysis>;
@@ -278,4 +289,154 @@ export function describeSql(path: string, dialect: SqlDialect): string {
 export function rowCountSql(path: string, dialect: SqlDialect): string {
   duckdbOnly(dialect);
   return `SELECT count(*) AS n FROM read_parquet(${quoteString(path, dialect)})`;
+}
+
+// --- The analysis pushed down to BigQuery --------------------------------------------------
+// Only aggregates come back: moments per version and segment, approximate quantiles
+// (APPROX_QUANTILES), counts per fine bin and PSI bin, the largest movers and category
+// counts. KS and Wasserstein are then computed from the binned counts, with error bounds
+// (analyze-binned.ts). Each query scans the table once: parameters fan out by a cross join
+// with a small list of their indexes.
+
+/** The table the pushed-down analysis reads, and what it reads from it. */
+export interface BigQueryAnalysis {
+  /** `project.dataset.table`, the version column and the BigQuery type versions bind as. */
+  table: {path: string; versionColumn: string; versionType: string};
+  versions: {old: string; new: string};
+  segmentBy: readonly string[];
+  numeric: readonly string[];
+  categorical: readonly string[];
+  keys: readonly string[];
+}
+
+/** Equal fine bins of one parameter, and the PSI edges (the old version's approximate quantiles). */
+export interface BigQueryBinning {
+  lo: number;
+  width: number;
+  edges: readonly number[];
+}
+
+/** Fine bins per parameter in the pushed-down analysis: a multiple of CHART_BINS, so chart bins are unions of them. */
+export const FINE_BINS = 40 * CHART_BINS;
+
+const bq = (name: string) => quoteIdent(name, 'bigquery');
+
+function bigQueryParams(a: BigQueryAnalysis): {params: Record<string, string | number>; types: Record<string, string>} {
+  const value = (v: string) => (a.table.versionType === 'FLOAT64' ? Number(v) : v);
+  return {
+    params: {old_version: value(a.versions.old), new_version: value(a.versions.new)},
+    types: {old_version: a.table.versionType, new_version: a.table.versionType},
+  };
+}
+
+// Both versions' rows, side 0 and 1, with only the columns a query needs: segments g<j>,
+// numeric parameters x<i> (FLOAT64, non-finite as NULL), categories c<i> (STRING), keys k<j>.
+function bigQueryVersions(a: BigQueryAnalysis, want: {numeric?: boolean; categorical?: boolean; keys?: boolean}): string {
+  const columns = [
+    ...a.segmentBy.map((c, j) => `t.${bq(c)} AS g${j}`),
+    ...(want.numeric ? a.numeric.map((c, i) => {
+      const x = `CAST(t.${bq(c)} AS FLOAT64)`;
+      return `IF(IS_INF(${x}) OR IS_NAN(${x}), NULL, ${x}) AS x${i}`;
+    }) : []),
+    ...(want.categorical ? a.categorical.map((c, i) => `CAST(t.${bq(c)} AS STRING) AS c${i}`) : []),
+    ...(want.keys ? a.keys.map((c, j) => `t.${bq(c)} AS k${j}`) : []),
+  ];
+  const side = (k: 0 | 1, param: string) =>
+    `SELECT ${k} AS side${columns.map((c) => `, ${c}`).join('')} FROM ${bq(a.table.path)} AS t WHERE t.${bq(a.table.versionColumn)} = @${param}`;
+  return `v AS (${side(0, 'old_version')} UNION ALL ${side(1, 'new_version')})`;
+}
+
+function indexes(name: string, count: number): string {
+  return `${name} AS (${Array.from({length: count}, (_, i) => `SELECT ${i} AS ${name}`).join(' UNION ALL ')})`;
+}
+
+function pick(index: string, values: readonly string[]): string {
+  return `CASE ${index} ${values.map((v, i) => `WHEN ${i} THEN ${v}`).join(' ')} END`;
+}
+
+const segmentColumns = (a: BigQueryAnalysis, prefix = '') => a.segmentBy.map((_, j) => `, ${prefix}g${j}`).join('');
+
+/** Moments per version and segment: side, g<j>, row_count, then n<i>, m<i>, s<i>, lo<i>, hi<i> per parameter. */
+export function bigQueryMomentsSql(a: BigQueryAnalysis): SqlStatement {
+  const aggs = a.numeric.map((_, i) => `, COUNT(x${i}) AS n${i}, AVG(x${i}) AS m${i}, STDDEV_SAMP(x${i}) AS s${i}, MIN(x${i}) AS lo${i}, MAX(x${i}) AS hi${i}`).join('');
+  const groups = `side${segmentColumns(a)}`;
+  return {sql: `WITH ${bigQueryVersions(a, {numeric: true})} SELECT ${groups}, COUNT(*) AS row_count${aggs} FROM v GROUP BY ${groups}`, ...bigQueryParams(a)};
+}
+
+/** Per version: q<i>, APPROX_QUANTILES(x, 100) (percentiles), and e<i>, APPROX_QUANTILES(x, bins) (the PSI edges). */
+export function bigQueryQuantilesSql(a: BigQueryAnalysis, bins: number): SqlStatement {
+  if (!Number.isInteger(bins) || bins < 2) throw new TypeError(`bins must be an integer >= 2, got ${bins}`);
+  const aggs = a.numeric.map((_, i) => `, APPROX_QUANTILES(x${i}, 100) AS q${i}, APPROX_QUANTILES(x${i}, ${bins}) AS e${i}`).join('');
+  return {sql: `WITH ${bigQueryVersions(a, {numeric: true})} SELECT side${aggs} FROM v GROUP BY side`, ...bigQueryParams(a)};
+}
+
+/**
+ * Counts per parameter p, version, segment, fine bin b (`FINE_BINS` equal bins from `lo`) and
+ * PSI bin pb (pb i holds edges[i - 1] < x <= edges[i]): p, side, g<j>, b, pb, c.
+ */
+export function bigQueryBinsSql(a: BigQueryAnalysis, binnings: readonly BigQueryBinning[]): SqlStatement {
+  const statement = bigQueryParams(a);
+  const fine: string[] = [];
+  const psi: string[] = [];
+  for (const [i, binning] of binnings.entries()) {
+    statement.params[`lo_${i}`] = binning.lo;
+    statement.params[`w_${i}`] = binning.width;
+    statement.types[`lo_${i}`] = 'FLOAT64';
+    statement.types[`w_${i}`] = 'FLOAT64';
+    fine.push(binning.width > 0 ? `LEAST(GREATEST(CAST(FLOOR((x - CAST(@lo_${i} AS FLOAT64)) / CAST(@w_${i} AS FLOAT64)) AS INT64), 0), ${FINE_BINS - 1})` : '0');
+    const cases = binning.edges.map((e, j) => {
+      statement.params[`e_${i}_${j}`] = e;
+      statement.types[`e_${i}_${j}`] = 'FLOAT64';
+      return `WHEN x <= CAST(@e_${i}_${j} AS FLOAT64) THEN ${j}`;
+    });
+    psi.push(cases.length === 0 ? '0' : `CASE ${cases.join(' ')} ELSE ${cases.length} END`);
+  }
+  const groups = `p, side${segmentColumns(a)}`;
+  const values = a.numeric.map((_, i) => `v.x${i}`);
+  return {
+    ...statement,
+    sql:
+      `WITH ${bigQueryVersions(a, {numeric: true})}, ${indexes('p', a.numeric.length)}, ` +
+      `xs AS (SELECT p.p, v.side${segmentColumns(a, 'v.')}, ${pick('p.p', values)} AS x FROM v CROSS JOIN p) ` +
+      `SELECT ${groups}, ${pick('p', fine)} AS b, ${pick('p', psi)} AS pb, COUNT(*) AS c FROM xs WHERE x IS NOT NULL GROUP BY ${groups}, b, pb`,
+  };
+}
+
+/**
+ * The `topN` matched keys with the largest |new - old| per parameter p: p, k<j>, o, n. Ties
+ * are broken as the local analysis breaks them (larger keys, then larger old value, first).
+ */
+export function bigQueryMoversSql(a: BigQueryAnalysis, topN: number): SqlStatement {
+  if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`top_n must be a positive integer, got ${topN}`);
+  const statement = bigQueryParams(a);
+  statement.params['top_n'] = topN;
+  statement.types['top_n'] = 'INT64';
+  // Parameters carry explicit casts where their type is not evident from the context.
+  const keys = a.keys.map((_, j) => `k${j}`);
+  const version = (side: 0 | 1) => `SELECT * FROM v WHERE side = ${side} AND ${keys.map((k) => `${k} IS NOT NULL`).join(' AND ')}`;
+  const olds = a.numeric.map((_, i) => `o.x${i}`);
+  const news = a.numeric.map((_, i) => `n.x${i}`);
+  return {
+    ...statement,
+    sql:
+      `WITH ${bigQueryVersions(a, {numeric: true, keys: true})}, ${indexes('p', a.numeric.length)}, ` +
+      `o AS (${version(0)}), n AS (${version(1)}), ` +
+      `pairs AS (SELECT p.p${keys.map((k) => `, o.${k}`).join('')}, ${pick('p.p', olds)} AS ov, ${pick('p.p', news)} AS nv ` +
+      `FROM o JOIN n ON ${keys.map((k) => `o.${k} = n.${k}`).join(' AND ')} CROSS JOIN p), ` +
+      `ranked AS (SELECT p${keys.map((k) => `, ${k}`).join('')}, ov, nv, ROW_NUMBER() OVER (PARTITION BY p ORDER BY ABS(nv - ov) DESC` +
+      `${keys.map((k) => `, ${k} DESC`).join('')}, ov DESC) AS rn FROM pairs WHERE ov IS NOT NULL AND nv IS NOT NULL) ` +
+      `SELECT p${keys.map((k) => `, ${k}`).join('')}, ov AS o, nv AS n FROM ranked WHERE rn <= @top_n`,
+  };
+}
+
+/** Category counts per categorical column c and version (value NULL counts nulls): c, side, value, n. */
+export function bigQueryCategoriesSql(a: BigQueryAnalysis): SqlStatement {
+  const values = a.categorical.map((_, i) => `v.c${i}`);
+  return {
+    ...bigQueryParams(a),
+    sql:
+      `WITH ${bigQueryVersions(a, {categorical: true})}, ${indexes('c', a.categorical.length)}, ` +
+      `cs AS (SELECT c.c, v.side, ${pick('c.c', values)} AS value FROM v CROSS JOIN c) ` +
+      `SELECT c, side, value, COUNT(*) AS n FROM cs GROUP BY c, side, value`,
+  };
 }

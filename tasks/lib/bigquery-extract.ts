@@ -168,6 +168,34 @@ export interface BigQueryReference {
 const REFERENCE_KEY = 'bigquery_reference';
 
 /**
+ * The settings a pushed-down task (validate, analyze) calls BigQuery with: the referenced
+ * table, its cost cap (`maximumBytesBilled`, the reference's unless the task declares its own)
+ * and the task's retries.
+ */
+export function referenceSettings(
+  reference: BigQueryReference,
+  options: {maximumBytesBilled?: number | null; retryCount: number; retryMaxDelaySeconds: number | undefined; keys: string[]; columns?: string[] | null},
+): BigQuerySettings {
+  const cap = options.maximumBytesBilled === undefined ? reference.maximum_bytes_billed : options.maximumBytesBilled;
+  return {
+    projectId: reference.project_id,
+    datasetId: reference.dataset_id,
+    tableId: reference.table_id,
+    location: reference.location,
+    apiEndpoint: reference.api_endpoint ?? undefined,
+    maximumBytesBilled: cap ?? undefined,
+    freshness: 'always',
+    ttlSeconds: DEFAULT_TTL_SECONDS,
+    retryMaxDelaySeconds: options.retryMaxDelaySeconds,
+    versionColumn: reference.version_column,
+    keys: options.keys,
+    columns: options.columns ?? null,
+    retryCount: options.retryCount,
+    chunkSize: 10_000,
+  };
+}
+
+/**
  * Pushed-down extraction: writes `outputPath` with the version's columns and no rows, and
  * the reference to the rows in its metadata. Costs one tables.get and no query.
  */

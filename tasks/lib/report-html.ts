@@ -280,7 +280,10 @@ ${table}
 function parameterFigure(input: ReportInput, name: string, p: Parameter, index: number): Html {
   const h = p.histogram;
   const edges = h?.edges ?? [];
-  const figures = `KS ${formatNumber(p.ks)}, PSI ${formatNumber(p.psi)}, Wasserstein ${formatNumber(p.wasserstein)} (${formatNumber(p.wasserstein_norm)} old σ), drift ${p.drift ?? 'n/a'}`;
+  // Pushed down, KS and Wasserstein come from binned counts: their error bounds are shown.
+  const ksError = typeof p.ks_error === 'number' && p.ks_error > 0 ? ` (exact value up to ${formatNumber(p.ks_error)} higher)` : '';
+  const wError = typeof p.wasserstein_norm_error === 'number' ? ` ± ${formatNumber(p.wasserstein_norm_error)}` : '';
+  const figures = `KS ${formatNumber(p.ks)}${ksError}, PSI ${formatNumber(p.psi)}, Wasserstein ${formatNumber(p.wasserstein)} (${formatNumber(p.wasserstein_norm)}${wError} old σ), drift ${p.drift ?? 'n/a'}`;
   const description =
     `Histogram of ${name} in ${Math.max(edges.length - 1, 0)} equal-width bins from ${formatNumber(edges[0])} to ${formatNumber(edges[edges.length - 1])}, ` +
     `as the share of non-null rows per bin. Old version ${input.old} (${count(p.old?.count)} values, mean ${formatNumber(p.old?.mean)}, median ${formatNumber(p.old?.p50)}) as filled bars; ` +
@@ -465,7 +468,12 @@ function runSection(input: ReportInput): Html {
       ? `BigQuery, inside the warehouse${samples.length > 0 ? `; lists capped: ${samples.map(([file, sample]) => `${file} ${count(sample.rows)} of ${count(sample.total)}`).join(', ')}` : ''}`
       : 'DuckDB, on the extracted rows',
   ]);
-  if (a !== null) settings.push(['Analysis computed by', 'DuckDB, on the extracted rows (exact quantiles, KS and Wasserstein)']);
+  if (a !== null) {
+    settings.push([
+      'Analysis computed by',
+      a.engine === 'bigquery' ? `BigQuery, inside the warehouse: ${a.bigquery?.approximate ?? 'approximate quantiles, KS and Wasserstein'}` : 'DuckDB, on the extracted rows (exact quantiles, KS and Wasserstein)',
+    ]);
+  }
   if (v.tolerance) {
     const columns = Object.entries(v.tolerance.columns ?? {}).map(([k, t]) => `${k}: ${t?.abs !== undefined ? `abs ${formatNumber(t.abs)}` : ''}${t?.abs !== undefined && t?.rel !== undefined ? ', ' : ''}${t?.rel !== undefined ? `rel ${formatNumber(t.rel)}` : ''}`);
     settings.push(['Tolerance', `abs ${formatNumber(v.tolerance.abs)}, rel ${formatNumber(v.tolerance.rel)}${columns.length > 0 ? `; ${columns.join('; ')}` : ''}`]);

@@ -307,3 +307,49 @@ export class ShiftScan {
     this.#newEvent = this.#newRanks[this.#nextNewRank] ?? Infinity;
   }
 }
+
+/** KS and Wasserstein from counts in equal bins, each with a bound on its error. */
+export interface BinnedShift {
+  /** The largest |F_old - F_new| at a bin boundary: attained, so a lower bound of D. */
+  ks: number | null;
+  /** D is at most `ks + ksError` (the differences inside the bins are unseen). */
+  ksError: number | null;
+  /** Wasserstein-1 by the trapezoid rule over the bins; within `wassersteinError` of the exact value. */
+  wasserstein: number | null;
+  wassersteinError: number | null;
+}
+
+/**
+ * The shift of one group from its values counted in equal bins of `width` (bin b spans
+ * [lo + b width, lo + (b + 1) width)), as the pushed-down analysis gets them from BigQuery.
+ * Inside a bin the distribution functions are unknown, but each moves by at most the bin's
+ * share of its version, which bounds both errors.
+ */
+export function binnedShift(old: ArrayLike<number>, neu: ArrayLike<number>, width: number): BinnedShift {
+  let nOld = 0;
+  let nNew = 0;
+  for (let b = 0; b < old.length; b++) nOld += old[b]!;
+  for (let b = 0; b < neu.length; b++) nNew += neu[b]!;
+  if (nOld === 0 || nNew === 0) return {ks: null, ksError: null, wasserstein: null, wassersteinError: null};
+  let cOld = 0;
+  let cNew = 0;
+  let previous = 0;
+  let ks = 0;
+  let inside = 0;
+  let w = 0;
+  let error = 0;
+  for (let b = 0; b < Math.max(old.length, neu.length); b++) {
+    const o = (old[b] ?? 0) / nOld;
+    const n = (neu[b] ?? 0) / nNew;
+    cOld += old[b] ?? 0;
+    cNew += neu[b] ?? 0;
+    const diff = cOld / nOld - cNew / nNew;
+    ks = Math.max(ks, Math.abs(diff));
+    // Inside the bin F_old - F_new lies between previous - n and previous + o.
+    inside = Math.max(inside, previous + o, n - previous);
+    w += (width * (Math.abs(previous) + Math.abs(diff))) / 2;
+    if (o > 0 || n > 0) error += width * (o + n);
+    previous = diff;
+  }
+  return {ks, ksError: Math.max(0, inside - ks), wasserstein: w, wassersteinError: error};
+}

@@ -149,7 +149,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     catalog = 'warehouse';
   }
   await setup.run('CREATE SCHEMA IF NOT EXISTS memory."_jobs"');
-  // BigQuery functions the generated comparison uses, under their BigQuery names (DuckDB
+  // BigQuery functions the generated comparison and analysis use, under their BigQuery names (DuckDB
   // resolves function names case-insensitively, so `IS_NAN(x)` finds `is_nan`).
   await setup.run(`
     CREATE MACRO memory.main.is_nan(x) AS isnan(x);
@@ -158,6 +158,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     CREATE MACRO memory.main.to_json_string(x) AS CAST(to_json(x) AS VARCHAR);
     CREATE MACRO memory.main.st_astext(x) AS CAST(x AS VARCHAR);
     CREATE MACRO memory.main.bq_countif(x) AS count(CASE WHEN x THEN 1 END);
+    CREATE MACRO memory.main.approx_quantiles(x, n) AS quantile_disc(x, [i / n FOR i IN range(n + 1)]);
   `);
   const state = new ServerState(instance, catalog, options);
   const server = createServer((req, res) => void state.handle(req, res));
