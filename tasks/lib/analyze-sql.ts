@@ -1,7 +1,7 @@
 /**
  * SQL for the analyze task, kept apart from where it runs: functions from settings and
- * columns to SQL text, no I/O. Only the DuckDB dialect is generated today; the BigQuery
- * variant (analysis inside the warehouse) is the planned scale-out.
+ * columns to SQL text, no I/O. DuckDB's, over the extracted Parquet files, then (at the end)
+ * BigQuery's, for the analysis pushed down into the warehouse.
  *
  * Every figure is exact; DuckDB does the heavy lifting, TypeScript reads what it returns:
  * - one aggregate per run for the summary moments of every parameter, by version and
