@@ -186,7 +186,7 @@ async function analyzeLocally(
       ctx.log.debug(`analyze: ${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
     }
   }
-  if (numeric.length > 0 && keys.length > 0) {
+  if (numeric.length > 0 && keys.length > 0 && settings.top_n > 0) {
     checkAborted(ctx);
     ctx.progress({message: 'largest movers'});
     const sampled = (await rowsOf(conn, moverThresholdsSql(sources, keys, numeric, settings.top_n), {log: ctx.log, label: 'movers: thresholds from a sample'}))[0] ?? {};
@@ -256,7 +256,7 @@ async function analyzeInBigQuery(
   const statements = [
     bigQueryMomentsSql(plan),
     ...(numeric.length > 0 ? [bigQueryQuantilesSql(plan, settings.bins), bigQueryBinsSql(plan, placeholder)] : []),
-    ...(numeric.length > 0 && keys.length > 0 ? [bigQueryMoversSql(plan, settings.top_n)] : []),
+    ...(numeric.length > 0 && keys.length > 0 && settings.top_n > 0 ? [bigQueryMoversSql(plan, settings.top_n)] : []),
     ...(categorical.length > 0 ? [bigQueryCategoriesSql(plan)] : []),
   ];
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
@@ -321,7 +321,7 @@ async function analyzeInBigQuery(
         quantiles: [summary(0), summary(1)],
       });
     }
-    if (keys.length > 0) {
+    if (keys.length > 0 && settings.top_n > 0) {
       ctx.progress({message: 'largest movers in BigQuery'});
       const movers = await rowsOf('find the largest movers on', bigQueryMoversSql(plan, settings.top_n));
       for (const [i, column] of numeric.entries()) {
@@ -794,7 +794,7 @@ function readSettings(settings: Readonly<Record<string, Json>>): AnalysisSetting
     return typeof v === 'number' ? v : fallback;
   };
   const bins = int('bins', 10, 2);
-  const topN = int('top_n', 20, 1);
+  const topN = int('top_n', 20, 0); // 0: no movers
   const psiSettings = isObject(a['psi']) ? a['psi'] : {};
   const threshold = (name: 'warn' | 'fail', fallback: number) => {
     const v = psiSettings[name] ?? fallback;

@@ -215,6 +215,16 @@ describe('analyze', () => {
     for (const m of movers) expect(m.abs_change).toBeCloseTo(0.5, 10);
     expect(movers.every((m) => Number(m.key['id']) % 4 === 0)).toBe(true);
     expect(Math.abs(changes[0]!.change)).toBeCloseTo(movers[0]!.abs_change, 10);
+    // Exactly the five largest changes, ties going to the larger key (the sampled threshold
+    // that prunes the join must not lose any of them).
+    const ids = (list: {id: number}[]) => list.map((m) => m.id).sort((a, b) => a - b);
+    expect(ids(movers.map((m) => ({id: Number(m.key['id'])})))).toEqual(ids(changes.slice(0, 5)));
+  });
+
+  it('lists no movers with top_n: 0', async () => {
+    const {doc} = await run('new', {top_n: 0});
+    expect(doc.parameters['y']!.top_movers).toEqual([]);
+    expect(doc.parameters['y']!.ks).toBeGreaterThan(0);
   });
 
   it('sets the verdict from drift rules', async () => {
