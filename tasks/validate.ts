@@ -18,6 +18,7 @@ import type {Json, TaskContext} from '../src/task-api.js';
 import {formatBytes} from '../src/util/units.js';
 import {
   bigQueryCountsSql,
+  bigQueryMismatchTableSql,
   bigQuerySamplesSql,
   candidatesSql,
   cleanupSql,
@@ -69,6 +70,9 @@ export default defineTask({
     }
 
     if (remote !== null) return compareInBigQuery(ctx, sql, plan, remote.new, settings, rules);
+    if (settings.mismatchTable !== null) {
+      ctx.log.warn(`validation.mismatch_table (${settings.mismatchTable}) is written only when the comparison runs in BigQuery; here mismatches.csv lists every mismatch.`);
+    }
     try {
       const [profileOld, profileNew] = [await profile(sql, plan, 'old'), await profile(sql, plan, 'new')];
       const total = num(profileOld['row_count']) + num(profileNew['row_count']);
@@ -207,14 +211,19 @@ async function compareInBigQuery(
   });
   const figuresSql = bigQueryCountsSql(plan);
   const samplesSql = bigQuerySamplesSql(plan, settings.maxMismatchRows);
+  // `dataset.table` is in the table's project.
+  const mismatchTable = settings.mismatchTable === null ? null : settings.mismatchTable.split('.').length === 2 ? `${reference.project_id}.${settings.mismatchTable}` : settings.mismatchTable;
+  const mismatchTableSql = mismatchTable === null ? null : bigQueryMismatchTableSql(plan, mismatchTable);
 
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
   const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql)));
   const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql)));
-  const estimate = figuresBytes + samplesBytes;
+  const tableBytes = mismatchTableSql === null ? 0 : await callBigQuery(errorSettings, 'estimate (dry run) the mismatch table from', () => bigquery.dryRun(query(mismatchTableSql)));
+  const estimate = figuresBytes + samplesBytes + tableBytes;
   ctx.log.info(
     `BigQuery dry run: the comparison on ${table} will process at most ${formatBytes(estimate)} ` +
-      `(${formatBytes(figuresBytes)} for the figures, ${formatBytes(samplesBytes)} for the samples, run only when there are differences).`,
+      `(${formatBytes(figuresBytes)} for the figures, ${formatBytes(samplesBytes)} for the samples, run only when there are differences` +
+      `${mismatchTable === null ? '' : `, ${formatBytes(tableBytes)} for ${mismatchTable}`}).`,
   );
   if (cap !== undefined && estimate > cap) {
     throw new ConfigurationError(
@@ -268,7 +277,15 @@ async function compareInBigQuery(
   } finally {
     await sql.run({sql: `DROP TABLE IF EXISTS ${SAMPLES_TABLE}`, params: {}}).catch(() => undefined);
   }
-  const validation = {...report, rules: results, status, engine: 'bigquery', bytes_processed: bytes, samples: sampled};
+  let written: {table: string; rows: number} | undefined;
+  if (mismatchTableSql !== null && mismatchTable !== null) {
+    ctx.progress({message: `writing every mismatch to ${mismatchTable}`});
+    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql)));
+    bytes += tableBytes;
+    written = {table: mismatchTable, rows: totals.mismatch};
+    ctx.log.info(`Wrote ${totals.mismatch} mismatches to the BigQuery table ${mismatchTable}.`);
+  }
+  const validation = {...report, rules: results, status, engine: 'bigquery', bytes_processed: bytes, samples: sampled, ...(written === undefined ? {} : {mismatch_table: written})};
   await writeFile(ctx.output('validation.json'), `${JSON.stringify(validation, null, 2)}\n`);
   ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the comparison.`);
   return finish(ctx, report, results, status, {engine: 'bigquery', bytes_processed: bytes, table});
@@ -294,6 +311,8 @@ interface ValidateSettings {
   rules: unknown;
   engine: 'local' | 'bigquery';
   maxMismatchRows: number;
+  /** `validation.mismatch_table`: pushed down, every mismatch also goes to this BigQuery table. */
+  mismatchTable: string | null;
   /** `bigquery.maximum_bytes_billed` when declared; otherwise the extraction's, from its reference. */
   maximumBytesBilled: number | null | undefined;
   retryCount: number;
@@ -333,6 +352,7 @@ function readSettings(settings: Readonly<Record<string, Json>>): ValidateSetting
     rules: validation['rules'] ?? [],
     engine,
     maxMismatchRows: count(validation['max_mismatch_rows'], 'validation.max_mismatch_rows', 10_000),
+    mismatchTable: typeof validation['mismatch_table'] === 'string' ? validation['mismatch_table'] : null,
     maximumBytesBilled: cap === undefined ? undefined : cap === null ? null : count(cap, 'bigquery.maximum_bytes_billed', 0),
     retryCount: count(performance['retry_count'], 'performance.retry_count', 3),
     retryMaxDelaySeconds: typeof delay === 'number' && delay > 0 ? delay : undefined,

@@ -128,6 +128,9 @@ tasks:
       '--set nonsense Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "nonsense".',
       '--set performance.timeout=soon Expected a number for "performance.timeout", got "soon".',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.mismatch_table=all mismatches']), [
+      '--set validation.mismatch_table=all mismatches Expected "validation.mismatch_table" to be a BigQuery table, dataset.table or project.dataset.table (letters, digits, _ and - in the table name), got "all mismatches".',
+    ]);
     expectProblems(project.run(['--old', '1', '--new', '2'], {PIPELINE_PERFORMANCE_MAX_MEMORY: 'lots'}), [
       'environment variable PIPELINE_PERFORMANCE_MAX_MEMORY Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB", got "lots".',
     ]);

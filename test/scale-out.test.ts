@@ -156,6 +156,25 @@ describe('the comparison pushed down to BigQuery', () => {
     expect(pushed.json.changed_rows).toBe(6);
   });
 
+  it('writes every mismatch to the table named by validation.mismatch_table, however few the CSV lists', async () => {
+    const local = await compare('local');
+    server.resetLog();
+    const pushed = await compare('bigquery', {validation: {max_mismatch_rows: 2, mismatch_table: 'ds.all_mismatches'}});
+    expect(pushed.json.mismatch_table).toEqual({table: 'scale-proj.ds.all_mismatches', rows: 11});
+    expect(pushed.json.samples['mismatches.csv']).toEqual({rows: 2, total: 11, truncated: true});
+    // Two more requests than without the table: its dry run and its query.
+    expect(server.count('jobs.insert')).toBe(3);
+    expect(server.count('jobs.query')).toBe(3);
+    // Read back through the real client: the same rows as the local mismatches.csv.
+    const {openBigQuery, queryAll, decodeScalar} = await import('../tasks/lib/bigquery-client.js');
+    const client = await openBigQuery({projectId: 'scale-proj', location: 'US', apiEndpoint: server.url, retryCount: 0});
+    const table = await queryAll(client, {sql: 'SELECT * FROM `scale-proj.ds.all_mismatches` ORDER BY id, region, `column`', params: {}});
+    expect(table.fields.map((f) => f.name)).toEqual(['id', 'region', 'column', 'old_value', 'new_value', 'abs_diff', 'rel_diff']);
+    const rows = table.rows.map((r) => table.fields.slice(0, 3).map((f, i) => decodeScalar(f, r.f[i]?.v) ?? '').join(','));
+    const csv = local.files['mismatches.csv']!.trim().split('\n').slice(1).map((line) => line.split(',').slice(0, 3).join(','));
+    expect(rows.sort()).toEqual(csv.sort());
+  });
+
   it('refuses a comparison the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
     server.resetLog();
     await expect(compare('bigquery', {bigquery: {maximum_bytes_billed: 100}})).rejects.toThrow(/would process .* more than bigquery\.maximum_bytes_billed/);

@@ -70,6 +70,12 @@ export const settingsSchema = z.strictObject({
       chunk_size: z.number().int().positive().default(10000),
       parallel_processing: z.boolean().default(true),
       max_mismatch_rows: z.number().int().min(0).default(10000),
+      /** Pushed down: also write every mismatch to this BigQuery table, `dataset.table` or `project.dataset.table` (replaced on each run). */
+      mismatch_table: z
+        .string()
+        .regex(/^(?:[a-z][a-z0-9-]*[a-z0-9]\.)?[A-Za-z0-9_]+\.[A-Za-z0-9_-]+$/, 'a BigQuery table, dataset.table or project.dataset.table (letters, digits, _ and - in the table name)')
+        .nullable()
+        .default(null),
       tolerance: z
         .strictObject({
           abs: z.number().min(0).default(0),

@@ -527,16 +527,7 @@ export function bigQuerySamplesSql(plan: ComparePlan, maxRows: number): SqlState
     'CAST(NULL AS INT64) AS column_index, CAST(NULL AS STRING) AS column_name, CAST(NULL AS STRING) AS old_value, ' +
     'CAST(NULL AS STRING) AS new_value, CAST(NULL AS FLOAT64) AS abs_diff, CAST(NULL AS FLOAT64) AS rel_diff';
   const noCounts = 'CAST(NULL AS INT64) AS count_old, CAST(NULL AS INT64) AS count_new';
-  const parts = plan.columns.map((c, i) => {
-    params[`column_${i}`] = c.name;
-    const numeric = c.kind === 'numeric';
-    return (
-      `SELECT 'mismatch' AS kind, ${keys}, ${i} AS column_index, CAST(@column_${i} AS STRING) AS column_name, ` +
-      `${bigQueryText(plan, c, 'old', `o${i}`)} AS old_value, ${bigQueryText(plan, c, 'new', `n${i}`)} AS new_value, ` +
-      `${numeric ? bigQueryAbsDiff(i) : 'CAST(NULL AS FLOAT64)'} AS abs_diff, ${numeric ? bigQueryRelDiff(i) : 'CAST(NULL AS FLOAT64)'} AS rel_diff, ` +
-      `${noCounts} FROM j WHERE in_old AND in_new AND ${bigQueryChangedExpr(c, i, params, types)}`
-    );
-  });
+  const parts = bigQueryMismatches(plan, params, types, noCounts);
   parts.push(
     `SELECT 'added' AS kind, ${keys}, ${noValues}, ${noCounts} FROM j WHERE in_new AND NOT in_old`,
     `SELECT 'added' AS kind, ${keys}, ${noValues}, ${noCounts} FROM dup WHERE n_old = 0`,
@@ -550,6 +541,48 @@ export function bigQuerySamplesSql(plan: ComparePlan, maxRows: number): SqlState
       `${bigQueryCtes(plan)}, samples AS (${parts.join(' UNION ALL ')}) ` +
       `SELECT ${columns} FROM (SELECT ${columns}, ROW_NUMBER() OVER (PARTITION BY kind ORDER BY ${keys}, column_index) AS rn ` +
       `FROM samples) AS ranked WHERE rn <= @max_rows`,
+    params,
+    types,
+  };
+}
+
+/**
+ * Every mismatch of the comparison, as rows of `bigQuerySamplesSql`'s shape (kind 'mismatch'),
+ * one SELECT per compared column.
+ */
+function bigQueryMismatches(plan: ComparePlan, params: Record<string, string | number>, types: Record<string, string>, noCounts: string): string[] {
+  const keys = keyAliases(plan);
+  return plan.columns.map((c, i) => {
+    params[`column_${i}`] = c.name;
+    const numeric = c.kind === 'numeric';
+    return (
+      `SELECT 'mismatch' AS kind, ${keys}, ${i} AS column_index, CAST(@column_${i} AS STRING) AS column_name, ` +
+      `${bigQueryText(plan, c, 'old', `o${i}`)} AS old_value, ${bigQueryText(plan, c, 'new', `n${i}`)} AS new_value, ` +
+      `${numeric ? bigQueryAbsDiff(i) : 'CAST(NULL AS FLOAT64)'} AS abs_diff, ${numeric ? bigQueryRelDiff(i) : 'CAST(NULL AS FLOAT64)'} AS rel_diff, ` +
+      `${noCounts} FROM j WHERE in_old AND in_new AND ${bigQueryChangedExpr(c, i, params, types)}`
+    );
+  });
+}
+
+/**
+ * Every mismatch written to the BigQuery table `destination` (`project.dataset.table`),
+ * replaced: the key columns under their names, then column, old_value, new_value, abs_diff,
+ * rel_diff, as mismatches.csv has them, unbounded.
+ */
+export function bigQueryMismatchTableSql(plan: ComparePlan, destination: string): SqlStatement {
+  const {params, types} = bigQueryParams(plan);
+  const noCounts = 'CAST(NULL AS INT64) AS count_old, CAST(NULL AS INT64) AS count_new';
+  const keys = plan.keys.map((k, j) => `k${j} AS ${quoteIdent(k.name, 'bigquery')}`).join(', ');
+  const parts = bigQueryMismatches(plan, params, types, noCounts);
+  const rows =
+    parts.length > 0
+      ? parts.join(' UNION ALL ')
+      : `SELECT ${keyAliases(plan)}, CAST(NULL AS STRING) AS column_name, CAST(NULL AS STRING) AS old_value, CAST(NULL AS STRING) AS new_value, ` +
+        'CAST(NULL AS FLOAT64) AS abs_diff, CAST(NULL AS FLOAT64) AS rel_diff FROM j WHERE FALSE';
+  return {
+    sql:
+      `CREATE OR REPLACE TABLE ${quoteIdent(destination, 'bigquery')} AS ${bigQueryCtes(plan)}, mismatches AS (${rows}) ` +
+      `SELECT ${keys}, column_name AS \`column\`, old_value, new_value, abs_diff, rel_diff FROM mismatches`,
     params,
     types,
   };

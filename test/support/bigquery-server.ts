@@ -362,9 +362,14 @@ class ServerState {
         if (!p.name) throw new ApiFailure(400, 'invalidQuery', 'Positional parameters are not supported by the local server');
         values[p.name] = parameterValue(p);
       }
+      // DDL (CREATE [OR REPLACE] TABLE ... AS SELECT): priced and described by its SELECT,
+      // run as it is, answered like BigQuery answers DDL (no schema, no rows).
+      const ddl = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(\S+)\s+AS\s+([\s\S]*)$/i.exec(text);
+      const select = ddl ? ddl[2]! : text;
+      const read = ddl ? tables.filter((t) => t !== ddl[1]) : tables;
       let prepared;
       try {
-        prepared = await connection.prepare(`SELECT * FROM (${text})`);
+        prepared = await connection.prepare(`SELECT * FROM (${select})`);
         if (Object.keys(values).length > 0) prepared.bind(values as never);
       } catch (error) {
         throw translateError(error, this.#project);
@@ -373,10 +378,10 @@ class ServerState {
       for (let i = 0; i < prepared.columnCount; i++) {
         columns.push({name: prepared.columnName(i), type: prepared.columnType(i).toString()});
       }
-      const schema = {fields: columns.map((c) => bigQueryField(c.name, c.type))};
+      const schema = {fields: ddl ? [] : columns.map((c) => bigQueryField(c.name, c.type))};
       // A stand-in for bytes scanned: 8 bytes per output column per row of the tables read.
       let tableRows = 0;
-      for (const t of tables) {
+      for (const t of read) {
         const reader = await connection.runAndReadAll(`SELECT count(*) FROM ${t}`);
         tableRows += Number(reader.getRows()[0]?.[0] ?? 0);
       }
@@ -384,7 +389,15 @@ class ServerState {
       const id = jobId ?? `job_${this.#nextJob++}`;
       const table = `r_${id.replace(/[^A-Za-z0-9_]/g, '_')}`;
       let totalRows = 0;
-      if (!dryRun) {
+      if (!dryRun && ddl) {
+        try {
+          const statement = await connection.prepare(text);
+          if (Object.keys(values).length > 0) statement.bind(values as never);
+          await statement.run();
+        } catch (error) {
+          throw translateError(error, this.#project);
+        }
+      } else if (!dryRun) {
         const encoded = columns.map((c, i) => `json_object('v', ${encodeValue(`"c${i}"`, c.type)})`).join(', ');
         const renamed = columns.map((c, i) => `${quoteIdent(c.name)} AS "c${i}"`).join(', ');
         try {
