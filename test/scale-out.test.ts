@@ -12,7 +12,7 @@ import analyze from '../tasks/analyze.js';
 import extract from '../tasks/extract.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
 import {bigQueryBinsSql, bigQueryCategoriesSql, bigQueryMomentsSql, bigQueryMoversSql, bigQueryQuantilesSql} from '../tasks/lib/analyze-sql.js';
-import {bigQueryCountsSql, bigQuerySamplesSql, planComparison} from '../tasks/lib/compare-sql.js';
+import {bigQueryCountsSql, bigQueryMismatchTableSql, bigQuerySamplesSql, planComparison} from '../tasks/lib/compare-sql.js';
 import type {SchemaColumn} from '../tasks/lib/compare-sql.js';
 import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
 import type {Json} from '../src/task-api.js';
@@ -280,7 +280,7 @@ describe('the generated BigQuery SQL', () => {
   it('parses as BigQuery (node-sql-parser), and binds every value as a parameter', () => {
     const parser = new Parser();
     for (const plan of plans) {
-      for (const statement of [bigQueryCountsSql(plan), bigQuerySamplesSql(plan, 100)]) {
+      for (const statement of [bigQueryCountsSql(plan), bigQuerySamplesSql(plan, 100), bigQueryMismatchTableSql(plan, 'my-project.qa.all mismatches')]) {
         expect(() => parser.astify(statement.sql, {database: 'bigquery'})).not.toThrow();
         expect(statement.sql).not.toMatch(/'v1'|'v2'/);
         for (const name of statement.sql.match(/@[a-z_0-9]+/g) ?? []) expect(statement.params).toHaveProperty(name.slice(1));
@@ -291,6 +291,7 @@ describe('the generated BigQuery SQL', () => {
     expect(bigQueryCountsSql(plans[0]!).sql).toContain('FROM `my-project.my_dataset.model parameters` AS t WHERE t.`version` = @old_version');
     expect(bigQueryCountsSql(plans[0]!).sql).toContain('t.`odd name`');
     expect(bigQuerySamplesSql(plans[1]!, 5).types).toMatchObject({old_version: 'INT64', max_rows: 'INT64'});
+    expect(bigQueryMismatchTableSql(plans[0]!, 'my-project.qa.all mismatches').sql).toMatch(/^CREATE OR REPLACE TABLE `my-project\.qa\.all mismatches` AS WITH /);
   });
 
   it('parses as BigQuery for the analysis too, every value bound as a parameter', () => {
