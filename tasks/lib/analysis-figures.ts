@@ -1,0 +1,314 @@
+/**
+ * The analysis' figures as pure functions: from moments, shift figures and counts (however
+ * an engine computed them) to the entries of analysis.json and parameters.csv, plus the
+ * statistics both engines share (PSI, Jensen-Shannon, drift labels, rules).
+ */
+import type {GroupShift} from './shift.js';
+import type {AnalysisRuleResult, CategoricalAnalysis, DriftLabel, Mover, NumericAnalysis, NumericSummary, SegmentShift} from './analyze-sql.js';
+import {CHART_BINS} from './analyze-sql.js';
+
+/** Empty PSI bins are floored at this proportion so the logarithm stays finite. */
+export const PSI_FLOOR = 1e-4;
+/** At most this many categories are listed per categorical column. */
+export const CATEGORY_CAP = 50;
+/** The percentiles analysis.json reports per version. */
+export const SUMMARY_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95] as const;
+
+/** The `drift` analysis rule. */
+export interface DriftRule {
+  check: 'drift';
+  column: string | undefined;
+  max_psi: number;
+  severity: 'error' | 'warn';
+}
+
+/** Moments of one parameter in one version (and segment). */
+export interface Moments {
+  count: number;
+  mean: number | null;
+  std: number | null;
+  min: number | null;
+  max: number | null;
+}
+
+/** Rows and moments per version: global, and per segment (index sid - 1). */
+export interface SideMoments {
+  rows: number;
+  global: Moments;
+  segments: Moments[];
+}
+
+// The global moments are combined from the segments' (Chan et al.'s pairwise update of the
+// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS.
+export function momentsOf(stats: readonly Record<string, unknown>[], i: number, segmentCount: number): [SideMoments, SideMoments] {
+  const side = (k: 0 | 1): SideMoments => {
+    const segments: Moments[] = Array.from({length: segmentCount}, () => ({count: 0, mean: null, std: null, min: null, max: null}));
+    let rows = 0;
+    let count = 0;
+    let mean = 0;
+    let m2 = 0;
+    let min: number | null = null;
+    let max: number | null = null;
+    for (const r of stats) {
+      if (num(r['side']) !== k) continue;
+      rows += num(r['rows']) ?? 0;
+      const sid = num(r['sid']);
+      const m: Moments = {count: num(r[`n${i}`]) ?? 0, mean: num(r[`m${i}`]), std: num(r[`s${i}`]), min: num(r[`lo${i}`]), max: num(r[`hi${i}`])};
+      if (sid !== null && sid >= 1 && sid <= segmentCount) segments[sid - 1] = m;
+      if (m.count === 0 || m.mean === null) continue;
+      const n = count + m.count;
+      const delta = m.mean - mean;
+      m2 += (m.std ?? 0) ** 2 * (m.count - 1) + (delta * delta * count * m.count) / n;
+      mean += (delta * m.count) / n;
+      count = n;
+      min = min === null || m.min! < min ? m.min : min;
+      max = max === null || m.max! > max ? m.max : max;
+    }
+    const global: Moments = {count, mean: count > 0 ? mean : null, std: count > 1 ? Math.sqrt(m2 / (count - 1)) : null, min, max};
+    return {rows, global, segments};
+  };
+  return [side(0), side(1)];
+}
+
+// The error bounds of approximate figures (the pushed-down analysis), absent when exact.
+export function errors(g: ShiftFigures['groups'][number], std: number | null): {ks_error?: number | null; wasserstein_norm_error?: number | null} {
+  if (g.ksError === undefined && g.wassersteinError === undefined) return {};
+  return {ks_error: round(g.ksError ?? null), wasserstein_norm_error: round(g.wassersteinError != null && std ? g.wassersteinError / std : null)};
+}
+
+/** Chart bins span both versions' range: CHART_BINS equal bins from `lo`. */
+export function chartRange(o: SideMoments, n: SideMoments): {lo: number; width: number; hi: number | null} {
+  const lo = minOf(o.global.min, n.global.min);
+  const hi = maxOf(o.global.max, n.global.max);
+  return {lo: lo ?? 0, width: lo !== null && hi !== null && hi > lo ? (hi - lo) / CHART_BINS : 0, hi};
+}
+
+/** The shift figures of one parameter, however they were computed. */
+export interface ShiftFigures {
+  /** Index 0: the whole parameter; s: segment s. With error bounds when approximate. */
+  groups: (GroupShift & {ksError?: number | null; wassersteinError?: number | null})[];
+  edges: number[];
+  chart: {old: number[]; new: number[]};
+  /** Summary quantiles (SUMMARY_QUANTILES) per version. */
+  quantiles: [Map<number, number | null>, Map<number, number | null>];
+}
+
+/** analysis.json's entry for one numeric parameter, from its moments and shift figures. */
+export function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: readonly string[], thresholds: {warn: number; fail: number}, shift: ShiftFigures): NumericAnalysis {
+  const chart = chartRange(o, n);
+  const psiOf = (g: GroupShift, nOld: number, nNew: number) => {
+    if (nOld === 0 || nNew === 0) return null;
+    const pOld = g.psiOld.map((c) => c / nOld);
+    const pNew = g.psiNew.map((c) => c / nNew);
+    return {value: psi(pOld, pNew), po: pOld, pn: pNew};
+  };
+  const summary = (m: SideMoments, q: Map<number, number | null>): NumericSummary => ({
+    count: m.global.count,
+    nulls: m.rows - m.global.count,
+    mean: round(m.global.mean),
+    std: round(m.global.std),
+    min: round(m.global.min),
+    p05: round(q.get(0.05) ?? null),
+    p25: round(q.get(0.25) ?? null),
+    p50: round(q.get(0.5) ?? null),
+    p75: round(q.get(0.75) ?? null),
+    p95: round(q.get(0.95) ?? null),
+    max: round(m.global.max),
+  });
+  const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(chart.lo + j * chart.width)!);
+  if (chart.hi !== null) chartEdges[CHART_BINS] = round(chart.hi)!;
+
+  const global = shift.groups[0]!;
+  const globalPsi = psiOf(global, o.global.count, n.global.count);
+  const w1 = global.wasserstein;
+  const segmentShifts: SegmentShift[] = [];
+  if (segmentKeys.length > 0) {
+    for (const [index, key] of segmentKeys.entries()) {
+      const so = o.segments[index]!;
+      const sn = n.segments[index]!;
+      const g = shift.groups[index + 1]!;
+      const p = psiOf(g, so.count, sn.count);
+      segmentShifts.push({
+        segment: JSON.parse(key) as SegmentShift['segment'],
+        old: {count: so.count, mean: round(so.mean), std: round(so.std)},
+        new: {count: sn.count, mean: round(sn.mean), std: round(sn.std)},
+        mean_change: meanChange(so.mean, sn.mean),
+        ks: round(g.ks),
+        ...errors(g, so.std),
+        psi: round(p?.value ?? null),
+        wasserstein_norm: round(g.wasserstein !== null && so.std ? g.wasserstein / so.std : null),
+        drift: driftLabel(p?.value ?? null, thresholds),
+      });
+    }
+  }
+  return {
+    type: 'numeric',
+    old: summary(o, shift.quantiles[0]),
+    new: summary(n, shift.quantiles[1]),
+    mean_change: meanChange(o.global.mean, n.global.mean),
+    ks: round(global.ks),
+    ...errors(global, o.global.std),
+    psi: round(globalPsi?.value ?? null),
+    psi_bins: {edges: shift.edges.map((e) => round(e)!), old: (globalPsi?.po ?? []).map((x) => round(x)!), new: (globalPsi?.pn ?? []).map((x) => round(x)!)},
+    wasserstein: round(w1),
+    wasserstein_norm: round(w1 !== null && o.global.std ? w1 / o.global.std : null),
+    drift: driftLabel(globalPsi?.value ?? null, thresholds),
+    histogram: {edges: chartEdges, old: shift.chart.old, new: shift.chart.new},
+    segments: segmentShifts,
+    top_movers: [],
+  };
+}
+
+export function minOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+export function maxOf(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.max(a, b);
+}
+
+/** analysis.json's entry for one categorical column, from its counts: rows of (side, value, n), value null for nulls. */
+export function categoricalFigures(counts: readonly Record<string, unknown>[]): CategoricalAnalysis {
+  const side = (k: 0 | 1) => {
+    const m = new Map<string, number>();
+    let nulls = 0;
+    for (const r of counts) {
+      if (num(r['side']) !== k) continue;
+      if (r['value'] === null) nulls = num(r['n'])!;
+      else m.set(String(r['value']), num(r['n'])!);
+    }
+    return {m, nulls, count: [...m.values()].reduce((a, b) => a + b, 0)};
+  };
+  const o = side(0);
+  const n = side(1);
+  const all = [...new Set([...o.m.keys(), ...n.m.keys()])];
+  const rank = (v: string) => Math.max(o.m.get(v) ?? 0, n.m.get(v) ?? 0);
+  const byFrequency = (a: string, b: string) => rank(b) - rank(a) || (a < b ? -1 : a > b ? 1 : 0);
+  all.sort(byFrequency);
+  const added = all.filter((v) => !o.m.has(v));
+  const vanished = all.filter((v) => !n.m.has(v));
+  return {
+    type: 'categorical',
+    old: {count: o.count, nulls: o.nulls, distinct: o.m.size},
+    new: {count: n.count, nulls: n.nulls, distinct: n.m.size},
+    js_distance: round(o.count > 0 && n.count > 0 ? jensenShannonDistance(all.map((v) => (o.m.get(v) ?? 0) / o.count), all.map((v) => (n.m.get(v) ?? 0) / n.count)) : null),
+    categories: all.slice(0, CATEGORY_CAP).map((v) => ({
+      value: v,
+      old: o.m.get(v) ?? 0,
+      new: n.m.get(v) ?? 0,
+      old_pct: round(o.count > 0 ? (100 * (o.m.get(v) ?? 0)) / o.count : 0)!,
+      new_pct: round(n.count > 0 ? (100 * (n.m.get(v) ?? 0)) / n.count : 0)!,
+    })),
+    new_categories: added.slice(0, CATEGORY_CAP),
+    vanished_categories: vanished.slice(0, CATEGORY_CAP),
+    truncated: all.length > CATEGORY_CAP || added.length > CATEGORY_CAP || vanished.length > CATEGORY_CAP,
+  };
+}
+
+/** Jensen-Shannon distance with base-2 logarithms: sqrt of the divergence, in [0, 1]. */
+export function jensenShannonDistance(p: readonly number[], q: readonly number[]): number {
+  let divergence = 0;
+  for (const [i, pi] of p.entries()) {
+    const qi = q[i]!;
+    const m = (pi + qi) / 2;
+    if (pi > 0) divergence += 0.5 * pi * Math.log2(pi / m);
+    if (qi > 0) divergence += 0.5 * qi * Math.log2(qi / m);
+  }
+  return Math.sqrt(Math.max(divergence, 0));
+}
+
+/** PSI with empty bins floored at `PSI_FLOOR`. */
+export function psi(po: readonly number[], pn: readonly number[]): number {
+  let sum = 0;
+  for (const [i, a] of po.entries()) {
+    const o = Math.max(a, PSI_FLOOR);
+    const n = Math.max(pn[i]!, PSI_FLOOR);
+    sum += (n - o) * Math.log(n / o);
+  }
+  return sum;
+}
+
+// quantile_cont's interpolation: position h = (n - 1) q between order statistics k and k + 1.
+export function rankPair(n: number, q: number): {k: number; k2: number; frac: number} | null {
+  if (n <= 0) return null;
+  const h = (n - 1) * q;
+  const k = Math.floor(h);
+  return {k, k2: Math.min(k + 1, n - 1), frac: h - k};
+}
+
+export function driftLabel(value: number | null, thresholds: {warn: number; fail: number}): DriftLabel | null {
+  if (value === null) return null;
+  return value >= thresholds.fail ? 'major' : value >= thresholds.warn ? 'moderate' : 'none';
+}
+
+export function meanChange(oldMean: number | null, newMean: number | null): {abs: number | null; pct: number | null} {
+  if (oldMean === null || newMean === null) return {abs: null, pct: null};
+  return {abs: round(newMean - oldMean), pct: round(oldMean !== 0 ? (100 * (newMean - oldMean)) / Math.abs(oldMean) : null)};
+}
+
+export function evaluateRule(rule: DriftRule, parameters: Record<string, NumericAnalysis>): AnalysisRuleResult {
+  const columns = rule.column !== undefined ? [rule.column] : Object.keys(parameters);
+  let worst: {column: string; psi: number} | null = null;
+  for (const c of columns) {
+    const value = parameters[c]?.psi ?? null;
+    if (value !== null && (worst === null || value > worst.psi)) worst = {column: c, psi: value};
+  }
+  const passed = worst === null || worst.psi <= rule.max_psi;
+  const scope = rule.column !== undefined ? `"${rule.column}"` : 'every parameter';
+  const message = passed
+    ? `drift: PSI of ${scope} is within ${rule.max_psi}${worst ? ` (max ${worst.psi} for "${worst.column}")` : ''}`
+    : `drift: PSI of "${worst!.column}" is ${worst!.psi}, above ${rule.max_psi}`;
+  return {check: 'drift', severity: rule.severity, passed, observed: worst?.psi ?? null, limit: rule.max_psi, message};
+}
+
+/** Movers, largest absolute change first (ties by key). */
+export function toMovers(items: readonly {key: Record<string, unknown>; old: number; new: number}[]): Mover[] {
+  return items
+    .map((m) => ({
+      key: m.key,
+      old: round(m.old)!,
+      new: round(m.new)!,
+      change: round(m.new - m.old)!,
+      abs_change: round(Math.abs(m.new - m.old))!,
+    }))
+    .sort((a, b) => b.abs_change - a.abs_change || compareKeys(a.key, b.key));
+}
+
+export function compareKeys(a: Record<string, unknown>, b: Record<string, unknown>): number {
+  const x = JSON.stringify(a);
+  const y = JSON.stringify(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+export const CSV_COLUMNS = ['count', 'nulls', 'mean', 'std', 'min', 'p05', 'p25', 'p50', 'p75', 'p95', 'max'] as const;
+
+export function parametersCsv(parameters: Record<string, NumericAnalysis>): string {
+  const header = ['parameter', ...CSV_COLUMNS.flatMap((c) => [`old_${c}`, `new_${c}`]), 'mean_change', 'mean_change_pct', 'ks', 'psi', 'wasserstein_norm', 'drift'];
+  const lines = [header.join(',')];
+  for (const [name, p] of Object.entries(parameters)) {
+    const cells = [csvCell(name), ...CSV_COLUMNS.flatMap((c) => [cell(p.old[c]), cell(p.new[c])]), cell(p.mean_change.abs), cell(p.mean_change.pct), cell(p.ks), cell(p.psi), cell(p.wasserstein_norm), p.drift ?? ''];
+    lines.push(cells.join(','));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function cell(value: number | null): string {
+  return value === null ? '' : String(value);
+}
+
+export function csvCell(text: string): string {
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** Rounds to 12 significant digits so reruns write identical bytes; -0 becomes 0. */
+export function round(value: number | null): number | null {
+  if (value === null || !Number.isFinite(value)) return null;
+  const r = Number(value.toPrecision(12));
+  return r === 0 ? 0 : r;
+}
+
+export function num(value: unknown): number | null {
+  if (value === null || value === undefined) return null;
+  const n = Number(value);
+  return Number.isNaN(n) ? null : n;
+}
