@@ -436,6 +436,14 @@ analysis: {engine: bigquery}
       expect(report).toContain('Analysis computed by');
       expect(report).toContain('BigQuery, inside the warehouse: quantiles and PSI edges from APPROX_QUANTILES');
       expect(local.read(`${out}/report.html`)).toContain('DuckDB, on the extracted rows (exact quantiles, KS and Wasserstein)');
+
+      // Unchanged table and settings: the rerun costs two tables.get, no query, for both tasks.
+      warehouse.resetLog();
+      const again = await pushed.runAsync([...versions, '--config', 'settings.yaml']);
+      expect(again.code).toBe(0);
+      expect(warehouse.log.map((r) => r.route)).toEqual(['tables.get', 'tables.get']);
+      const tasks = pushed.json<{tasks: {name: string; status: string}[]}>(`${out}/summary.json`).tasks;
+      expect(tasks.filter((t) => t.name === 'validate' || t.name === 'analyze').map((t) => t.status)).toEqual(['cached', 'cached']);
     } finally {
       await warehouse.close();
     }
