@@ -274,6 +274,10 @@ describe('the HTTP API on the shipped pipeline', () => {
     ['cache.dir', {cache: {dir: '/tmp/elsewhere'}}],
     ['logging.file', {'logging.file': '/tmp/elsewhere.log'}],
     ['duckdb.database', {duckdb: {}}],
+    ['bigquery.project_id', {'bigquery.project_id': 'someone-elses-project'}],
+    ['bigquery.dataset_id', {bigquery: {dataset_id: 'payroll'}}],
+    ['source.table', {'source.table': 'salaries'}],
+    ['validation.mismatch_table', {'validation.mismatch_table': 'prod.model_parameters'}],
   ])('refuses an override of %s, which points outside the project', async (setting, set) => {
     const reply = await server.post<{error: {field: string; message: string}}>('/runs', {old: '0.3615', new: '0.3621', set});
     expect(reply.status).toBe(400);

@@ -25,11 +25,25 @@ export interface RunRequest {
 }
 
 /**
- * Settings that name files or endpoints beyond the project: overriding them over HTTP would
- * let a client read any DuckDB or Parquet file the server can read, write outputs, the cache
- * or the log anywhere, or send the server's cloud credentials to a host of its choosing.
+ * Settings that name files, hosts or warehouse tables beyond the project: overriding them
+ * over HTTP would let a client read any DuckDB or Parquet file the server can read, write
+ * outputs, the cache or the log anywhere, send the server's cloud credentials to a host of
+ * its choosing, or read (and, with mismatch_table, write) other BigQuery projects, datasets
+ * and tables with those credentials.
  */
-export const FORBIDDEN_OVERRIDES = ['duckdb.database', 'duckdb.path', 'output.base_dir', 'cache.dir', 'logging.file', 'bigquery.api_endpoint'] as const;
+export const FORBIDDEN_OVERRIDES = [
+  'duckdb.database',
+  'duckdb.path',
+  'output.base_dir',
+  'cache.dir',
+  'logging.file',
+  'bigquery.api_endpoint',
+  'bigquery.project_id',
+  'bigquery.dataset_id',
+  'bigquery.table_id',
+  'source.table',
+  'validation.mismatch_table',
+] as const;
 
 const FIELDS = ['old', 'new', 'set', 'force'];
 const SEGMENT = /^[A-Za-z_][\w-]*$/;
@@ -92,7 +106,7 @@ export function parseRunRequest(body: unknown): RunRequest | BadRequest {
     if (forbidden !== undefined) {
       return {
         field: `set.${path}`,
-        message: `The setting ${forbidden} cannot be changed over HTTP: it points at files or hosts outside the project. Set it in pipeline.yaml or the server's environment instead.`,
+        message: `The setting ${forbidden} cannot be changed over HTTP: it points at files, hosts or tables beyond the project's. Set it in pipeline.yaml or the server's environment instead.`,
       };
     }
   }
