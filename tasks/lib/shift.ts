@@ -72,6 +72,7 @@ interface Waiting {
   new: number;
 }
 
+/** One walk over a parameter's values in ascending order (see above): `add` them in batches, then `finish`. */
 export class ShiftScan {
   readonly #plan: ShiftPlan;
   readonly #groups: number;
