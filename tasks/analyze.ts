@@ -48,22 +48,18 @@ import {
   rankPair,
   toMovers,
 } from './lib/analysis-figures.js';
-import type {DriftRule, SideMoments} from './lib/analysis-figures.js';
+import type {SideMoments} from './lib/analysis-figures.js';
+import {taskSettings} from './lib/settings.js';
+import type {Settings} from './lib/settings.js';
 
-/** `analysis.*` settings with defaults applied, and what a pushed-down analysis calls BigQuery with. */
-interface AnalysisSettings {
-  bigquery: {maximumBytesBilled?: number | null; retryCount: number; retryMaxDelaySeconds: number | undefined};
-  segment_by: string[];
-  bins: number;
-  top_n: number;
-  psi: {warn: number; fail: number};
-  rules: DriftRule[];
-}
+/** `analysis.*` settings, and what a pushed-down analysis calls BigQuery with. */
+type AnalysisSettings = Settings['analysis'] & {
+  bigquery: {maximumBytesBilled: number | null; retryCount: number; retryMaxDelaySeconds: number | undefined};
+};
 
 export default defineTask({
   async run(ctx) {
-    const keys = readKeys(ctx.settings);
-    const settings = readSettings(ctx.settings);
+    const {keys, analysis: settings} = readSettings(ctx.settings);
     const sources = {
       dialect: 'duckdb' as const,
       oldPath: ctx.input('extract-old', 'rows.parquet'),
@@ -472,75 +468,19 @@ function list(names: readonly string[]): string {
   return names.length === 0 ? '(none)' : names.map((n) => `"${n}"`).join(', ');
 }
 
-function readKeys(settings: Readonly<Record<string, Json>>): string[] {
-  const source = settings['source'];
-  const keys = isObject(source) ? source['keys'] : undefined;
-  if (keys === undefined) return [];
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
-    throw new ConfigurationError(`source.keys must be a list of column names, got ${JSON.stringify(keys)}.`);
-  }
-  return keys as string[];
-}
-
-function readSettings(settings: Readonly<Record<string, Json>>): AnalysisSettings {
-  const a = isObject(settings['analysis']) ? settings['analysis'] : {};
-  const problems: string[] = [];
-  const segmentBy = a['segment_by'] ?? ['region'];
-  if (!Array.isArray(segmentBy) || !segmentBy.every((c) => typeof c === 'string')) problems.push(`analysis.segment_by must be a list of column names, got ${JSON.stringify(segmentBy)}`);
-  const int = (name: string, fallback: number, min: number) => {
-    const v = a[name] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) problems.push(`analysis.${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
-    return typeof v === 'number' ? v : fallback;
-  };
-  const bins = int('bins', 10, 2);
-  const topN = int('top_n', 20, 0); // 0: no movers
-  const psiSettings = isObject(a['psi']) ? a['psi'] : {};
-  const threshold = (name: 'warn' | 'fail', fallback: number) => {
-    const v = psiSettings[name] ?? fallback;
-    if (typeof v !== 'number' || !(v >= 0)) problems.push(`analysis.psi.${name} must be a number >= 0, got ${JSON.stringify(v)}`);
-    return typeof v === 'number' ? v : fallback;
-  };
-  const psiWarn = threshold('warn', 0.1);
-  const psiFail = threshold('fail', 0.25);
-  const rawRules = a['rules'] ?? [];
-  const rules: DriftRule[] = [];
-  if (!Array.isArray(rawRules)) problems.push(`analysis.rules must be a list, got ${JSON.stringify(rawRules)}`);
-  else {
-    for (const [i, r] of rawRules.entries()) {
-      if (!isObject(r) || r['check'] !== 'drift') {
-        problems.push(`analysis.rules[${i}]: expected {check: drift, column?, max_psi, severity}, got ${JSON.stringify(r)}`);
-        continue;
-      }
-      const column = r['column'];
-      const maxPsi = r['max_psi'];
-      const severity = r['severity'] ?? 'error';
-      if (column !== undefined && column !== null && typeof column !== 'string') problems.push(`analysis.rules[${i}].column must be a column name`);
-      if (typeof maxPsi !== 'number' || !(maxPsi >= 0)) problems.push(`analysis.rules[${i}].max_psi must be a number >= 0, got ${JSON.stringify(maxPsi)}`);
-      if (severity !== 'error' && severity !== 'warn') problems.push(`analysis.rules[${i}].severity must be error or warn, got ${JSON.stringify(severity)}`);
-      rules.push({check: 'drift', column: typeof column === 'string' ? column : undefined, max_psi: Number(maxPsi), severity: severity === 'warn' ? 'warn' : 'error'});
-    }
-  }
-  if (problems.length > 0) throw new ConfigurationError(problems.join('; '), {hint: 'Fix the analysis settings in pipeline.yaml or your --config file.'});
-  const bigquery = isObject(settings['bigquery']) ? settings['bigquery'] : {};
-  const performance = isObject(settings['performance']) ? settings['performance'] : {};
-  const cap = bigquery['maximum_bytes_billed'];
-  const delay = bigquery['retry_max_delay_seconds'];
-  const retries = performance['retry_count'];
+/** The settings analyze reads: `analysis.*`, and what a pushed-down analysis calls BigQuery with. */
+function readSettings(settings: Readonly<Record<string, Json>>): {keys: string[]; analysis: AnalysisSettings} {
+  const all = taskSettings(settings);
   return {
-    bigquery: {
-      ...(cap === undefined ? {} : {maximumBytesBilled: typeof cap === 'number' ? cap : null}),
-      retryCount: typeof retries === 'number' ? retries : 3,
-      retryMaxDelaySeconds: typeof delay === 'number' && delay > 0 ? delay : undefined,
+    keys: all.source.keys,
+    analysis: {
+      ...all.analysis,
+      bigquery: {
+        maximumBytesBilled: all.bigquery.maximum_bytes_billed,
+        retryCount: all.performance.retry_count,
+        retryMaxDelaySeconds: all.bigquery.retry_max_delay_seconds ?? undefined,
+      },
     },
-    segment_by: segmentBy as string[],
-    bins,
-    top_n: topN,
-    psi: {warn: psiWarn, fail: psiFail},
-    rules,
   };
-}
-
-function isObject(value: Json | undefined): value is {[key: string]: Json} {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 

@@ -39,7 +39,8 @@ import {
 import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {evaluateRules, overallStatus, parseRules} from './lib/rules.js';
-import type {ComparisonCounts, ValidationColumn} from './lib/rules.js';
+import {taskSettings} from './lib/settings.js';
+import type {ComparisonCounts, Rule, ValidationColumn} from './lib/rules.js';
 
 
 export default defineTask({
@@ -303,90 +304,36 @@ async function profile(sql: Runner, plan: ComparePlan, side: 'old' | 'new'): Pro
   return {...row, null_keys: nullKeys};
 }
 
-/** The settings validate reads, with the defaults of DESIGN.md when absent. */
+/** The settings validate reads. */
 interface ValidateSettings {
   keys: string[];
   columns: string[] | null;
   tolerance: ToleranceSettings;
-  rules: unknown;
+  rules: Rule[];
   engine: 'local' | 'bigquery';
   maxMismatchRows: number;
   /** `validation.mismatch_table`: pushed down, every mismatch also goes to this BigQuery table. */
   mismatchTable: string | null;
-  /** `bigquery.maximum_bytes_billed` when declared; otherwise the extraction's, from its reference. */
-  maximumBytesBilled: number | null | undefined;
+  /** `bigquery.maximum_bytes_billed`: the cap on each pushed-down query (null: none). */
+  maximumBytesBilled: number | null;
   retryCount: number;
   retryMaxDelaySeconds: number | undefined;
 }
 
 function readSettings(settings: Readonly<Record<string, Json>>): ValidateSettings {
-  const source = asObject(settings['source']);
-  const validation = asObject(settings['validation']);
-  const keys = source['keys'] ?? ['entity_id'];
-  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string')) {
-    throw new ConfigurationError(`Expected "source.keys" to be a list of column names, got ${JSON.stringify(keys)}.`);
-  }
-  const columns = source['columns'] ?? null;
-  if (columns !== null && (!Array.isArray(columns) || !columns.every((k) => typeof k === 'string'))) {
-    throw new ConfigurationError(`Expected "source.columns" to be null or a list of column names, got ${JSON.stringify(columns)}.`);
-  }
-  const bigquery = asObject(settings['bigquery']);
-  const performance = asObject(settings['performance']);
-  const engine = validation['engine'] ?? 'local';
-  if (engine !== 'local' && engine !== 'bigquery') {
-    throw new ConfigurationError(`Expected "validation.engine" to be "local" or "bigquery", got ${JSON.stringify(engine)}.`);
-  }
-  const count = (value: Json | undefined, name: string, fallback: number): number => {
-    if (value === undefined || value === null) return fallback;
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new ConfigurationError(`Expected "${name}" to be a whole number >= 0, got ${JSON.stringify(value)}.`);
-    }
-    return value;
-  };
-  const cap = bigquery['maximum_bytes_billed'];
-  const delay = bigquery['retry_max_delay_seconds'];
+  const {source, validation, bigquery, performance} = taskSettings(settings);
   return {
-    keys: keys as string[],
-    columns: columns as string[] | null,
-    tolerance: readTolerance(validation['tolerance'] ?? {}),
-    rules: validation['rules'] ?? [],
-    engine,
-    maxMismatchRows: count(validation['max_mismatch_rows'], 'validation.max_mismatch_rows', 10_000),
-    mismatchTable: typeof validation['mismatch_table'] === 'string' ? validation['mismatch_table'] : null,
-    maximumBytesBilled: cap === undefined ? undefined : cap === null ? null : count(cap, 'bigquery.maximum_bytes_billed', 0),
-    retryCount: count(performance['retry_count'], 'performance.retry_count', 3),
-    retryMaxDelaySeconds: typeof delay === 'number' && delay > 0 ? delay : undefined,
+    keys: source.keys,
+    columns: source.columns,
+    tolerance: validation.tolerance,
+    rules: validation.rules,
+    engine: validation.engine,
+    maxMismatchRows: validation.max_mismatch_rows,
+    mismatchTable: validation.mismatch_table,
+    maximumBytesBilled: bigquery.maximum_bytes_billed,
+    retryCount: performance.retry_count,
+    retryMaxDelaySeconds: bigquery.retry_max_delay_seconds ?? undefined,
   };
-}
-
-function readTolerance(value: Json): ToleranceSettings {
-  const t = asObject(value);
-  const problems: string[] = [];
-  const number = (v: Json | undefined, at: string, fallback: number | undefined) => {
-    if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
-      problems.push(`Expected "${at}" to be a number >= 0, got ${JSON.stringify(v)}.`);
-      return fallback;
-    }
-    return v;
-  };
-  const tolerance: ToleranceSettings = {
-    abs: number(t['abs'], 'validation.tolerance.abs', 0) ?? 0,
-    rel: number(t['rel'], 'validation.tolerance.rel', 0) ?? 0,
-    columns: {},
-  };
-  for (const [name, override] of Object.entries(asObject(t['columns'] ?? {}))) {
-    const o = asObject(override);
-    const abs = number(o['abs'], `validation.tolerance.columns.${name}.abs`, undefined);
-    const rel = number(o['rel'], `validation.tolerance.columns.${name}.rel`, undefined);
-    tolerance.columns[name] = {...(abs === undefined ? {} : {abs}), ...(rel === undefined ? {} : {rel})};
-  }
-  if (problems.length > 0) throw new ConfigurationError(problems.join('\n'));
-  return tolerance;
-}
-
-function asObject(value: Json | undefined): Record<string, Json> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
 }
 
 type Row = Record<string, unknown>;

@@ -17,7 +17,7 @@ export const SUMMARY_QUANTILES = [0.05, 0.25, 0.5, 0.75, 0.95] as const;
 /** The `drift` analysis rule. */
 export interface DriftRule {
   check: 'drift';
-  column: string | undefined;
+  column?: string | undefined;
   max_psi: number;
   severity: 'error' | 'warn';
 }

@@ -37,6 +37,7 @@ import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-a
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {formatBytes} from '../../src/util/units.js';
 import {openBigQuery} from './bigquery-client.js';
+import {taskSettings} from './settings.js';
 import {quoteIdent, quoteString} from './sql.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
 
@@ -60,60 +61,43 @@ export interface BigQuerySettings {
 
 const DEFAULT_TTL_SECONDS = 3600;
 
-/** Reads and validates the settings; every problem is a ConfigurationError naming the setting. */
+/**
+ * The BigQuery settings, from the runner's validated ones, with the identifiers checked
+ * further than the schema does (they are spliced into SQL, backtick-quoted): every problem
+ * is a ConfigurationError naming the setting.
+ */
 export function readBigQuerySettings(settings: Readonly<Record<string, Json>>): BigQuerySettings {
-  const source = object(settings['source']);
-  const bigquery = object(settings['bigquery']);
-  const performance = object(settings['performance']);
-  const validation = object(settings['validation']);
-  const text = (value: Json | undefined, name: string, pattern: RegExp, what: string): string => {
-    if (typeof value !== 'string' || !pattern.test(value)) {
-      throw new ConfigurationError(`Expected ${name} to be ${what}, got ${JSON.stringify(value ?? null)}.`, {
+  const {source, bigquery, performance, validation} = taskSettings(settings);
+  const text = (value: string | null, name: string, pattern: RegExp, what: string): string => {
+    if (value === null || !pattern.test(value)) {
+      throw new ConfigurationError(`Expected ${name} to be ${what}, got ${JSON.stringify(value)}.`, {
         hint: `Set ${name} in pipeline.yaml or your --config file.`,
       });
     }
     return value;
   };
-  const projectId = text(bigquery['project_id'], 'bigquery.project_id', /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/, 'a Google Cloud project id');
-  const datasetId = text(bigquery['dataset_id'], 'bigquery.dataset_id', /^[A-Za-z0-9_]+$/, 'a dataset id (letters, digits, underscores)');
-  const tableId = text(bigquery['table_id'] ?? source['table'], 'bigquery.table_id', /^[\p{L}\p{M}\p{N}_\- $]+$/u, 'a table id');
   const column = /^[\p{L}_][\p{L}\p{N}_]*$/u;
-  const versionColumn = text(source['version_column'] ?? 'version', 'source.version_column', column, 'a column name');
-  const keysValue = source['keys'] ?? ['entity_id'];
-  if (!Array.isArray(keysValue) || keysValue.length === 0) {
-    throw new ConfigurationError(`Expected source.keys to be a non-empty list of column names, got ${JSON.stringify(keysValue)}.`);
-  }
-  const keys = keysValue.map((k, i) => text(k, `source.keys[${i}]`, column, 'a column name'));
-  const columnsValue = source['columns'] ?? null;
-  if (columnsValue !== null && !Array.isArray(columnsValue)) {
-    throw new ConfigurationError(`Expected source.columns to be null or a list of column names, got ${JSON.stringify(columnsValue)}.`);
-  }
-  const columns = columnsValue === null ? null : columnsValue.map((c, i) => text(c, `source.columns[${i}]`, column, 'a column name'));
-  const apiEndpoint = bigquery['api_endpoint'];
-  if (apiEndpoint !== undefined && apiEndpoint !== null && (typeof apiEndpoint !== 'string' || !/^https?:\/\//.test(apiEndpoint))) {
+  const apiEndpoint = bigquery.api_endpoint;
+  if (apiEndpoint !== null && !/^https?:\/\//.test(apiEndpoint)) {
     throw new ConfigurationError(`Expected bigquery.api_endpoint to be a URL with its scheme (http://127.0.0.1:9050), got ${JSON.stringify(apiEndpoint)}.`, {
       hint: 'Without a scheme the client assumes https, which a local emulator does not speak.',
     });
   }
-  const freshness = bigquery['freshness'] ?? 'always';
-  if (freshness !== 'always' && freshness !== 'ttl') {
-    throw new ConfigurationError(`Expected bigquery.freshness to be "always" or "ttl", got ${JSON.stringify(freshness)}.`);
-  }
   return {
-    projectId,
-    datasetId,
-    tableId,
-    location: typeof bigquery['location'] === 'string' ? bigquery['location'] : 'US',
-    apiEndpoint: typeof apiEndpoint === 'string' ? apiEndpoint : undefined,
-    maximumBytesBilled: optionalNumber(bigquery['maximum_bytes_billed'], 'bigquery.maximum_bytes_billed'),
-    freshness,
-    ttlSeconds: optionalNumber(bigquery['ttl_seconds'], 'bigquery.ttl_seconds') ?? DEFAULT_TTL_SECONDS,
-    retryMaxDelaySeconds: optionalNumber(bigquery['retry_max_delay_seconds'], 'bigquery.retry_max_delay_seconds'),
-    versionColumn,
-    keys,
-    columns,
-    retryCount: optionalNumber(performance['retry_count'], 'performance.retry_count') ?? 3,
-    chunkSize: optionalNumber(validation['chunk_size'], 'validation.chunk_size') ?? 10_000,
+    projectId: text(bigquery.project_id, 'bigquery.project_id', /^[A-Za-z0-9][A-Za-z0-9.:_-]*$/, 'a Google Cloud project id'),
+    datasetId: text(bigquery.dataset_id, 'bigquery.dataset_id', /^[A-Za-z0-9_]+$/, 'a dataset id (letters, digits, underscores)'),
+    tableId: text(bigquery.table_id ?? source.table, 'bigquery.table_id', /^[\p{L}\p{M}\p{N}_\- $]+$/u, 'a table id'),
+    location: bigquery.location,
+    apiEndpoint: apiEndpoint ?? undefined,
+    maximumBytesBilled: bigquery.maximum_bytes_billed ?? undefined,
+    freshness: bigquery.freshness,
+    ttlSeconds: bigquery.ttl_seconds,
+    retryMaxDelaySeconds: bigquery.retry_max_delay_seconds ?? undefined,
+    versionColumn: text(source.version_column, 'source.version_column', column, 'a column name'),
+    keys: source.keys.map((k, i) => text(k, `source.keys[${i}]`, column, 'a column name')),
+    columns: source.columns === null ? null : source.columns.map((c, i) => text(c, `source.columns[${i}]`, column, 'a column name')),
+    retryCount: performance.retry_count,
+    chunkSize: validation.chunk_size,
   };
 }
 
@@ -642,19 +626,6 @@ function versionArg(args: Readonly<Record<string, Json>>): string {
     throw new ConfigurationError(`Expected the task argument "version" to be a version such as 0.3621, got ${JSON.stringify(version ?? null)}.`);
   }
   return String(version);
-}
-
-function object(value: Json | undefined): Record<string, Json> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
-}
-
-function optionalNumber(value: Json | undefined, name: string): number | undefined {
-  if (value === undefined || value === null) return undefined;
-  const n = typeof value === 'string' ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < 0) {
-    throw new ConfigurationError(`Expected ${name} to be a non-negative number, got ${JSON.stringify(value)}.`);
-  }
-  return n;
 }
 
 /** Backtick-quoted BigQuery identifier or path; backslash and backtick escaped. */
