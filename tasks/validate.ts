@@ -38,7 +38,7 @@ import {
 } from './lib/compare-sql.js';
 import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
-import {evaluateRules, overallStatus, parseRules} from './lib/rules.js';
+import {evaluateRules, overallStatus} from './lib/rules.js';
 import {taskSettings} from './lib/settings.js';
 import type {ComparisonCounts, Rule, ValidationColumn} from './lib/rules.js';
 
@@ -46,7 +46,7 @@ import type {ComparisonCounts, Rule, ValidationColumn} from './lib/rules.js';
 export default defineTask({
   async run(ctx) {
     const settings = readSettings(ctx.settings);
-    const rules = parseRules(settings.rules);
+    const rules = settings.rules;
     const sources = {old: ctx.input('extract-old', 'rows.parquet'), new: ctx.input('extract-new', 'rows.parquet')};
     const connection = await ctx.duckdb();
     const sql = new Runner(connection, ctx);
@@ -190,7 +190,7 @@ async function compareInBigQuery(
   plan: ComparePlan,
   reference: BigQueryReference,
   settings: ValidateSettings,
-  rules: ReturnType<typeof parseRules>,
+  rules: readonly Rule[],
 ) {
   const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
   const {callBigQuery, referenceSettings, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');

@@ -128,6 +128,9 @@ tasks:
       '--set nonsense Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "nonsense".',
       '--set performance.timeout=soon Expected a number for "performance.timeout", got "soon".',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.rules=[{"check": "removed_keys", "severity": "warn"}]']), [
+      '--set validation.rules=[{"check": "removed_keys", "severity": "warn"}] Expected "validation.rules[0]" to have a limit: "max", "max_pct" or both.',
+    ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.mismatch_table=all mismatches']), [
       '--set validation.mismatch_table=all mismatches Expected "validation.mismatch_table" to be a BigQuery table, dataset.table or project.dataset.table (letters, digits, _ and - in the table name), got "all mismatches".',
     ]);

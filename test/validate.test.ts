@@ -275,8 +275,8 @@ describe('rules', () => {
     await expect(check([{check: 'row_count_change', max_pct: 5, severity: 'error'}, {check: 'row_cont', severity: 'warn'}]))
       .rejects.toThrow(/^validation\.rules\.1\.check: /);
     await expect(check([{check: 'max_abs_diff', column: 'v', severity: 'warn'}])).rejects.toThrow(/^validation\.rules\.0\.max: /);
-    // What the schema cannot say: a key rule needs a limit; a column must be a compared one.
-    await expect(check([{check: 'added_keys', severity: 'warn'}])).rejects.toThrow('validation.rules[0]: expected "max" or "max_pct"');
+    await expect(check([{check: 'added_keys', severity: 'warn'}])).rejects.toThrow('validation.rules.0: a limit: "max", "max_pct" or both');
+    // What the schema cannot know: a column must be one the versions have.
     await expect(check([{check: 'changed_rows', column: 'typo', max_pct: 1, severity: 'warn'}]))
       .rejects.toThrow('validation.rules[0].column: "typo" is not a compared column of either version');
     await expect(check([{check: 'max_abs_diff', column: 'w', max: 1, severity: 'warn'}])).rejects.toBeInstanceOf(ConfigurationError);

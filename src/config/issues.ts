@@ -121,6 +121,10 @@ export function issuesToDiagnostics(
         });
         break;
       }
+      case 'custom':
+        // A refinement's message names what is missing (see the schema's refine calls).
+        diagnostics.push({location: locate.value(path), message: `Expected "${name}" to have ${issue.message}.`});
+        break;
       case 'invalid_format':
         diagnostics.push({
           location: locate.value(path),

@@ -9,11 +9,18 @@ const severity = z.enum(['error', 'warn']).default('error');
 const column = z.string().min(1);
 const pct = z.number().min(0);
 
+// added_keys and removed_keys take max, max_pct or both, but not neither.
+function keyRule<C extends 'added_keys' | 'removed_keys'>(check: C) {
+  return z
+    .strictObject({check: z.literal(check), max: z.number().int().min(0).optional(), max_pct: pct.optional(), severity})
+    .refine((rule) => rule.max !== undefined || rule.max_pct !== undefined, {message: 'a limit: "max", "max_pct" or both'});
+}
+
 /** Declarative validation rules; `check` picks the shape. */
 export const validationRule = z.discriminatedUnion('check', [
   z.strictObject({check: z.literal('row_count_change'), max_pct: pct, severity}),
-  z.strictObject({check: z.literal('added_keys'), max: z.number().int().min(0).optional(), max_pct: pct.optional(), severity}),
-  z.strictObject({check: z.literal('removed_keys'), max: z.number().int().min(0).optional(), max_pct: pct.optional(), severity}),
+  keyRule('added_keys'),
+  keyRule('removed_keys'),
   z.strictObject({check: z.literal('duplicate_keys'), max: z.number().int().min(0), severity}),
   z.strictObject({check: z.literal('changed_rows'), max_pct: pct, column: column.optional(), severity}),
   z.strictObject({check: z.literal('null_rate_change'), max_pp: pct, column: column.optional(), severity}),

@@ -60,20 +60,6 @@ export interface ComparisonCounts {
 }
 
 /**
- * The rules as the settings schema validated them (shape, checks, fields), and what the
- * schema cannot say: an added_keys or removed_keys rule needs `max` or `max_pct`.
- */
-export function parseRules(rules: readonly Rule[], at = 'validation.rules'): Rule[] {
-  const problems = rules.flatMap((rule, index) =>
-    (rule.check === 'added_keys' || rule.check === 'removed_keys') && rule.max === undefined && rule.max_pct === undefined
-      ? [`${at}[${index}]: expected "max" or "max_pct" (or both).`]
-      : [],
-  );
-  if (problems.length > 0) throw new ConfigurationError(problems.join('\n'));
-  return [...rules];
-}
-
-/**
  * Evaluates each rule. A rule naming a column that is in neither version is a configuration
  * error; one naming a column only one version has fails (that is drift, not a typo).
  */
