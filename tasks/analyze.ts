@@ -185,7 +185,7 @@ async function analyzeLocally(
     checkAborted(ctx);
     categories[column] = categoricalFigures(await rowsOf(conn, categoriesSql(column, sources), {log: ctx.log, label: `${column}: categories`}));
   }
-  return {engine: 'duckdb', rows, parameters, categories};
+  return {engine: 'local', rows, parameters, categories};
 }
 
 /**
@@ -348,7 +348,7 @@ interface AnalyzedColumns {
 
 /** What either engine computed. */
 interface Computed {
-  engine: 'duckdb' | 'bigquery';
+  engine: 'local' | 'bigquery';
   bigquery?: AnalysisDocument['bigquery'];
   rows: {old: number; new: number};
   parameters: Record<string, NumericAnalysis>;

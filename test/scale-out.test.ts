@@ -205,7 +205,7 @@ describe('the analysis pushed down to BigQuery', () => {
     const local = await analysis('local');
     server.resetLog();
     const pushed = await analysis('bigquery');
-    expect(local.doc.engine).toBe('duckdb');
+    expect(local.doc.engine).toBe('local');
     expect(pushed.doc.engine).toBe('bigquery');
     expect(pushed.doc.bigquery?.table).toBe('scale-proj.ds.params');
     expect(pushed.doc.bigquery?.bytes_processed).toBeGreaterThan(0);
@@ -421,7 +421,7 @@ analysis: {engine: bigquery}
       const remote = pushed.json<AnalysisDocument>(`${out}/analysis.json`);
       const exact = local.json<AnalysisDocument>(`${out}/analysis.json`);
       expect(remote.engine).toBe('bigquery');
-      expect(exact.engine).toBe('duckdb');
+      expect(exact.engine).toBe('local');
       expect(remote.rows).toEqual(exact.rows);
       expect(Object.keys(remote.parameters)).toEqual(Object.keys(exact.parameters));
       for (const [name, p] of Object.entries(remote.parameters)) {

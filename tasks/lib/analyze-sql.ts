@@ -118,8 +118,8 @@ export interface AnalysisRuleResult {
 /** The shape of analysis.json. */
 export interface AnalysisDocument {
   settings: {segment_by: string[]; bins: number; top_n: number; psi: {warn: number; fail: number}};
-  /** Where the figures were computed: DuckDB on the extracted rows (exact), or inside BigQuery. */
-  engine: 'duckdb' | 'bigquery';
+  /** Where the figures were computed: `local` (DuckDB on the extracted rows, exact), or inside BigQuery. */
+  engine: 'local' | 'bigquery';
   /** Pushed down: the table, the bytes the queries processed and what is approximate. */
   bigquery?: {table: string; bytes_processed: number; approximate: string};
   rows: {old: number; new: number};
