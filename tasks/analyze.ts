@@ -97,6 +97,17 @@ export default defineTask({
     const {readBigQueryReference} = await import('./lib/bigquery-extract.js');
     const references = [await readBigQueryReference(conn, sources.oldPath), await readBigQueryReference(conn, sources.newPath)] as const;
     const columns = {keys, numeric, categorical};
+    if ((references[0] === null) !== (references[1] === null)) {
+      throw new ExecutionError('One extraction is a BigQuery reference and the other holds rows; expected both alike.', {
+        hint: 'Rerun both extractions (--force), with the same source and engine settings.',
+      });
+    }
+    if (references[0] === null && settings.engine === 'bigquery') {
+      ctx.log.warn(
+        'analysis.engine is bigquery, but the extractions hold the rows (the analysis runs inside BigQuery only when source.engine, ' +
+          'validation.engine and analysis.engine are all bigquery); analysed locally.',
+      );
+    }
     const computed =
       references[0] !== null && references[1] !== null
         ? await analyzeInBigQuery(ctx, {old: references[0], new: references[1]}, settings, columns)

@@ -253,6 +253,24 @@ describe('the analysis pushed down to BigQuery', () => {
     expect(pushed.doc.parameters['y']!.new.count).toBe(1994);
   });
 
+  it('analyses locally, saying why, when analysis.engine is bigquery but the comparison is not pushed down', async () => {
+    const all: Record<string, Json> = {
+      source: {engine: 'bigquery', table: 'params', version_column: 'version', keys: ['id'], columns: null},
+      bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01},
+      validation: {engine: 'local'},
+      analysis: {engine: 'bigquery', segment_by: ['region']},
+      performance: {retry_count: 0},
+    };
+    const inputs: Record<string, Record<string, string>> = {};
+    for (const [side, version] of [['old', 'v1'], ['new', 'v2']] as const) {
+      const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
+      inputs[`extract-${side}`] = {'rows.parquet': join(run.outputDir, 'rows.parquet')};
+    }
+    const run = await runTaskDirectly(analyze, {name: 'analyze', settings: all, inputs, outputs: ['analysis.json', 'parameters.csv']});
+    expect((JSON.parse(readFileSync(join(run.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument).engine).toBe('local');
+    expect(run.logs.some((line) => line.includes('analysis.engine is bigquery, but the extractions hold the rows'))).toBe(true);
+  });
+
   it('refuses an analysis the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
     server.resetLog();
     await expect(analysis('bigquery', {maximum_bytes_billed: 100})).rejects.toThrow(/The analysis on scale-proj\.ds\.params would process .* more than bigquery\.maximum_bytes_billed/);
