@@ -212,8 +212,8 @@ async function analyzeInBigQuery(
   settings: AnalysisSettings,
   {keys, numeric, categorical}: AnalyzedColumns,
 ): Promise<Computed> {
-  const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
-  const {callBigQuery, referenceSettings} = await import('./lib/bigquery-extract.js');
+  const {queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
+  const {callBigQuery, openPushedDown, referenceSettings} = await import('./lib/bigquery-extract.js');
   const path = (r: BigQueryReference) => `${r.project_id}.${r.dataset_id}.${r.table_id}`;
   const table = path(references.new);
   if (path(references.old) !== table) throw new ExecutionError(`The two versions point at different BigQuery tables (${path(references.old)}, ${table}); expected one table.`);
@@ -226,19 +226,7 @@ async function analyzeInBigQuery(
     keys,
   };
   const remote = referenceSettings(references.new, {...settings.bigquery, keys});
-  const bigquery = await openBigQuery({
-    projectId: remote.projectId,
-    location: remote.location,
-    apiEndpoint: remote.apiEndpoint,
-    retryCount: remote.retryCount,
-    maxRetryDelaySeconds: remote.retryMaxDelaySeconds,
-  });
-  const query = (statement: SqlStatement) => ({
-    sql: statement.sql,
-    params: statement.params,
-    ...(statement.types === undefined ? {} : {types: statement.types}),
-    ...(remote.maximumBytesBilled === undefined ? {} : {maximumBytesBilled: String(remote.maximumBytesBilled)}),
-  });
+  const {bigquery, query} = await openPushedDown(remote);
   const rowsOf = async (what: string, statement: SqlStatement) => {
     const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)));
     return result.rows.map((wire) => Object.fromEntries(result.fields.map((f, i) => {

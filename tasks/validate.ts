@@ -192,24 +192,12 @@ async function compareInBigQuery(
   settings: ValidateSettings,
   rules: readonly Rule[],
 ) {
-  const {openBigQuery, queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
-  const {callBigQuery, referenceSettings, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
+  const {queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
+  const {callBigQuery, openPushedDown, referenceSettings, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
   const table = `${reference.project_id}.${reference.dataset_id}.${reference.table_id}`;
   const errorSettings = referenceSettings(reference, settings);
   const cap = errorSettings.maximumBytesBilled;
-  const bigquery = await openBigQuery({
-    projectId: reference.project_id,
-    location: reference.location,
-    apiEndpoint: reference.api_endpoint ?? undefined,
-    retryCount: settings.retryCount,
-    maxRetryDelaySeconds: settings.retryMaxDelaySeconds,
-  });
-  const query = (statement: SqlStatement) => ({
-    sql: statement.sql,
-    params: statement.params,
-    ...(statement.types === undefined ? {} : {types: statement.types}),
-    ...(cap === undefined ? {} : {maximumBytesBilled: String(cap)}),
-  });
+  const {bigquery, query} = await openPushedDown(errorSettings);
   const figuresSql = bigQueryCountsSql(plan);
   const samplesSql = bigQuerySamplesSql(plan, settings.maxMismatchRows);
   // `dataset.table` is in the table's project.

@@ -101,6 +101,33 @@ export function readBigQuerySettings(settings: Readonly<Record<string, Json>>): 
   };
 }
 
+/** A pushed-down task's client on the referenced table's project, and its statements as queries carrying the cost cap. */
+export interface PushedDown {
+  bigquery: BigQuerySource;
+  query(statement: {sql: string; params: Record<string, string | number>; types?: Record<string, string>}): BigQueryQuery;
+}
+
+/** Opens the client a pushed-down task (validate, analyze) runs its queries with. */
+export async function openPushedDown(remote: BigQuerySettings): Promise<PushedDown> {
+  const bigquery = await openBigQuery({
+    projectId: remote.projectId,
+    location: remote.location,
+    apiEndpoint: remote.apiEndpoint,
+    retryCount: remote.retryCount,
+    maxRetryDelaySeconds: remote.retryMaxDelaySeconds,
+  });
+  const cap = remote.maximumBytesBilled;
+  return {
+    bigquery,
+    query: (statement) => ({
+      sql: statement.sql,
+      params: statement.params,
+      ...(statement.types === undefined ? {} : {types: statement.types}),
+      ...(cap === undefined ? {} : {maximumBytesBilled: String(cap)}),
+    }),
+  };
+}
+
 /** Identifies the current content of the version's source: table metadata and the query. */
 export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource): Promise<Json> {
   const settings = readBigQuerySettings(ctx.settings);
