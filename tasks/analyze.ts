@@ -14,6 +14,7 @@ import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
 import {
   CHART_BINS,
   FINE_BINS,
+  bigQueryBinValuesSql,
   bigQueryBinsSql,
   bigQueryCategoriesSql,
   bigQueryMomentsSql,
@@ -30,7 +31,7 @@ import {
 } from './lib/analyze-sql.js';
 import {queryColumns} from './lib/duckdb-columns.js';
 import type {ColumnResult} from './lib/duckdb-columns.js';
-import {ShiftScan, binnedShift} from './lib/shift.js';
+import {ShiftScan, binnedShift, exactKs, ksCandidates} from './lib/shift.js';
 import type {RankPair} from './lib/shift.js';
 import type {SqlStatement} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
@@ -201,10 +202,11 @@ async function analyzeLocally(
 
 /**
  * The analysis inside BigQuery, when every engine is bigquery and the extractions are
- * references to the table: five queries, priced by dry runs first and refused above
+ * references to the table: up to six queries, priced by dry runs first and refused above
  * `bigquery.maximum_bytes_billed`. Row counts, moments, PSI counts (given the edges), category
- * counts and movers are exact; quantiles and the PSI edges come from APPROX_QUANTILES; KS and
- * Wasserstein from FINE_BINS equal bins per parameter, each with a bound on its error.
+ * counts and movers are exact; quantiles and the PSI edges come from APPROX_QUANTILES;
+ * Wasserstein from FINE_BINS equal bins per parameter, with a bound on its error; KS from the
+ * bins, made exact by reading back the values of the few bins that can hold it.
  */
 async function analyzeInBigQuery(
   ctx: TaskContext,
@@ -236,11 +238,14 @@ async function analyzeInBigQuery(
     })));
   };
 
-  // The bins query's cost does not depend on its bins: price it with placeholders.
+  // The cost of the bins queries does not depend on their bins: price them with placeholders.
+  // Reading back the values of the KS candidate bins runs only when there are any.
   const placeholder = numeric.map(() => ({lo: 0, width: 1, edges: []}));
   const statements = [
     bigQueryMomentsSql(plan),
-    ...(numeric.length > 0 ? [bigQueryQuantilesSql(plan, settings.bins), bigQueryBinsSql(plan, placeholder)] : []),
+    ...(numeric.length > 0
+      ? [bigQueryQuantilesSql(plan, settings.bins), bigQueryBinsSql(plan, placeholder), bigQueryBinValuesSql(plan, placeholder, new Map([[0, [[0, 0]]]]))]
+      : []),
     ...(numeric.length > 0 && keys.length > 0 && settings.top_n > 0 ? [bigQueryMoversSql(plan, settings.top_n)] : []),
     ...(categorical.length > 0 ? [bigQueryCategoriesSql(plan)] : []),
   ];
@@ -277,10 +282,10 @@ async function analyzeInBigQuery(
     ctx.progress({message: 'binned counts in BigQuery'});
     const binned = await rowsOf('count the bins on', bigQueryBinsSql(plan, binnings));
     const groups = segmentKeys.length + 1;
-    for (const [i, column] of numeric.entries()) {
-      const {edges, width} = binnings[i]!;
+    // Counts per parameter, version, group (0: all, s: segment s) and fine bin, and per PSI bin.
+    const counts = numeric.map((_, i) => {
       const fine = [0, 1].map(() => Array.from({length: groups}, () => new Float64Array(FINE_BINS)));
-      const psiCounts = [0, 1].map(() => Array.from({length: groups}, () => new Array<number>(edges.length + 1).fill(0)));
+      const psiCounts = [0, 1].map(() => Array.from({length: groups}, () => new Array<number>(binnings[i]!.edges.length + 1).fill(0)));
       for (const r of binned) {
         if (num(r['p']) !== i) continue;
         const side = num(r['side'])!;
@@ -290,9 +295,23 @@ async function analyzeInBigQuery(
           psiCounts[side]![g]![num(r['pb'])!]! += c;
         }
       }
+      return {fine, psiCounts};
+    });
+    const exact = await exactKsFromBins(counts.map((c) => c.fine));
+    for (const [i, column] of numeric.entries()) {
+      const {edges, width} = binnings[i]!;
+      const {fine, psiCounts} = counts[i]!;
       const shiftGroups = Array.from({length: groups}, (_, g) => {
         const b = binnedShift(fine[0]![g]!, fine[1]![g]!, width);
-        return {ks: b.ks, ksError: b.ksError, wasserstein: b.wasserstein, wassersteinError: b.wassersteinError, psiOld: psiCounts[0]![g]!, psiNew: psiCounts[1]![g]!};
+        const ks = exact.get(i)?.[g];
+        return {
+          ks: ks === undefined ? b.ks : ks,
+          ksError: ks === undefined ? b.ksError : b.ksError === null ? null : 0,
+          wasserstein: b.wasserstein,
+          wassersteinError: b.wassersteinError,
+          psiOld: psiCounts[0]![g]!,
+          psiNew: psiCounts[1]![g]!,
+        };
       });
       const chart = (side: 0 | 1) => Array.from({length: CHART_BINS}, (_, j) => fine[side]![0]!.subarray(j * (FINE_BINS / CHART_BINS), (j + 1) * (FINE_BINS / CHART_BINS)).reduce((a, b) => a + b, 0));
       const summary = (k: 0 | 1) => {
@@ -305,6 +324,45 @@ async function analyzeInBigQuery(
         chart: {old: chart(0), new: chart(1)},
         quantiles: [summary(0), summary(1)],
       });
+    }
+
+    // KS made exact: the values of the bins that could hold a larger difference than the
+    // boundaries show (usually a few around the largest one), read back within a budget;
+    // parameters whose candidates exceed it keep the bound. By parameter, the exact KS of
+    // each group.
+    async function exactKsFromBins(fine: Float64Array[][][]): Promise<Map<number, (number | null)[]>> {
+      const candidates = new Map<number, number[][]>();
+      const wanted = new Map<number, [number, number][]>();
+      let budget = EXACT_KS_VALUES;
+      for (const [i, sides] of fine.entries()) {
+        const perGroup = Array.from({length: groups}, (_, g) => ksCandidates(sides[0]![g]!, sides[1]![g]!));
+        const bins = [...new Set(perGroup.flat())].sort((a, b) => a - b);
+        const values = bins.reduce((sum, b) => sum + sides[0]![0]![b]! + sides[1]![0]![b]!, 0);
+        if (values > budget) {
+          ctx.log.info(`${numeric[i]}: KS from bins with its error bound (an exact figure needs ${values} values read back, more than the ${budget} left)`);
+          continue;
+        }
+        budget -= values;
+        candidates.set(i, perGroup);
+        if (bins.length > 0) wanted.set(i, runsOf(bins));
+      }
+      const read = new Map<string, {old: number[]; new: number[]}>();
+      if (wanted.size > 0) {
+        ctx.progress({message: 'values of the KS candidate bins from BigQuery'});
+        for (const r of await rowsOf('read the KS candidate bins of', bigQueryBinValuesSql(plan, binnings, wanted))) {
+          for (const g of [0, sid(r)]) {
+            const key = `${num(r['p'])}:${g}:${num(r['b'])}`;
+            const entry = read.get(key) ?? {old: [], new: []};
+            (num(r['side']) === 0 ? entry.old : entry.new).push(num(r['x'])!);
+            read.set(key, entry);
+          }
+        }
+      }
+      const exact = new Map<number, (number | null)[]>();
+      for (const [i, perGroup] of candidates) {
+        exact.set(i, perGroup.map((bins, g) => exactKs(fine[i]![0]![g]!, fine[i]![1]![g]!, bins, (b) => read.get(`${i}:${g}:${b}`) ?? {old: [], new: []})));
+      }
+      return exact;
     }
     if (keys.length > 0 && settings.top_n > 0) {
       ctx.progress({message: 'largest movers in BigQuery'});
@@ -329,8 +387,9 @@ async function analyzeInBigQuery(
       table,
       bytes_processed: bytes,
       approximate:
-        `quantiles and PSI edges from APPROX_QUANTILES; KS and Wasserstein from ${FINE_BINS} equal bins per parameter ` +
-        '(ks_error and wasserstein_norm_error bound their difference from the exact figures); counts, moments and movers exact',
+        `quantiles and PSI edges from APPROX_QUANTILES; Wasserstein from ${FINE_BINS} equal bins per parameter (within ` +
+        'wasserstein_norm_error); KS exact from the bins and the values of the few bins that can hold it (ks_error 0; a ' +
+        'bound when those values exceed the read-back budget); counts, moments and movers exact',
     },
     rows,
     parameters,
@@ -373,6 +432,20 @@ async function segmentIds(conn: DuckDBConnection, s: AnalysisSources): Promise<S
   }
   const hashes = [...byHash.keys()].map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return {keys, ids: {hashes, sids: hashes.map((h) => keys.indexOf(byHash.get(String(h))!) + 1)}};
+}
+
+/** Pushed down, at most this many values are read back from BigQuery to make KS exact. */
+const EXACT_KS_VALUES = 2_000_000;
+
+/** Sorted bin numbers as inclusive runs: [1, 2, 3, 7] -> [[1, 3], [7, 7]]. */
+function runsOf(bins: readonly number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const b of bins) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && last[1] === b - 1) last[1] = b;
+    else runs.push([b, b]);
+  }
+  return runs;
 }
 
 /** Up to this many rows (both versions) the next parameter is sorted while one is walked. */

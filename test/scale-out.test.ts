@@ -11,7 +11,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
 import extract from '../tasks/extract.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
-import {bigQueryBinsSql, bigQueryCategoriesSql, bigQueryMomentsSql, bigQueryMoversSql, bigQueryQuantilesSql} from '../tasks/lib/analyze-sql.js';
+import {bigQueryBinValuesSql, bigQueryBinsSql, bigQueryCategoriesSql, bigQueryMomentsSql, bigQueryMoversSql, bigQueryQuantilesSql} from '../tasks/lib/analyze-sql.js';
 import {bigQueryCountsSql, bigQueryMismatchTableSql, bigQuerySamplesSql, planComparison} from '../tasks/lib/compare-sql.js';
 import type {SchemaColumn} from '../tasks/lib/compare-sql.js';
 import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
@@ -209,10 +209,11 @@ describe('the analysis pushed down to BigQuery', () => {
     expect(pushed.doc.engine).toBe('bigquery');
     expect(pushed.doc.bigquery?.table).toBe('scale-proj.ds.params');
     expect(pushed.doc.bigquery?.bytes_processed).toBeGreaterThan(0);
-    // Nothing extracted: two tables.get, then five dry runs and five queries.
+    // Nothing extracted: two tables.get, then six dry runs and six queries (the last reads
+    // back the values of the KS candidate bins).
     expect(server.count('tables.get')).toBe(2);
-    expect(server.count('jobs.insert')).toBe(5);
-    expect(server.count('jobs.query')).toBe(5);
+    expect(server.count('jobs.insert')).toBe(6);
+    expect(server.count('jobs.query')).toBe(6);
 
     expect(pushed.doc.rows).toEqual({old: 1990, new: 1995});
     expect(pushed.doc.rows).toEqual(local.doc.rows);
@@ -229,10 +230,9 @@ describe('the analysis pushed down to BigQuery', () => {
         for (const q of ['p05', 'p25', 'p50', 'p75', 'p95'] as const) expect(Math.abs(p[side][q]! - l[side][q]!)).toBeLessThanOrEqual(range / 100);
       }
       expect(p.mean_change).toEqual(l.mean_change);
-      // KS from bins is attained (a lower bound) and the exact D is within ks_error above it.
-      expect(p.ks_error).toBeGreaterThanOrEqual(0);
-      expect(l.ks! - p.ks!).toBeGreaterThanOrEqual(-1e-12);
-      expect(l.ks! - p.ks!).toBeLessThanOrEqual(p.ks_error! + 1e-12);
+      // KS is exact: the bins' figure made exact by the values of its candidate bins.
+      expect(p.ks_error).toBe(0);
+      expect(p.ks).toBeCloseTo(l.ks!, 12);
       expect(Math.abs(l.wasserstein_norm! - p.wasserstein_norm!)).toBeLessThanOrEqual(p.wasserstein_norm_error! + 1e-12);
       expect(Math.abs(l.psi! - p.psi!)).toBeLessThan(0.02);
       expect(p.drift).toBe(l.drift);
@@ -242,8 +242,8 @@ describe('the analysis pushed down to BigQuery', () => {
         const s = p.segments[i]!;
         expect(s.segment).toEqual(segment.segment);
         expect(s.old).toEqual(segment.old);
-        expect(l.segments[i]!.ks! - s.ks!).toBeGreaterThanOrEqual(-1e-12);
-        expect(l.segments[i]!.ks! - s.ks!).toBeLessThanOrEqual(s.ks_error! + 1e-12);
+        expect(s.ks_error).toBe(0);
+        expect(s.ks).toBeCloseTo(segment.ks!, 12);
         expect(s.drift).toBe(segment.drift);
       }
     }
@@ -328,6 +328,7 @@ describe('the generated BigQuery SQL', () => {
       bigQueryBinsSql(plan, [{lo: -1.5, width: 0.01, edges: [0.25, 0.5]}, {lo: 0, width: 0, edges: []}]),
       bigQueryMoversSql(plan, 20),
       bigQueryCategoriesSql(plan),
+      bigQueryBinValuesSql(plan, [{lo: -1.5, width: 0.01, edges: []}, {lo: 0, width: 0, edges: []}], new Map([[0, [[3, 5], [9, 9]]]])),
     ];
     for (const statement of statements) {
       expect(() => parser.astify(statement.sql, {database: 'bigquery'})).not.toThrow();
@@ -446,8 +447,7 @@ analysis: {engine: bigquery}
         const e = exact.parameters[name]!;
         expect(p.new.count).toBe(e.new.count);
         expect(p.new.mean).toBeCloseTo(e.new.mean!, 9);
-        expect(e.ks! - p.ks!).toBeGreaterThanOrEqual(-1e-12);
-        expect(e.ks! - p.ks!).toBeLessThanOrEqual(p.ks_error! + 1e-12);
+        expect(p.ks).toBeCloseTo(e.ks!, 12);
         expect(p.top_movers).toEqual(e.top_movers);
       }
       const report = pushed.read(`${out}/report.html`);

@@ -4,7 +4,7 @@
  * than PSI bins, values fed in uneven batches.
  */
 import {describe, expect, it} from 'vitest';
-import {ShiftScan} from '../tasks/lib/shift.js';
+import {ShiftScan, binnedShift, exactKs, ksCandidates} from '../tasks/lib/shift.js';
 import type {RankPair} from '../tasks/lib/shift.js';
 
 interface Value {
@@ -162,3 +162,45 @@ describe('ShiftScan', () => {
     expect(() => short.finish()).toThrow('group 0 has 1 old and 0 new values, expected 1 and 1');
   });
 });
+
+describe('KS from binned counts (the pushed-down analysis)', () => {
+  // Values in equal bins, as BigQuery counts them; then the exact D from the candidate bins' values only.
+  function binned(seed: number, size: number, levels: number, shift: number, bins: number) {
+    const r = random(seed);
+    const a = Array.from({length: size}, () => Math.floor(r() * levels) / levels);
+    const b = Array.from({length: size + 17}, () => Math.floor(r() * levels) / levels + shift);
+    const lo = Math.min(...a, ...b);
+    const width = (Math.max(...a, ...b) - lo) / bins;
+    const bin = (x: number) => Math.min(Math.floor((x - lo) / width), bins - 1);
+    const count = (xs: number[]) => {
+      const c = new Array<number>(bins).fill(0);
+      for (const x of xs) c[bin(x)]!++;
+      return c;
+    };
+    return {a: a.sort((p, q) => p - q), b: b.sort((p, q) => p - q), old: count(a), neu: count(b), bin, width};
+  }
+
+  for (const [name, seed, levels, shift] of [['a shift', 1, 1e6, 0.05], ['heavy ties', 2, 13, 0.02], ['no shift', 3, 1e6, 0]] as const) {
+    it(`is exact with only the candidate bins read: ${name}`, () => {
+      const {a, b, old, neu, bin, width} = binned(seed, 3000, levels, shift, 200);
+      const exact = ks(a, b);
+      const bounded = binnedShift(old, neu, width);
+      expect(bounded.ks!).toBeLessThanOrEqual(exact + 1e-12);
+      expect(exact).toBeLessThanOrEqual(bounded.ks! + bounded.ksError! + 1e-12);
+      const candidates = ksCandidates(old, neu);
+      expect(candidates.length).toBeLessThan(200);
+      const read = new Set<number>();
+      const value = exactKs(old, neu, candidates, (k) => {
+        read.add(k);
+        return {old: a.filter((x) => bin(x) === k), new: b.filter((x) => bin(x) === k)};
+      });
+      expect(value).toBeCloseTo(exact, 12);
+      expect([...read].sort((p, q) => p - q)).toEqual(candidates);
+    });
+  }
+
+  it('refuses a bin whose values do not match its counts', () => {
+    expect(() => exactKs([1, 1], [1, 1], [0], () => ({old: [], new: [0.5]}))).toThrow('bin 0 holds 1 old and 1 new values, 0 and 1 were read');
+  });
+});
+

@@ -70,9 +70,9 @@ export interface NumericAnalysis {
   old: NumericSummary;
   new: NumericSummary;
   mean_change: {abs: number | null; pct: number | null};
-  /** Two-sample Kolmogorov-Smirnov statistic D on non-null values (exact; pushed down, a lower bound). */
+  /** Two-sample Kolmogorov-Smirnov statistic D on non-null values (exact; pushed down, see ks_error). */
   ks: number | null;
-  /** Pushed down only: D is at most ks + ks_error. */
+  /** Pushed down only: D is at most ks + ks_error (0 when the candidate bins were read back). */
   ks_error?: number | null;
   /** Pushed down only: wasserstein_norm is within this of the exact value. */
   wasserstein_norm_error?: number | null;
@@ -293,10 +293,10 @@ export function rowCountSql(path: string, dialect: SqlDialect): string {
 
 // --- The analysis pushed down to BigQuery --------------------------------------------------
 // Only aggregates come back: moments per version and segment, approximate quantiles
-// (APPROX_QUANTILES), counts per fine bin and PSI bin, the largest movers and category
-// counts. KS and Wasserstein are then computed from the binned counts, with error bounds
-// (analyze-binned.ts). Each query scans the table once: parameters fan out by a cross join
-// with a small list of their indexes.
+// (APPROX_QUANTILES), counts per fine bin and PSI bin, the values of the few bins that can
+// hold the largest KS difference, the largest movers and category counts. KS (made exact)
+// and Wasserstein (with an error bound) are computed from those in shift.ts. Each query
+// scans the table once: parameters fan out by a cross join with a small list of their indexes.
 
 /** The table the pushed-down analysis reads, and what it reads from it. */
 export interface BigQueryAnalysis {
@@ -376,30 +376,66 @@ export function bigQueryQuantilesSql(a: BigQueryAnalysis, bins: number): SqlStat
  */
 export function bigQueryBinsSql(a: BigQueryAnalysis, binnings: readonly BigQueryBinning[]): SqlStatement {
   const statement = bigQueryParams(a);
-  const fine: string[] = [];
-  const psi: string[] = [];
-  for (const [i, binning] of binnings.entries()) {
-    statement.params[`lo_${i}`] = binning.lo;
-    statement.params[`w_${i}`] = binning.width;
-    statement.types[`lo_${i}`] = 'FLOAT64';
-    statement.types[`w_${i}`] = 'FLOAT64';
-    fine.push(binning.width > 0 ? `LEAST(GREATEST(CAST(FLOOR((x - CAST(@lo_${i} AS FLOAT64)) / CAST(@w_${i} AS FLOAT64)) AS INT64), 0), ${FINE_BINS - 1})` : '0');
+  const fine = fineBins(binnings, statement);
+  const psi = binnings.map((binning, i) => {
     const cases = binning.edges.map((e, j) => {
       statement.params[`e_${i}_${j}`] = e;
       statement.types[`e_${i}_${j}`] = 'FLOAT64';
       return `WHEN x <= CAST(@e_${i}_${j} AS FLOAT64) THEN ${j}`;
     });
-    psi.push(cases.length === 0 ? '0' : `CASE ${cases.join(' ')} ELSE ${cases.length} END`);
-  }
+    return cases.length === 0 ? '0' : `CASE ${cases.join(' ')} ELSE ${cases.length} END`;
+  });
   const groups = `p, side${segmentColumns(a)}`;
-  const values = a.numeric.map((_, i) => `v.x${i}`);
+  return {
+    ...statement,
+    sql: `${parameterValues(a)} SELECT ${groups}, ${pick('p', fine)} AS b, ${pick('p', psi)} AS pb, COUNT(*) AS c FROM xs WHERE x IS NOT NULL GROUP BY ${groups}, b, pb`,
+  };
+}
+
+/**
+ * The values in some fine bins (as `bigQueryBinsSql` numbers them), for an exact KS: p, side,
+ * g<j>, b, x for each parameter p whose bins fall in `wanted[p]` (runs of bins, inclusive).
+ */
+export function bigQueryBinValuesSql(a: BigQueryAnalysis, binnings: readonly BigQueryBinning[], wanted: ReadonlyMap<number, readonly (readonly [number, number])[]>): SqlStatement {
+  const statement = bigQueryParams(a);
+  const fine = fineBins(binnings, statement);
+  const conditions = [...wanted].flatMap(([p, runs]) => {
+    if (!Number.isInteger(p) || runs.length === 0) return [];
+    const inRuns = runs.map(([from, to], r) => {
+      statement.params[`r_${p}_${r}_from`] = from;
+      statement.params[`r_${p}_${r}_to`] = to;
+      statement.types[`r_${p}_${r}_from`] = 'INT64';
+      statement.types[`r_${p}_${r}_to`] = 'INT64';
+      return `b BETWEEN @r_${p}_${r}_from AND @r_${p}_${r}_to`;
+    });
+    return [`(p = ${p} AND (${inRuns.join(' OR ')}))`];
+  });
   return {
     ...statement,
     sql:
-      `WITH ${bigQueryVersions(a, {numeric: true})}, ${indexes('p', a.numeric.length)}, ` +
-      `xs AS (SELECT p.p, v.side${segmentColumns(a, 'v.')}, ${pick('p.p', values)} AS x FROM v CROSS JOIN p) ` +
-      `SELECT ${groups}, ${pick('p', fine)} AS b, ${pick('p', psi)} AS pb, COUNT(*) AS c FROM xs WHERE x IS NOT NULL GROUP BY ${groups}, b, pb`,
+      `${parameterValues(a)}, binned AS (SELECT p, side${segmentColumns(a)}, x, ${pick('p', fine)} AS b FROM xs WHERE x IS NOT NULL) ` +
+      `SELECT p, side${segmentColumns(a)}, b, x FROM binned WHERE ${conditions.length > 0 ? conditions.join(' OR ') : 'FALSE'}`,
   };
+}
+
+// Each parameter's values as rows (p, side, g<j>, x) of `xs`: one scan, fanned out by a cross join.
+function parameterValues(a: BigQueryAnalysis): string {
+  const values = a.numeric.map((_, i) => `v.x${i}`);
+  return (
+    `WITH ${bigQueryVersions(a, {numeric: true})}, ${indexes('p', a.numeric.length)}, ` +
+    `xs AS (SELECT p.p, v.side${segmentColumns(a, 'v.')}, ${pick('p.p', values)} AS x FROM v CROSS JOIN p)`
+  );
+}
+
+// The fine bin of x for each parameter: FINE_BINS equal bins from lo (parameters lo_<i>, w_<i>).
+function fineBins(binnings: readonly BigQueryBinning[], statement: {params: Record<string, string | number>; types: Record<string, string>}): string[] {
+  return binnings.map((binning, i) => {
+    statement.params[`lo_${i}`] = binning.lo;
+    statement.params[`w_${i}`] = binning.width;
+    statement.types[`lo_${i}`] = 'FLOAT64';
+    statement.types[`w_${i}`] = 'FLOAT64';
+    return binning.width > 0 ? `LEAST(GREATEST(CAST(FLOOR((x - CAST(@lo_${i} AS FLOAT64)) / CAST(@w_${i} AS FLOAT64)) AS INT64), 0), ${FINE_BINS - 1})` : '0';
+  });
 }
 
 /**

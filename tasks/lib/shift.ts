@@ -327,10 +327,7 @@ export interface BinnedShift {
  * share of its version, which bounds both errors.
  */
 export function binnedShift(old: ArrayLike<number>, neu: ArrayLike<number>, width: number): BinnedShift {
-  let nOld = 0;
-  let nNew = 0;
-  for (let b = 0; b < old.length; b++) nOld += old[b]!;
-  for (let b = 0; b < neu.length; b++) nNew += neu[b]!;
+  const {nOld, nNew} = totals(old, neu);
   if (nOld === 0 || nNew === 0) return {ks: null, ksError: null, wasserstein: null, wassersteinError: null};
   let cOld = 0;
   let cNew = 0;
@@ -353,4 +350,69 @@ export function binnedShift(old: ArrayLike<number>, neu: ArrayLike<number>, widt
     previous = diff;
   }
   return {ks, ksError: Math.max(0, inside - ks), wasserstein: w, wassersteinError: error};
+}
+
+/**
+ * The bins that could hold a larger |F_old - F_new| than the largest at a bin boundary
+ * (the `ks` of `binnedShift`): inside bin b the difference is at most the one before the bin
+ * plus the bin's share of one version. Only these need their values to make KS exact.
+ */
+export function ksCandidates(old: ArrayLike<number>, neu: ArrayLike<number>): number[] {
+  const {nOld, nNew} = totals(old, neu);
+  if (nOld === 0 || nNew === 0) return [];
+  const bounds: number[] = [];
+  let cOld = 0;
+  let cNew = 0;
+  let ks = 0;
+  for (let b = 0; b < Math.max(old.length, neu.length); b++) {
+    const previous = cOld / nOld - cNew / nNew;
+    bounds.push(Math.max(previous + (old[b] ?? 0) / nOld, (neu[b] ?? 0) / nNew - previous));
+    cOld += old[b] ?? 0;
+    cNew += neu[b] ?? 0;
+    ks = Math.max(ks, Math.abs(cOld / nOld - cNew / nNew));
+  }
+  return bounds.flatMap((bound, b) => ((old[b] ?? 0) + (neu[b] ?? 0) > 0 && bound > ks ? [b] : []));
+}
+
+/**
+ * Exact KS from binned counts and the values of the candidate bins (`ksCandidates`): the
+ * largest difference at a bin boundary, or inside a candidate bin, walking its values from
+ * the counts before it. `values(b)` gives bin b's values per version, in any order.
+ */
+export function exactKs(old: ArrayLike<number>, neu: ArrayLike<number>, candidates: readonly number[], values: (b: number) => {old: number[]; new: number[]}): number | null {
+  const {nOld, nNew} = totals(old, neu);
+  if (nOld === 0 || nNew === 0) return null;
+  const wanted = new Set(candidates);
+  let cOld = 0;
+  let cNew = 0;
+  let ks = 0;
+  for (let b = 0; b < Math.max(old.length, neu.length); b++) {
+    if (wanted.has(b)) {
+      const inBin = values(b);
+      if (inBin.old.length !== (old[b] ?? 0) || inBin.new.length !== (neu[b] ?? 0)) {
+        throw new Error(`bin ${b} holds ${old[b] ?? 0} old and ${neu[b] ?? 0} new values, ${inBin.old.length} and ${inBin.new.length} were read`);
+      }
+      const merged = [...inBin.old.map((x) => ({x, side: 0})), ...inBin.new.map((x) => ({x, side: 1}))].sort((p, q) => p.x - q.x);
+      let o = cOld;
+      let n = cNew;
+      for (let i = 0; i < merged.length; i++) {
+        if (merged[i]!.side === 0) o++;
+        else n++;
+        // Read the functions only at the end of a run of equal values.
+        if (i + 1 === merged.length || merged[i + 1]!.x !== merged[i]!.x) ks = Math.max(ks, Math.abs(o / nOld - n / nNew));
+      }
+    }
+    cOld += old[b] ?? 0;
+    cNew += neu[b] ?? 0;
+    ks = Math.max(ks, Math.abs(cOld / nOld - cNew / nNew));
+  }
+  return ks;
+}
+
+function totals(old: ArrayLike<number>, neu: ArrayLike<number>): {nOld: number; nNew: number} {
+  let nOld = 0;
+  let nNew = 0;
+  for (let b = 0; b < old.length; b++) nOld += old[b]!;
+  for (let b = 0; b < neu.length; b++) nNew += neu[b]!;
+  return {nOld, nNew};
 }
