@@ -182,12 +182,15 @@ describe('the comparison pushed down to BigQuery', () => {
   });
 });
 
-/** Extracts both versions of ds.params and analyses them, as the pipeline would, with one engine. */
-async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, Json> = {}) {
+/**
+ * Extracts both versions of ds.params and analyses them, as the pipeline would, with one
+ * engine (the comparison's engine may differ).
+ */
+async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, Json> = {}, validationEngine = engine) {
   const all: Record<string, Json> = {
     source: {engine: 'bigquery', table: 'params', version_column: 'version', keys: ['id'], columns: null},
     bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01, ...bigquery},
-    validation: {engine},
+    validation: {engine: validationEngine},
     analysis: {engine, segment_by: ['region'], bins: 10, top_n: 5},
     performance: {retry_count: 0},
   };
@@ -197,7 +200,7 @@ async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, J
     inputs[`extract-${side}`] = {'rows.parquet': join(run.outputDir, 'rows.parquet')};
   }
   const run = await runTaskDirectly(analyze, {name: 'analyze', settings: all, inputs, outputs: ['analysis.json', 'parameters.csv']});
-  return {doc: JSON.parse(readFileSync(join(run.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument, result: run.result};
+  return {doc: JSON.parse(readFileSync(join(run.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument, result: run.result, logs: run.logs};
 }
 
 describe('the analysis pushed down to BigQuery', () => {
@@ -254,20 +257,8 @@ describe('the analysis pushed down to BigQuery', () => {
   });
 
   it('analyses locally, saying why, when analysis.engine is bigquery but the comparison is not pushed down', async () => {
-    const all: Record<string, Json> = {
-      source: {engine: 'bigquery', table: 'params', version_column: 'version', keys: ['id'], columns: null},
-      bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01},
-      validation: {engine: 'local'},
-      analysis: {engine: 'bigquery', segment_by: ['region']},
-      performance: {retry_count: 0},
-    };
-    const inputs: Record<string, Record<string, string>> = {};
-    for (const [side, version] of [['old', 'v1'], ['new', 'v2']] as const) {
-      const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
-      inputs[`extract-${side}`] = {'rows.parquet': join(run.outputDir, 'rows.parquet')};
-    }
-    const run = await runTaskDirectly(analyze, {name: 'analyze', settings: all, inputs, outputs: ['analysis.json', 'parameters.csv']});
-    expect((JSON.parse(readFileSync(join(run.outputDir, 'analysis.json'), 'utf8')) as AnalysisDocument).engine).toBe('local');
+    const run = await analysis('bigquery', {}, 'local');
+    expect(run.doc.engine).toBe('local');
     expect(run.logs.some((line) => line.includes('analysis.engine is bigquery, but the extractions hold the rows'))).toBe(true);
   });
 
