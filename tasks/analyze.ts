@@ -229,7 +229,7 @@ async function analyzeInBigQuery(
   };
   const remote = referenceSettings(references.new, {...settings.bigquery, keys});
   const {bigquery, query} = await openPushedDown(remote);
-  const rowsOf = async (what: string, statement: SqlStatement) => {
+  const remoteRows = async (what: string, statement: SqlStatement) => {
     const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)));
     return result.rows.map((wire) => Object.fromEntries(result.fields.map((f, i) => {
       const value = wire.f[i]?.v;
@@ -260,7 +260,7 @@ async function analyzeInBigQuery(
   }
 
   ctx.progress({message: 'moments in BigQuery'});
-  const moments = await rowsOf('compute the moments on', bigQueryMomentsSql(plan));
+  const moments = await remoteRows('compute the moments on', bigQueryMomentsSql(plan));
   const segmentOf = (row: Record<string, unknown>) => JSON.stringify(Object.fromEntries(settings.segment_by.map((c, j) => [c, row[`g${j}`] ?? null])));
   const segmentKeys = settings.segment_by.length === 0 ? [''] : [...new Set(moments.map(segmentOf))].sort();
   const sid = (row: Record<string, unknown>) => (settings.segment_by.length === 0 ? 1 : segmentKeys.indexOf(segmentOf(row)) + 1);
@@ -271,7 +271,7 @@ async function analyzeInBigQuery(
   const parameters: Record<string, NumericAnalysis> = {};
   if (numeric.length > 0) {
     ctx.progress({message: 'quantiles in BigQuery'});
-    const quantiles = await rowsOf('compute the quantiles on', bigQueryQuantilesSql(plan, settings.bins));
+    const quantiles = await remoteRows('compute the quantiles on', bigQueryQuantilesSql(plan, settings.bins));
     const sideQuantiles = (k: 0 | 1, name: string) => ((quantiles.find((r) => num(r['side']) === k)?.[name] ?? []) as (number | null)[]).map(num);
     const sideMoments = numeric.map((_, i) => momentsOf(stats, i, segmentKeys.length));
     const binnings = numeric.map((_, i) => {
@@ -280,7 +280,7 @@ async function analyzeInBigQuery(
       return {lo, width: hi !== null && hi > lo ? (hi - lo) / FINE_BINS : 0, edges: [...new Set(edges)].sort((a, b) => a - b)};
     });
     ctx.progress({message: 'binned counts in BigQuery'});
-    const binned = await rowsOf('count the bins on', bigQueryBinsSql(plan, binnings));
+    const binned = await remoteRows('count the bins on', bigQueryBinsSql(plan, binnings));
     const groups = segmentKeys.length + 1;
     // Counts per parameter, version, group (0: all, s: segment s) and fine bin, and per PSI bin.
     const counts = numeric.map((_, i) => {
@@ -349,7 +349,7 @@ async function analyzeInBigQuery(
       const read = new Map<string, {old: number[]; new: number[]}>();
       if (wanted.size > 0) {
         ctx.progress({message: 'values of the KS candidate bins from BigQuery'});
-        for (const r of await rowsOf('read the KS candidate bins of', bigQueryBinValuesSql(plan, binnings, wanted))) {
+        for (const r of await remoteRows('read the KS candidate bins of', bigQueryBinValuesSql(plan, binnings, wanted))) {
           for (const g of [0, sid(r)]) {
             const key = `${num(r['p'])}:${g}:${num(r['b'])}`;
             const entry = read.get(key) ?? {old: [], new: []};
@@ -366,7 +366,7 @@ async function analyzeInBigQuery(
     }
     if (keys.length > 0 && settings.top_n > 0) {
       ctx.progress({message: 'largest movers in BigQuery'});
-      const movers = await rowsOf('find the largest movers on', bigQueryMoversSql(plan, settings.top_n));
+      const movers = await remoteRows('find the largest movers on', bigQueryMoversSql(plan, settings.top_n));
       for (const [i, column] of numeric.entries()) {
         parameters[column]!.top_movers = toMovers(
           movers.filter((r) => num(r['p']) === i).map((r) => ({key: Object.fromEntries(keys.map((k, j) => [k, r[`k${j}`]])), old: num(r['o'])!, new: num(r['n'])!})),
@@ -377,7 +377,7 @@ async function analyzeInBigQuery(
   const categories: Record<string, CategoricalAnalysis> = {};
   if (categorical.length > 0) {
     ctx.progress({message: 'category counts in BigQuery'});
-    const counts = await rowsOf('count the categories on', bigQueryCategoriesSql(plan));
+    const counts = await remoteRows('count the categories on', bigQueryCategoriesSql(plan));
     for (const [i, column] of categorical.entries()) categories[column] = categoricalFigures(counts.filter((r) => num(r['c']) === i));
   }
   ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the analysis.`);
