@@ -59,6 +59,12 @@ describe('ColumnResult', () => {
     expect(fallback).toEqual(fast);
   });
 
+  it('reads the same from a streamed result (what large sorts use, to keep memory bounded)', async () => {
+    const streamed = await collect(await queryColumns(conn, SQL, KINDS, 'streamed'));
+    const fast = await collect(await queryColumns(conn, SQL, KINDS));
+    expect(streamed).toEqual(fast);
+  });
+
   it('stops early when the signal aborts', async () => {
     const controller = new AbortController();
     const result = await queryColumns(conn, SQL, KINDS);

@@ -5,12 +5,13 @@
  * 20M sorted values; these views cost next to nothing.
  *
  * The chunks of a materialised result are read synchronously through the C API
- * (`duckdb_result_get_chunk`); when the node-api object does not expose its result handle
- * (another version), the public `fetchChunk()` is used, which is correct but ~2x slower.
+ * (`duckdb_result_get_chunk`); a streamed result, or one whose node-api object does not
+ * expose its handle (another version), is read through the public `fetchChunk()`, which is
+ * correct but slower.
  */
 import duckdb from '@duckdb/node-bindings';
 import {DuckDBTypeId} from '@duckdb/node-api';
-import type {DuckDBConnection, DuckDBMaterializedResult} from '@duckdb/node-api';
+import type {DuckDBConnection, DuckDBResult} from '@duckdb/node-api';
 
 /** The column types this reader understands. */
 export type ColumnKind = 'uint32' | 'double';
@@ -23,12 +24,12 @@ const TYPES: Record<ColumnKind, {id: DuckDBTypeId; bytes: number; name: string}>
   double: {id: DuckDBTypeId.DOUBLE, bytes: 8, name: 'DOUBLE'},
 };
 
-/** A materialised query result whose chunks can be walked as typed arrays. */
+/** A query result whose chunks can be walked as typed arrays. */
 export class ColumnResult<K extends readonly ColumnKind[]> {
-  readonly #result: DuckDBMaterializedResult;
+  readonly #result: DuckDBResult;
   readonly #kinds: K;
 
-  constructor(result: DuckDBMaterializedResult, kinds: K) {
+  constructor(result: DuckDBResult, kinds: K) {
     checkTypes(result, kinds);
     this.#result = result;
     this.#kinds = kinds;
@@ -52,19 +53,33 @@ export class ColumnResult<K extends readonly ColumnKind[]> {
       for (let i = 0; i < count && !signal?.aborted; i++) read(duckdb.result_get_chunk(handle, i));
       return rows;
     }
-    for (let chunk = await this.#result.fetchChunk(); chunk !== null && chunk.rowCount > 0 && !signal?.aborted; chunk = await this.#result.fetchChunk()) {
+    // The next chunk is fetched (on DuckDB's threads) while this one is read.
+    let next = this.#result.fetchChunk();
+    for (let chunk = await next; chunk !== null && chunk.rowCount > 0 && !signal?.aborted; chunk = await next) {
+      next = this.#result.fetchChunk();
       read(chunk.chunk);
     }
+    await next.catch(() => undefined);
     return rows;
   }
 }
 
-/** Runs `sql` to completion; its columns must be of `kinds`. */
-export async function queryColumns<K extends readonly ColumnKind[]>(conn: DuckDBConnection, sql: string, kinds: K): Promise<ColumnResult<K>> {
-  return new ColumnResult(await conn.run(sql), kinds);
+/**
+ * Runs `sql`; its columns must be of `kinds`. `materialized` runs it to completion (the
+ * fastest to read), `streamed` hands out chunks as they are read (bounded memory: a
+ * materialised result lives until the garbage collector finalises it, which node-bindings
+ * gives no way to hasten, so large results are streamed).
+ */
+export async function queryColumns<K extends readonly ColumnKind[]>(
+  conn: DuckDBConnection,
+  sql: string,
+  kinds: K,
+  mode: 'materialized' | 'streamed' = 'materialized',
+): Promise<ColumnResult<K>> {
+  return new ColumnResult(mode === 'streamed' ? await conn.stream(sql) : await conn.run(sql), kinds);
 }
 
-function checkTypes(result: DuckDBMaterializedResult, kinds: readonly ColumnKind[]): void {
+function checkTypes(result: DuckDBResult, kinds: readonly ColumnKind[]): void {
   if (result.columnCount !== kinds.length) throw new Error(`expected ${kinds.length} columns, the query returns ${result.columnCount}`);
   for (const [i, kind] of kinds.entries()) {
     if (result.columnTypeId(i) !== TYPES[kind].id) throw new Error(`column ${i} (${result.columnName(i)}) must be ${TYPES[kind].name}, is ${result.columnType(i).toString()}`);
