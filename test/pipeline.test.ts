@@ -4,6 +4,7 @@
  */
 import {copyFileSync, utimesSync} from 'node:fs';
 import {join} from 'node:path';
+import {pathToFileURL} from 'node:url';
 import {beforeAll, describe, expect, it} from 'vitest';
 import {Project, REPO} from './support/project.js';
 
@@ -40,6 +41,23 @@ describe('the shipped pipeline', () => {
     expect(validation.keys).toMatchObject({added: 349, removed: 235});
     // The report says which engine computed the figures.
     expect(project.read('output/0.3615_vs_0.3621/report.html')).toContain('<dt>Comparison computed by</dt><dd>DuckDB, on the extracted rows</dd>');
+  });
+
+  it('a fully cached run loads neither DuckDB nor zod, the YAML parser or cacache', () => {
+    // What keeps a no-op rerun fast (BENCHMARKS.md): the memoised configuration, the cache's own
+    // entry files, and task modules light enough to import for their probes.
+    const log = project.path('modules.log');
+    const result = project.run(['--old', '0.3615', '--new', '0.3621'], {
+      NODE_OPTIONS: `--import ${pathToFileURL(join(REPO, 'test/support/module-log.mjs')).href}`,
+      MODULE_LOG: log,
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('(0 ran, 6 cached');
+    const loaded = project.read('modules.log');
+    expect(loaded).toContain('/dist/tasks/extract.js');
+    for (const heavy of ['/node_modules/zod/', '/node_modules/yaml/', '/node_modules/cacache/', '/node_modules/@duckdb/']) {
+      expect(loaded.includes(heavy), heavy).toBe(false);
+    }
   });
 
   it('a validation tolerance tweak reruns validate and the report only, never the extraction', () => {
