@@ -10,6 +10,7 @@ import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
+import {ks, quantile, wasserstein} from './support/statistics.js';
 
 const N = 2000;
 let dir: string;
@@ -60,23 +61,6 @@ async function run(newFile: string, analysis: Record<string, unknown> = {}, oldF
 // --- Independent, straightforward computations -------------------------------------------
 const values = (rows: Row[], c: 'x' | 'y', f: (r: Row) => boolean = () => true) =>
   rows.filter(f).map((r) => r[c]).filter((v): v is number => v !== null).sort((a, b) => a - b);
-const ecdf = (sorted: number[], t: number) => sorted.filter((v) => v <= t).length / sorted.length;
-function ks(a: number[], b: number[]): number {
-  let d = 0;
-  for (const t of [...a, ...b]) d = Math.max(d, Math.abs(ecdf(a, t) - ecdf(b, t)));
-  return d;
-}
-function wasserstein(a: number[], b: number[]): number {
-  const points = [...new Set([...a, ...b])].sort((x, y) => x - y);
-  let w = 0;
-  for (let i = 0; i + 1 < points.length; i++) w += (points[i + 1]! - points[i]!) * Math.abs(ecdf(a, points[i]!) - ecdf(b, points[i]!));
-  return w;
-}
-function quantile(sorted: number[], q: number): number {
-  const h = (sorted.length - 1) * q;
-  const k = Math.floor(h);
-  return sorted[k]! + (h - k) * (sorted[Math.min(k + 1, sorted.length - 1)]! - sorted[k]!);
-}
 function psi(a: number[], b: number[], bins = 10): number {
   const edges = [...new Set(Array.from({length: bins - 1}, (_, i) => quantile(a, (i + 1) / bins)))];
   const props = (s: number[]) => {

@@ -6,6 +6,7 @@
 import {describe, expect, it} from 'vitest';
 import {ShiftScan, binnedShift, exactKs, ksCandidates} from '../tasks/lib/shift.js';
 import type {RankPair} from '../tasks/lib/shift.js';
+import {ks, quantile, wasserstein} from './support/statistics.js';
 
 interface Value {
   x: number;
@@ -24,40 +25,11 @@ function random(seed: number): () => number {
   };
 }
 
-const ecdf = (sorted: number[], x: number) => {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid]! <= x) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo / sorted.length;
-};
-
-function ks(a: number[], b: number[]): number {
-  let d = 0;
-  for (const x of [...a, ...b]) d = Math.max(d, Math.abs(ecdf(a, x) - ecdf(b, x)));
-  return d;
-}
-
-function wasserstein(a: number[], b: number[]): number {
-  const xs = [...new Set([...a, ...b])].sort((p, q) => p - q);
-  let w = 0;
-  for (let i = 0; i + 1 < xs.length; i++) w += Math.abs(ecdf(a, xs[i]!) - ecdf(b, xs[i]!)) * (xs[i + 1]! - xs[i]!);
-  return w;
-}
-
 function pair(n: number, q: number): RankPair {
   const h = (n - 1) * q;
   const k = Math.floor(h);
   return {k: k + 1, k2: Math.min(k + 1, n - 1) + 1, frac: h - k};
 }
-
-const quantile = (sorted: number[], q: number) => {
-  const p = pair(sorted.length, q);
-  return sorted[p.k - 1]! + p.frac * (sorted[p.k2 - 1]! - sorted[p.k - 1]!);
-};
 
 function psiCounts(values: number[], edges: number[]): number[] {
   const counts = new Array<number>(edges.length + 1).fill(0);
