@@ -89,7 +89,7 @@ describe('analyze', () => {
       expect(p.wasserstein).toBe(0);
       expect(p.drift).toBe('none');
       expect(p.old).toEqual(p.new);
-      expect(p.top_movers.every((m) => m.abs_change === 0)).toBe(true);
+      expect(p.top_movers).toEqual([]); // nothing changed, so nothing moved
     }
     expect(doc.categorical['z']!.js_distance).toBe(0);
     expect(result && result.verdict).toBe('pass');
@@ -203,6 +203,19 @@ describe('analyze', () => {
     // that prunes the join must not lose any of them).
     const ids = (list: {id: number}[]) => list.map((m) => m.id).sort((a, b) => a - b);
     expect(ids(movers.map((m) => ({id: Number(m.key['id'])})))).toEqual(ids(changes.slice(0, 5)));
+  });
+
+  it('lists only keys whose value changed, even when top_n asks for more', async () => {
+    const {doc} = await run('new', {top_n: 10_000});
+    const changed = oldRows.flatMap((o, i) => {
+      const n = newRows[i]!.y;
+      return o.y !== null && n !== null && n !== o.y ? [o.id] : [];
+    });
+    expect(changed.length).toBeGreaterThan(0);
+    expect(changed.length).toBeLessThan(oldRows.length / 2);
+    const movers = doc.parameters['y']!.top_movers;
+    expect(movers.map((m) => Number(m.key['id'])).sort((a, b) => a - b)).toEqual(changed.sort((a, b) => a - b));
+    expect(movers.every((m) => m.abs_change > 0)).toBe(true);
   });
 
   it('lists no movers with top_n: 0', async () => {

@@ -224,10 +224,11 @@ function matchedPairs(s: AnalysisSources, keys: readonly string[], where = ''): 
   return `FROM ${source(s, 0)} o JOIN ${source(s, 1)} n ON ${on}${where}`;
 }
 
-function change(parameter: string, s: AnalysisSources): {o: string; n: string; d: string; finite: string} {
+/** A matched key's change of one parameter; only keys whose finite value changed can be movers. */
+function change(parameter: string, s: AnalysisSources): {o: string; n: string; d: string; moved: string} {
   const o = `CAST(o.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
   const n = `CAST(n.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
-  return {o, n, d: `abs(${n} - ${o})`, finite: `isfinite(${o}) AND isfinite(${n})`};
+  return {o, n, d: `abs(${n} - ${o})`, moved: `isfinite(${o}) AND isfinite(${n}) AND ${o} <> ${n}`};
 }
 
 /**
@@ -242,7 +243,7 @@ export function moverThresholdsSql(s: AnalysisSources, keys: readonly string[], 
   const bucket = (side: 'o' | 'n') => `hash(${keys.map((k) => `${side}.${quoteIdent(k, s.dialect)}`).join(', ')}) % ${MOVER_SAMPLE} = 0`;
   const cols = parameters.map((p, i) => {
     const c = change(p, s);
-    const top = `max(${c.d}, ${topN}) FILTER (WHERE ${c.finite})`;
+    const top = `max(${c.d}, ${topN}) FILTER (WHERE ${c.moved})`;
     return `CASE WHEN len(${top}) = ${topN} THEN list_min(${top}) END AS t${i}`;
   });
   return `SELECT ${cols.join(',\n  ')}\n${matchedPairs(s, keys, ` WHERE ${bucket('o')} AND ${bucket('n')}`)}`;
@@ -260,12 +261,12 @@ export function moversSql(s: AnalysisSources, keys: readonly string[], parameter
   const q = (c: string) => quoteIdent(c, s.dialect);
   const keyFields = keys.map((k, i) => `k${i} := o.${q(k)}`).join(', ');
   const cols = parameters.map((p, i) => {
-    const {o, n, d, finite} = change(p, s);
+    const {o, n, d, moved} = change(p, s);
     const t = thresholds[i];
     const above = t === null || t === undefined ? '' : ` AND ${d} >= ${doubleLiteral(t)}`;
     return `CAST(to_json(max_by(struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n}),
     struct_pack(d := ${d}, ${keyFields}, old := ${o}), ${topN})
-    FILTER (WHERE ${finite}${above})) AS VARCHAR) AS m${i}`;
+    FILTER (WHERE ${moved}${above})) AS VARCHAR) AS m${i}`;
   });
   return `SELECT ${cols.join(',\n  ')}\n${matchedPairs(s, keys)}`;
 }
@@ -460,7 +461,7 @@ export function bigQueryMoversSql(a: BigQueryAnalysis, topN: number): SqlStateme
       `pairs AS (SELECT p.p${keys.map((k) => `, o.${k}`).join('')}, ${pick('p.p', olds)} AS ov, ${pick('p.p', news)} AS nv ` +
       `FROM o JOIN n ON ${keys.map((k) => `o.${k} = n.${k}`).join(' AND ')} CROSS JOIN p), ` +
       `ranked AS (SELECT p${keys.map((k) => `, ${k}`).join('')}, ov, nv, ROW_NUMBER() OVER (PARTITION BY p ORDER BY ABS(nv - ov) DESC` +
-      `${keys.map((k) => `, ${k} DESC`).join('')}, ov DESC) AS rn FROM pairs WHERE ov IS NOT NULL AND nv IS NOT NULL) ` +
+      `${keys.map((k) => `, ${k} DESC`).join('')}, ov DESC) AS rn FROM pairs WHERE ov IS NOT NULL AND nv IS NOT NULL AND ov <> nv) ` +
       `SELECT p${keys.map((k) => `, ${k}`).join('')}, ov AS o, nv AS n FROM ranked WHERE rn <= @top_n`,
   };
 }
