@@ -9,13 +9,14 @@
  * Reading needs neither cacache nor any other dependency, so a fully cached run stays fast.
  */
 import {createHash} from 'node:crypto';
-import {createReadStream, createWriteStream} from 'node:fs';
-import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import {createReadStream} from 'node:fs';
+import {copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import {dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {faultPoint} from '../util/fault.js';
+import {READ_CHUNK, sha256} from '../util/hash.js';
 import {StatMemo} from './stat-memo.js';
 
 /** One stored output file. */
@@ -45,7 +46,6 @@ interface EntryFile {
   entry: string;
 }
 
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** Writes a file through a temporary name, so readers see the old or the new file, never half. */
 export async function writeAtomic(path: string, content: string): Promise<void> {
@@ -241,9 +241,11 @@ export class CacheStore {
     const outputs: Record<string, StoredOutput> = {};
     for (const [name, file] of Object.entries(files)) {
       let integrity = '';
-      const sink = cacache.put.stream(this.dir, `output:${entry.key}:${name}`);
+      // SHA-256 rather than cacache's default SHA-512: CPUs hash it in hardware, 3.5x faster
+      // here (27 vs 98 ms for a 46 MB extraction, on the thread that drives the run).
+      const sink = cacache.put.stream(this.dir, `output:${entry.key}:${name}`, {algorithms: ['sha256']});
       sink.on('integrity', (value: unknown) => (integrity = String(value)));
-      await pipeline(createReadStream(file), sink);
+      await pipeline(createReadStream(file, {highWaterMark: READ_CHUNK}), sink);
       outputs[name] = {integrity, size: (await stat(file)).size};
       await this.#verified.set(this.blobPath(outputs[name]), 'intact');
       faultPoint('blob-stored');
@@ -275,7 +277,7 @@ export class CacheStore {
     await mkdir(dirname(dest), {recursive: true});
     const temporary = `${dest}.tmp-${process.pid}`;
     try {
-      await pipeline(createReadStream(this.blobPath(output)), createWriteStream(temporary));
+      await copyFile(this.blobPath(output), temporary);
       await rename(temporary, dest);
     } finally {
       await rm(temporary, {force: true});
@@ -305,6 +307,6 @@ export class CacheStore {
 async function integrityOf(path: string, integrity: string): Promise<boolean> {
   const [algorithm, expected] = integrity.split(/-(.*)/s) as [string, string];
   const hash = createHash(algorithm);
-  await pipeline(createReadStream(path), hash);
+  await pipeline(createReadStream(path, {highWaterMark: READ_CHUNK}), hash);
   return hash.digest('base64') === expected;
 }
