@@ -38,7 +38,7 @@ import type {DuckDBConnection} from '@duckdb/node-api';
 import {formatBytes} from '../../src/util/units.js';
 import {openBigQuery} from './bigquery-client.js';
 import {taskSettings} from './settings.js';
-import {quoteIdent, quoteString} from './sql.js';
+import {PARQUET_FORMAT, quoteIdent, quoteString} from './sql.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
 
 /** The settings extraction reads, with defaults applied. */
@@ -486,7 +486,7 @@ async function writeParquet(
     ...fields.filter((f) => !keyNames.has(f.name.toLowerCase())),
   ].map((f) => duckIdent(f.name));
   const metadata = reference === undefined ? '' : `, KV_METADATA {${REFERENCE_KEY}: ${duckString(reference)}}`;
-  const sql = `COPY (${stagedRowsSql(fields, staging)} ORDER BY ${order.join(', ')}) TO ${duckString(outputPath)} (FORMAT parquet${metadata})`;
+  const sql = `COPY (${stagedRowsSql(fields, staging)} ORDER BY ${order.join(', ')}) TO ${duckString(outputPath)} (${PARQUET_FORMAT}${metadata})`;
   try {
     await connection.run(sql);
   } catch (error) {

@@ -14,7 +14,7 @@ import {ConfigurationError, ExecutionError, TransientError} from '../../src/erro
 import type {Json} from '../../src/task-api.js';
 import {expandGlob, isErrno, isGlob} from './glob.js';
 import {ensureSampleDatabase, isSampleDatabase, SAMPLE_DATABASE} from './sample-data.js';
-import {quoteIdent, quoteString} from './sql.js';
+import {PARQUET_FORMAT, quoteIdent, quoteString} from './sql.js';
 
 /** What to read, as the settings say it (`source.*` and `duckdb.*`). */
 export interface SourceSpec {
@@ -225,7 +225,7 @@ export async function extractLocal(
     const columns = unique([...keys, ...rest].map((c) => c.name));
     const q = (column: string) => quoteIdent(column, 'duckdb');
     const select = `SELECT ${columns.map(q).join(', ')} FROM ${relation} WHERE ${versionPredicate(versionColumn)}`;
-    const copy = `COPY (${select}) TO ${quoteString(outputPath, 'duckdb')} (FORMAT parquet)`;
+    const copy = `COPY (${select}) TO ${quoteString(outputPath, 'duckdb')} (${PARQUET_FORMAT})`;
     const prepared = await connection.prepare(copy);
     prepared.bind({version});
     let rows: number;

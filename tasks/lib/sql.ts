@@ -58,3 +58,11 @@ function escapeBigQuery(text: string, quote: '`' | "'"): string {
 function unreachable(value: never): never {
   throw new Error(`unexpected SQL dialect: ${String(value)}`);
 }
+
+/**
+ * The options of every Parquet intermediate the tasks write (`COPY ... TO file (...)`).
+ * LZ4_RAW pages rather than DuckDB's default Snappy, measured on a 1M-row extraction:
+ * 7% faster to write, 15% faster to read, 3% smaller (zstd: 30% smaller, 25% slower to
+ * write; uncompressed: 20% faster to write, 64% larger, which the cache then copies and hashes).
+ */
+export const PARQUET_FORMAT = 'FORMAT parquet, COMPRESSION lz4_raw';
