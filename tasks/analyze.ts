@@ -14,6 +14,7 @@ import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
 import {
   CHART_BINS,
   FINE_BINS,
+  MAX_SEGMENTS,
   bigQueryBinValuesSql,
   bigQueryBinsSql,
   bigQueryCategoriesSql,
@@ -266,7 +267,7 @@ async function analyzeInBigQuery(
   ctx.progress({message: 'moments in BigQuery'});
   const moments = await remoteRows('compute the moments on', bigQueryMomentsSql(plan));
   const segmentOf = (row: Record<string, unknown>) => JSON.stringify(Object.fromEntries(settings.segment_by.map((c, j) => [c, row[`g${j}`] ?? null])));
-  const segmentKeys = settings.segment_by.length === 0 ? [''] : [...new Set(moments.map(segmentOf))].sort();
+  const segmentKeys = settings.segment_by.length === 0 ? [''] : checkSegments([...new Set(moments.map(segmentOf))].sort(), settings.segment_by);
   const sid = (row: Record<string, unknown>) => (settings.segment_by.length === 0 ? 1 : segmentKeys.indexOf(segmentOf(row)) + 1);
   const stats = moments.map((r) => ({...r, sid: sid(r), rows: r['row_count']}));
   const rows = {old: 0, new: 0};
@@ -426,7 +427,7 @@ interface Segments {
 async function segmentIds(conn: DuckDBConnection, s: AnalysisSources): Promise<Segments> {
   if (s.segmentBy.length === 0) return {keys: [''], ids: {hashes: [], sids: []}};
   const rows = await rowsOf(conn, segmentsSql(s));
-  const keys = [...new Set(rows.map((r) => String(r['g'])))].sort();
+  const keys = checkSegments([...new Set(rows.map((r) => String(r['g'])))].sort(), s.segmentBy);
   const byHash = new Map<string, string>();
   for (const r of rows) {
     const h = String(r['h']);
@@ -436,6 +437,15 @@ async function segmentIds(conn: DuckDBConnection, s: AnalysisSources): Promise<S
   }
   const hashes = [...byHash.keys()].map(BigInt).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   return {keys, ids: {hashes, sids: hashes.map((h) => keys.indexOf(byHash.get(String(h))!) + 1)}};
+}
+
+/** The segments found, unless there are more than an analysis takes. */
+function checkSegments(keys: string[], segmentBy: readonly string[]): string[] {
+  if (keys.length <= MAX_SEGMENTS) return keys;
+  throw new ConfigurationError(
+    `analysis.segment_by (${list(segmentBy)}) divides the rows into ${keys.length.toLocaleString('en')} segments; an analysis takes at most ${MAX_SEGMENTS.toLocaleString('en')}.`,
+    {hint: 'Segment by columns with fewer distinct values (a region, a tier: not an id), or set analysis.segment_by to [].'},
+  );
 }
 
 /** Pushed down, at most this many values are read back from BigQuery to make KS exact. */

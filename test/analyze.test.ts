@@ -28,6 +28,9 @@ const NEW = `SELECT i AS id, (['a','b','c','d'])[i % 4 + 1] AS region, CASE WHEN
 const TIES_OLD = `SELECT i AS id, (i * 7 % 11)::INTEGER AS t FROM range(600) r(i)`;
 const TIES_NEW = `SELECT i AS id, CASE WHEN i % 50 = 3 THEN NULL ELSE (i * 5 % 13)::INTEGER END AS t FROM range(40, 700) r(i)`;
 
+// One segment per row, when segmented by `cell`: more segments than an analysis takes.
+const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
+
 interface Row {id: number; region: string; x: number | null; y: number; z: string}
 let oldRows: Row[];
 let newRows: Row[];
@@ -36,7 +39,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'analyze-'));
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -241,7 +244,8 @@ describe('analyze', () => {
     expect(first.bytes.equals(second.bytes)).toBe(true);
   });
 
-  it('names the existing columns when a segment column is missing', async () => {
+  it('names the existing columns when a segment column is missing, and refuses more segments than it takes', async () => {
     await expect(run('new', {segment_by: ['country']})).rejects.toThrow(/analysis\.segment_by names "country".*"id", "region", "x", "y", "z"/);
+    await expect(run('many', {segment_by: ['cell']}, 'many')).rejects.toThrow(/analysis\.segment_by \("cell"\) divides the rows into 70,000 segments; an analysis takes at most 65,535\./);
   });
 });

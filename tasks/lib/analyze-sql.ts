@@ -215,6 +215,9 @@ export function sortedValuesSql(column: string, s: AnalysisSources, ids: Segment
   return `SELECT tag, x FROM (${side(0)} UNION ALL ${side(1)}) ORDER BY x`;
 }
 
+/** The most segments an analysis takes (segment ids are USMALLINT). */
+export const MAX_SEGMENTS = 65_535;
+
 /** One key in this many is joined to find the movers' thresholds (`moverThresholdsSql`). */
 export const MOVER_SAMPLE = 64;
 
