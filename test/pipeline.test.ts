@@ -61,8 +61,17 @@ describe('the shipped pipeline', () => {
   });
 
   it('a validation tolerance tweak reruns validate and the report only, never the extraction', () => {
-    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.abs=0.001']);
+    const log = project.path('modules-tweak.log');
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.abs=0.001'], {
+      NODE_OPTIONS: `--import ${pathToFileURL(join(REPO, 'test/support/module-log.mjs')).href}`,
+      MODULE_LOG: log,
+    });
     expect(result.code).toBe(0);
+    // validate ran in DuckDB, whose JavaScript API came from the CLI bundle (one file), not
+    // from node_modules (124).
+    const loaded = project.read('modules-tweak.log');
+    expect(loaded).toContain('/dist/tasks/validate.js');
+    expect(loaded).not.toContain('/node_modules/@duckdb/node-api/');
     expect(statuses(project)).toEqual({'extract-old': 'cached', 'extract-new': 'cached', validate: 'ran', analyze: 'cached', report: 'ran', alerts: 'cached'});
     const reasons = project.json<Summary>('output/0.3615_vs_0.3621/summary.json').tasks;
     expect(reasons.find((task) => task.name === 'validate')?.reason).toBe('setting validation.tolerance.abs changed 0 -> 0.001');

@@ -43,7 +43,7 @@ export class DuckDBEngine {
   }
 
   async #create(): Promise<DuckDBInstance> {
-    const {DuckDBInstance} = await import('@duckdb/node-api');
+    const {DuckDBInstance} = await import('./duckdb-api.js');
     mkdirSync(this.#options.tempDirectory, {recursive: true});
     const config: Record<string, string> = {
       memory_limit: this.#options.memoryLimit,

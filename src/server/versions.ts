@@ -32,7 +32,7 @@ export async function listVersions(runner: ValidationRunner): Promise<VersionLis
   const spec = {table: sourceSettings.table, versionColumn: sourceSettings.version_column, keys: sourceSettings.keys, columns: sourceSettings.columns};
   const source = await resolveLocalSource({database: duckdb.database, path: duckdb.path}, spec, pipeline.projectDir);
 
-  const {DuckDBInstance} = await import('@duckdb/node-api');
+  const {DuckDBInstance} = await import('../engines/duckdb-api.js');
   const instance = await DuckDBInstance.create(':memory:', {threads: '2', memory_limit: '512MB'});
   const connection = await instance.connect();
   try {

@@ -10,7 +10,6 @@
  * correct but slower.
  */
 import duckdb from '@duckdb/node-bindings';
-import {DuckDBTypeId} from '@duckdb/node-api';
 import type {DuckDBConnection, DuckDBResult} from '@duckdb/node-api';
 
 /** The column types this reader understands. */
@@ -19,9 +18,11 @@ export type ColumnKind = 'uint32' | 'double';
 /** The typed arrays handed to the visitor, in the order of the requested kinds. */
 export type ColumnViews<K extends readonly ColumnKind[]> = {[I in keyof K]: K[I] extends 'uint32' ? Uint32Array : Float64Array};
 
-const TYPES: Record<ColumnKind, {id: DuckDBTypeId; bytes: number; name: string}> = {
-  uint32: {id: DuckDBTypeId.UINTEGER, bytes: 4, name: 'UINTEGER'},
-  double: {id: DuckDBTypeId.DOUBLE, bytes: 8, name: 'DOUBLE'},
+// Type ids from the bindings (the same numbers as the node-api's DuckDBTypeId): importing the
+// node-api here would load it from node_modules beside the copy bundled into the CLI.
+const TYPES: Record<ColumnKind, {id: number; bytes: number; name: string}> = {
+  uint32: {id: duckdb.Type.UINTEGER, bytes: 4, name: 'UINTEGER'},
+  double: {id: duckdb.Type.DOUBLE, bytes: 8, name: 'DOUBLE'},
 };
 
 /** A query result whose chunks can be walked as typed arrays. */
@@ -82,7 +83,7 @@ export async function queryColumns<K extends readonly ColumnKind[]>(
 function checkTypes(result: DuckDBResult, kinds: readonly ColumnKind[]): void {
   if (result.columnCount !== kinds.length) throw new Error(`expected ${kinds.length} columns, the query returns ${result.columnCount}`);
   for (const [i, kind] of kinds.entries()) {
-    if (result.columnTypeId(i) !== TYPES[kind].id) throw new Error(`column ${i} (${result.columnName(i)}) must be ${TYPES[kind].name}, is ${result.columnType(i).toString()}`);
+    if (Number(result.columnTypeId(i)) !== TYPES[kind].id) throw new Error(`column ${i} (${result.columnName(i)}) must be ${TYPES[kind].name}, is ${result.columnType(i).toString()}`);
   }
 }
 

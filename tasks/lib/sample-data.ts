@@ -125,7 +125,7 @@ async function createSampleDatabase(path: string): Promise<boolean> {
 }
 
 async function generate(file: string): Promise<void> {
-  const {DuckDBInstance} = await import('@duckdb/node-api');
+  const {DuckDBInstance} = await import('../../src/engines/duckdb-api.js');
   // A private instance: the probe has no engine, and one thread is both faster here (no
   // ordered-merge of parallel inserts) and keeps the row order trivially deterministic.
   const instance = await DuckDBInstance.create(':memory:', {threads: '1', memory_limit: '512MB'});
