@@ -17,12 +17,14 @@ const [mode, url, maxMemory, page] = process.argv.slice(2);
 const PAGE = Number(page);
 const PROJECT = 'bench';
 
-const settings = {
+// Validated and completed with the defaults, as the runner hands them to the task.
+const {settingsSchema} = await import(join(root, 'dist/src/config/schema.js'));
+const settings = settingsSchema.parse({
   source: {engine: 'bigquery', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null},
   bigquery: {project_id: PROJECT, dataset_id: 'main', api_endpoint: url},
   performance: {retry_count: 3},
   validation: {chunk_size: PAGE},
-};
+});
 
 /** The ceiling: the requests extraction makes to read the rows, and nothing else. */
 async function pageOnly() {

@@ -54,6 +54,7 @@ async function main(): Promise<void> {
 async function child(database: string, memoryLimit: string): Promise<void> {
   const {DuckDBEngine} = await import('../src/engines/duckdb.js');
   const {default: extract} = await import('../tasks/extract.js');
+  const {completeSettings} = await import('../test/support/settings.js');
   const root = mkdtempSync(join(tmpdir(), 'bench-extract-'));
   const engine = new DuckDBEngine({memoryLimit, tempDirectory: join(root, 'spill')});
   const controller = new AbortController();
@@ -64,10 +65,10 @@ async function child(database: string, memoryLimit: string): Promise<void> {
     const result = await extract.run({
       name: 'extract-new',
       args: {version: '2'},
-      settings: {
+      settings: completeSettings({
         source: {engine: 'duckdb', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null},
         duckdb: {database, path: null},
-      },
+      }),
       inputs: {},
       files: {},
       outputDir: root,

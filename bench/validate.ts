@@ -99,6 +99,7 @@ async function ensureCsv(size: number): Promise<void> {
 
 async function runTask(size: number): Promise<Measurement> {
   const {default: validate} = await import('../tasks/validate.js');
+  const {completeSettings} = await import('../test/support/settings.js');
   const p = paths(size);
   const root = mkdtempSync(join(tmpdir(), 'bench-validate-'));
   const outputDir = join(root, 'out');
@@ -110,10 +111,10 @@ async function runTask(size: number): Promise<Measurement> {
     const result = await validate.run({
       name: 'validate',
       args: {},
-      settings: {
+      settings: completeSettings({
         source: {keys: KEYS, columns: null},
         validation: {tolerance: TOLERANCE, rules: [{check: 'row_count_change', max_pct: 5, severity: 'error'}]},
-      },
+      }),
       inputs: {'extract-old': {'rows.parquet': p.old}, 'extract-new': {'rows.parquet': p.new}},
       upstream: {},
       files: {},

@@ -10,7 +10,7 @@ import type {Json, TaskResult} from '../src/task-api.js';
 import {defineTask} from '../src/task-api.js';
 import type {LocalSettings, SourceSpec} from './lib/local-source.js';
 import {extractLocal, plannedQuery, probeLocalSource, resolveLocalSource} from './lib/local-source.js';
-import {SAMPLE_DATABASE, SAMPLE_TABLE} from './lib/sample-data.js';
+import {taskSettings} from './lib/settings.js';
 
 export default defineTask({
   async probe(ctx) {
@@ -56,11 +56,7 @@ export default defineTask({
   },
 });
 
-/**
- * The task's settings, type-checked (the runner validated the file; this guards direct use).
- * Read by hand rather than through `taskSettings()`: the probe runs on every cached run, and
- * importing the settings schema (zod) would add ~60 ms to each.
- */
+/** What the task reads of its settings. */
 interface ExtractSettings {
   engine: 'duckdb' | 'bigquery';
   /** Whether validate and analyze read the rows in BigQuery, so only the schema is extracted. */
@@ -70,31 +66,12 @@ interface ExtractSettings {
 }
 
 function readSettings(settings: Readonly<Record<string, Json>>): ExtractSettings {
-  const source = object(settings['source'], 'source');
-  const duckdb = object(settings['duckdb'], 'duckdb');
-  const engine = source['engine'] ?? 'duckdb';
-  if (engine !== 'duckdb' && engine !== 'bigquery') {
-    throw new ConfigurationError(`source.engine must be "duckdb" or "bigquery", got ${JSON.stringify(engine)}`);
-  }
-  const keys = stringList(source['keys'] ?? ['entity_id'], 'source.keys');
-  if (keys.length === 0) throw new ConfigurationError('source.keys must name at least one key column, got []');
-  const columns = source['columns'] ?? null;
-  const path = duckdb['path'] ?? null;
-  const validationEngine = object(settings['validation'], 'validation')['engine'] ?? 'local';
-  const analysisEngine = object(settings['analysis'], 'analysis')['engine'] ?? 'local';
+  const {source, duckdb, validation, analysis} = taskSettings(settings);
   return {
-    engine,
-    pushedDown: engine === 'bigquery' && validationEngine === 'bigquery' && analysisEngine === 'bigquery',
-    spec: {
-      table: string(source['table'] ?? SAMPLE_TABLE, 'source.table'),
-      versionColumn: string(source['version_column'] ?? 'version', 'source.version_column'),
-      keys,
-      columns: columns === null ? null : stringList(columns, 'source.columns'),
-    },
-    local: {
-      database: string(duckdb['database'] ?? SAMPLE_DATABASE, 'duckdb.database'),
-      path: path === null ? null : typeof path === 'string' ? string(path, 'duckdb.path') : stringList(path, 'duckdb.path'),
-    },
+    engine: source.engine,
+    pushedDown: source.engine === 'bigquery' && validation.engine === 'bigquery' && analysis.engine === 'bigquery',
+    spec: {table: source.table, versionColumn: source.version_column, keys: source.keys, columns: source.columns},
+    local: {database: duckdb.database, path: duckdb.path},
   };
 }
 
@@ -108,23 +85,4 @@ function versionOf(args: Readonly<Record<string, Json>>): string {
     });
   }
   return version.trim();
-}
-
-function object(value: Json | undefined, name: string): Record<string, Json> {
-  if (value === undefined || value === null) return {};
-  if (typeof value !== 'object' || Array.isArray(value)) {
-    throw new ConfigurationError(`${name} must be a mapping, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
-function string(value: Json, name: string): string {
-  if (typeof value !== 'string' || value === '') throw new ConfigurationError(`${name} must be a non-empty string, got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function stringList(value: Json, name: string): string[] {
-  if (typeof value === 'string') return [string(value, name)];
-  if (!Array.isArray(value)) throw new ConfigurationError(`${name} must be a list of names, got ${JSON.stringify(value)}`);
-  return value.map((item, i) => string(item, `${name}[${i}]`));
 }

@@ -9,6 +9,7 @@ import {ConfigurationError, ExecutionError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json, ProbeContext} from '../src/task-api.js';
 import {extractBigQuery, probeBigQuery} from '../tasks/lib/bigquery-extract.js';
+import {completeSettings} from './support/settings.js';
 import {startBigQueryServer} from './support/bigquery-server.js';
 import type {BigQueryServer} from './support/bigquery-server.js';
 import {runTaskDirectly} from './support/run-task.js';
@@ -119,7 +120,7 @@ function probeContext(table: string, version: string, overrides: Overrides = {})
   return {
     name: 'extract-new',
     args: {version},
-    settings: settings(table, overrides),
+    settings: completeSettings(settings(table, overrides)),
     projectDir: process.cwd(),
     signal: new AbortController().signal,
     digestFile: () => Promise.reject(new Error('no files here')),

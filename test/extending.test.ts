@@ -62,6 +62,26 @@ describe('user tasks', () => {
     expect(result.stdout).toContain('  Add "b.txt" to "outputs" of t in pipeline.yaml.');
   });
 
+  it('a built-in task that reads a setting its declaration leaves out fails with a configuration error naming it', () => {
+    // Quietly using the default instead would hide a setting the task's fingerprint does not
+    // cover: the user changes it and nothing reruns.
+    const shipped = readFileSync(join(REPO, 'pipeline.yaml'), 'utf8');
+    const validate = (text: string) => text.slice(text.indexOf('  validate:'), text.indexOf('  analyze:'));
+    const without = (...settings: string[]) => shipped.replace(validate(shipped), settings.reduce((text, setting) => text.replace(`, ${setting}`, ''), validate(shipped)));
+    const project = new Project({'pipeline.yaml': without('validation.max_mismatch_rows')});
+    let result = project.run(['--old', '0.3615', '--new', '0.3621']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - validate failed: This task reads the setting validation.max_mismatch_rows, which pipeline.yaml does not declare for it.');
+    expect(result.stdout).toContain("  Add validation.max_mismatch_rows to the task's inputs.settings (or tuning) in pipeline.yaml");
+    expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+    project.write({'pipeline.yaml': without('bigquery.maximum_bytes_billed', 'bigquery.retry_max_delay_seconds')});
+    result = project.run(['--old', '0.3615', '--new', '0.3621']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - validate failed: This task reads settings of bigquery, and pipeline.yaml declares none of them for it.');
+    project.write({'pipeline.yaml': shipped});
+    expect(project.run(['--old', '0.3615', '--new', '0.3621']).code).toBeLessThan(2);
+  });
+
   it('a module without a task export is a clear error', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': 'export const nothing = 1;\n'});
     const result = project.run(['--old', '1', '--new', '2']);

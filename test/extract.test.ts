@@ -18,6 +18,7 @@ import {expandGlob} from '../tasks/lib/glob.js';
 import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
 import {quoteIdent, quoteString} from '../tasks/lib/sql.js';
 import {runTaskDirectly} from './support/run-task.js';
+import {completeSettings} from './support/settings.js';
 
 let instance: DuckDBInstance;
 let db: DuckDBConnection;
@@ -64,11 +65,12 @@ function sha256(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
+/** The task's settings as the runner would hand them: validated, with every default. */
 function settings(overrides: {source?: Record<string, Json>; duckdb?: Record<string, Json>} = {}): Record<string, Json> {
-  return {
+  return completeSettings({
     source: {engine: 'duckdb', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null, ...overrides.source},
     duckdb: {database: 'data/warehouse.duckdb', path: null, ...overrides.duckdb},
-  };
+  });
 }
 
 async function run(projectDir: string, version: string, taskSettings: Record<string, Json> = settings()) {
@@ -87,7 +89,7 @@ function probe(projectDir: string, version: string, taskSettings: Record<string,
   const ctx: ProbeContext = {
     name: 'extract-new',
     args: {version},
-    settings: taskSettings,
+    settings: completeSettings(taskSettings),
     projectDir,
     signal: new AbortController().signal,
     digestFile: async (path) => sha256(path),
@@ -409,7 +411,7 @@ function probeAsUnprivilegedUser(projectDir: string, taskSettings: Record<string
     import {createHash} from 'node:crypto';
     import {readFileSync} from 'node:fs';
     try {
-      await extract.probe({name: 'x', args: {version: '1'}, settings: ${JSON.stringify(taskSettings)}, projectDir: ${JSON.stringify(projectDir)},
+      await extract.probe({name: 'x', args: {version: '1'}, settings: ${JSON.stringify(completeSettings(taskSettings))}, projectDir: ${JSON.stringify(projectDir)},
         signal: new AbortController().signal, digestFile: async (p) => createHash('sha256').update(readFileSync(p)).digest('hex')});
       console.log('no error');
     } catch (error) {

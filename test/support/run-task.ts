@@ -7,6 +7,7 @@ import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {DuckDBEngine} from '../../src/engines/duckdb.js';
 import type {Json, Progress, TaskContext, TaskDefinition, TaskResult} from '../../src/task-api.js';
+import {completeSettings} from './settings.js';
 
 export interface DirectRun {
   result: TaskResult | void;
@@ -32,6 +33,8 @@ export async function runTaskDirectly(
   const tmpDir = join(root, 'tmp');
   mkdirSync(outputDir);
   mkdirSync(tmpDir);
+  // Validated and completed with the defaults first, as the runner does.
+  const settings = completeSettings(options.settings);
   const engine = new DuckDBEngine({memoryLimit: '2GB', tempDirectory: join(root, 'spill')});
   const progress: Progress[] = [];
   const logs: string[] = [];
@@ -40,7 +43,7 @@ export async function runTaskDirectly(
   const ctx: TaskContext = {
     name: options.name ?? 'task',
     args: options.args ?? {},
-    settings: options.settings ?? {},
+    settings,
     inputs,
     upstream: options.upstream ?? {},
     files: {},
