@@ -12,7 +12,7 @@
  *      merge users write by hand, when python3 has pandas;
  *   5. the peak resident memory of each run.
  * Every figure is the median of several runs, with min and max. Results go to BENCHMARKS.md
- * (whose hand-written part, below NOTES_MARKER, is kept) and bench/results/<date>.json.
+ * (whose hand-written part, below NOTES_MARKER, is kept) and bench/results/<date>-<hh>-<mm>.json.
  *
  *   npm run bench [-- --sizes 1000000,10000000 --runs 3 --large-runs 2 --noop-runs 10 --no-pandas]
  * (`--large-runs`: repetitions for sizes above 2M rows, where one cold run takes minutes.)
@@ -219,7 +219,7 @@ async function main(): Promise<void> {
   }
   mkdirSync(join(REPO, 'bench', 'results'), {recursive: true});
   const record = {date, command: `npm run bench -- --sizes ${options.sizes} --runs ${runs} --large-runs ${options['large-runs']}`, machine, columns: {keys: KEYS, compared: COLUMNS}, results};
-  writeFileSync(join(REPO, 'bench', 'results', `${date.slice(0, 10)}.json`), JSON.stringify(record, null, 2) + '\n');
+  writeFileSync(join(REPO, 'bench', 'results', `${date.slice(0, 16).replace(/[T:]/g, '-')}.json`), JSON.stringify(record, null, 2) + '\n');
   writeFileSync(join(REPO, 'BENCHMARKS.md'), `${markdown(record)}\n${NOTES_MARKER}${keptNotes()}`);
   console.log('\nWrote BENCHMARKS.md and bench/results/.');
 }
