@@ -46,7 +46,6 @@ interface EntryFile {
   entry: string;
 }
 
-
 /** Writes a file through a temporary name, so readers see the old or the new file, never half. */
 export async function writeAtomic(path: string, content: string): Promise<void> {
   await mkdir(dirname(path), {recursive: true});
