@@ -7,8 +7,7 @@
  *   node --import tsx bench/extract.ts --sizes 1 --runs 5 --memory 4GB
  */
 import {execFileSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, renameSync, rmSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {existsSync, mkdirSync, renameSync, rmSync} from 'node:fs';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
@@ -52,44 +51,23 @@ async function main(): Promise<void> {
 
 /** One extraction of version 2 in this process; prints {seconds, rows, rssMiB}. */
 async function child(database: string, memoryLimit: string): Promise<void> {
-  const {DuckDBEngine} = await import('../src/engines/duckdb.js');
   const {default: extract} = await import('../tasks/extract.js');
-  const {completeSettings} = await import('../test/support/settings.js');
-  const root = mkdtempSync(join(tmpdir(), 'bench-extract-'));
-  const engine = new DuckDBEngine({memoryLimit, tempDirectory: join(root, 'spill')});
-  const controller = new AbortController();
-  try {
-    // The run's engine is shared by all its tasks, so its start-up is not the extraction's.
-    await engine.connect();
-    const started = performance.now();
-    const result = await extract.run({
-      name: 'extract-new',
-      args: {version: '2'},
-      settings: completeSettings({
-        source: {engine: 'duckdb', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null},
-        duckdb: {database, path: null},
-      }),
-      inputs: {},
-      files: {},
-      outputDir: root,
-      output: (name) => join(root, name),
-      input: () => {
-        throw new Error('no inputs');
-      },
-      projectDir: here,
-      tmpDir: root,
-      log: {debug() {}, info() {}, warn() {}, error() {}},
-      progress() {},
-      signal: controller.signal,
-      duckdb: () => engine.connect(controller.signal),
-    });
-    const seconds = (performance.now() - started) / 1000;
-    const rows = result && typeof result === 'object' ? (result.rows ?? 0) : 0;
-    console.log(JSON.stringify({seconds, rows, rssMiB: process.resourceUsage().maxRSS / 1024}));
-  } finally {
-    engine.close();
-    rmSync(root, {recursive: true, force: true});
-  }
+  const {runTaskDirectly} = await import('../test/support/run-task.js');
+  // The run's engine is shared by all its tasks, so its start-up is not the extraction's.
+  const run = await runTaskDirectly(extract, {
+    name: 'extract-new',
+    args: {version: '2'},
+    settings: {
+      source: {engine: 'duckdb', table: 'model_parameters', version_column: 'version', keys: ['entity_id'], columns: null},
+      duckdb: {database, path: null},
+    },
+    outputs: ['rows.parquet'],
+    projectDir: here,
+    engine: {memoryLimit, started: true},
+  });
+  rmSync(dirname(run.outputDir), {recursive: true, force: true});
+  const rows = run.result && typeof run.result === 'object' ? (run.result.rows ?? 0) : 0;
+  console.log(JSON.stringify({seconds: run.taskMs / 1000, rows, rssMiB: process.resourceUsage().maxRSS / 1024}));
 }
 
 /** bench/data/extract-<n>m.duckdb: versions 1 and 2, n million rows each, 12 columns. */

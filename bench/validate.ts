@@ -99,38 +99,21 @@ async function ensureCsv(size: number): Promise<void> {
 
 async function runTask(size: number): Promise<Measurement> {
   const {default: validate} = await import('../tasks/validate.js');
-  const {completeSettings} = await import('../test/support/settings.js');
+  const {runTaskDirectly} = await import('../test/support/run-task.js');
   const p = paths(size);
-  const root = mkdtempSync(join(tmpdir(), 'bench-validate-'));
-  const outputDir = join(root, 'out');
-  mkdirSync(outputDir);
-  const started = performance.now();
-  const {connection, close} = await engine();
+  const run = await runTaskDirectly(validate, {
+    name: 'validate',
+    settings: {
+      source: {keys: KEYS, columns: null},
+      validation: {tolerance: TOLERANCE, rules: [{check: 'row_count_change', max_pct: 5, severity: 'error'}]},
+    },
+    inputs: {'extract-old': {'rows.parquet': p.old}, 'extract-new': {'rows.parquet': p.new}},
+    outputs: ['validation.json', 'mismatches.csv', 'added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv'],
+    engine: {memoryLimit: options.memory, ...(options.threads === undefined ? {} : {threads: Number(options.threads)})},
+  });
   try {
-    const noop = () => undefined;
-    const result = await validate.run({
-      name: 'validate',
-      args: {},
-      settings: completeSettings({
-        source: {keys: KEYS, columns: null},
-        validation: {tolerance: TOLERANCE, rules: [{check: 'row_count_change', max_pct: 5, severity: 'error'}]},
-      }),
-      inputs: {'extract-old': {'rows.parquet': p.old}, 'extract-new': {'rows.parquet': p.new}},
-      upstream: {},
-      files: {},
-      outputDir,
-      output: (name) => join(outputDir, name),
-      input: (task) => (task === 'extract-old' ? p.old : p.new),
-      projectDir: root,
-      tmpDir: root,
-      log: {debug: noop, info: noop, warn: noop, error: noop},
-      progress: noop,
-      signal: new AbortController().signal,
-      duckdb: async () => connection,
-    });
-    const ms = performance.now() - started;
-    const json = JSON.parse(readFileSync(join(outputDir, 'validation.json'), 'utf8'));
-    if (result === undefined) throw new Error('validate returned nothing');
+    if (run.result === undefined) throw new Error('validate returned nothing');
+    const json = JSON.parse(readFileSync(join(run.outputDir, 'validation.json'), 'utf8'));
     const counts: Record<string, number> = {
       matched: json.keys.matched,
       added: json.keys.added,
@@ -141,10 +124,9 @@ async function runTask(size: number): Promise<Measurement> {
       changed_rows: json.changed_rows,
     };
     for (const c of COLUMNS) counts[`changed_${c}`] = json.columns[c].changed;
-    return {ms, rssMiB: 0, counts};
+    return {ms: run.taskMs, rssMiB: 0, counts};
   } finally {
-    close();
-    rmSync(root, {recursive: true, force: true});
+    rmSync(dirname(run.outputDir), {recursive: true, force: true});
   }
 }
 

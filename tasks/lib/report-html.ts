@@ -376,9 +376,8 @@ function segmentLabel(segment: Loose<Record<string, string | number | boolean | 
 // --- Movers -----------------------------------------------------------------------------
 
 function moversSection(parameters: readonly [string, Parameter][]): Html {
-  const withMovers = parameters
-    .map(([name, p]) => [name, (p.top_movers ?? []).filter((m) => (m.abs_change ?? 0) > 0)] as const)
-    .filter(([, movers]) => movers.length > 0);
+  // The analysis lists only keys whose value changed.
+  const withMovers = parameters.map(([name, p]) => [name, p.top_movers ?? []] as const).filter(([, movers]) => movers.length > 0);
   if (withMovers.length === 0) return html`<p>No matched key changed the value of a numeric parameter.</p>`;
   return html`<p>The matched keys whose value moved most, per parameter (the ${REPORT_LIMITS.movers} largest absolute changes; analysis.json keeps up to <code>analysis.top_n</code>).</p>
 <div class="movers">${withMovers.map(([name, movers]) => {

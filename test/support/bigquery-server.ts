@@ -16,7 +16,7 @@ import {createHash} from 'node:crypto';
 import {createServer} from 'node:http';
 import type {IncomingMessage, Server, ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
-import type {DuckDBConnection, DuckDBInstance} from '@duckdb/node-api';
+import type {DuckDBInstance} from '@duckdb/node-api';
 
 /** One request as the server saw it. */
 export interface LoggedRequest {

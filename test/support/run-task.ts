@@ -1,6 +1,7 @@
 /**
- * Runs one task module directly, without the runner: for focused tests of a task's logic.
- * End-to-end behaviour (caching, CLI, exit codes) is tested through the real CLI instead.
+ * Runs one task module directly, without the runner: for focused tests of a task's logic,
+ * and for the benchmarks of one task. End-to-end behaviour (caching, CLI, exit codes) is
+ * tested through the real CLI instead.
  */
 import {mkdirSync, mkdtempSync} from 'node:fs';
 import {tmpdir} from 'node:os';
@@ -14,6 +15,8 @@ export interface DirectRun {
   outputDir: string;
   progress: Progress[];
   logs: string[];
+  /** Wall time of the task's run alone. */
+  taskMs: number;
 }
 
 export async function runTaskDirectly(
@@ -26,6 +29,11 @@ export async function runTaskDirectly(
     upstream?: TaskContext['upstream'];
     outputs: string[];
     projectDir?: string;
+    /**
+     * The DuckDB engine the task gets (2GB by default). `started`: started before the task
+     * runs, as a run's engine shared by its tasks is, so `taskMs` leaves its start-up out.
+     */
+    engine?: {memoryLimit?: string; threads?: number; started?: boolean};
   },
 ): Promise<DirectRun> {
   const root = mkdtempSync(join(tmpdir(), 'task-'));
@@ -35,7 +43,11 @@ export async function runTaskDirectly(
   mkdirSync(tmpDir);
   // Validated and completed with the defaults first, as the runner does.
   const settings = completeSettings(options.settings);
-  const engine = new DuckDBEngine({memoryLimit: '2GB', tempDirectory: join(root, 'spill')});
+  const engine = new DuckDBEngine({
+    memoryLimit: options.engine?.memoryLimit ?? '2GB',
+    tempDirectory: join(root, 'spill'),
+    ...(options.engine?.threads === undefined ? {} : {threads: options.engine.threads}),
+  });
   const progress: Progress[] = [];
   const logs: string[] = [];
   const controller = new AbortController();
@@ -70,8 +82,10 @@ export async function runTaskDirectly(
     duckdb: () => engine.connect(controller.signal),
   };
   try {
+    if (options.engine?.started) await engine.connect();
+    const started = performance.now();
     const result = await task.run(ctx);
-    return {result, outputDir, progress, logs};
+    return {result, outputDir, progress, logs, taskMs: performance.now() - started};
   } finally {
     engine.close();
   }
