@@ -2,8 +2,7 @@
  * The analyze task on small Parquet fixtures built with DuckDB SQL; every figure is checked
  * against a plain TypeScript computation over the same values.
  */
-import {mkdtempSync, readFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -11,6 +10,7 @@ import analyze from '../tasks/analyze.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
 import {ks, quantile, wasserstein} from './support/statistics.js';
+import {temporaryFolder} from './support/temp.js';
 
 const N = 2000;
 let dir: string;
@@ -36,7 +36,7 @@ let oldRows: Row[];
 let newRows: Row[];
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'analyze-'));
+  dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
   for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY]] as const) {

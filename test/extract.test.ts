@@ -4,7 +4,7 @@
  */
 import {spawnSync} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync} from 'node:fs';
+import {chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -19,6 +19,7 @@ import {ensureSampleDatabase} from '../tasks/lib/sample-data.js';
 import {quoteIdent, quoteString} from '../tasks/lib/sql.js';
 import {runTaskDirectly} from './support/run-task.js';
 import {completeSettings} from './support/settings.js';
+import {temporaryFolder} from './support/temp.js';
 
 let instance: DuckDBInstance;
 let db: DuckDBConnection;
@@ -33,7 +34,7 @@ afterAll(() => {
 });
 
 function tempProject(): string {
-  return mkdtempSync(join(tmpdir(), 'extract-test-'));
+  return temporaryFolder('extract-test-');
 }
 
 /** Runs `sql` against a new DuckDB database file at `path` (the fixture's source). */

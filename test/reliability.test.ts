@@ -5,7 +5,6 @@
  */
 import {execSync} from 'node:child_process';
 import {mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
-import {join} from 'node:path';
 import {afterEach, describe, expect, it} from 'vitest';
 import {countingTask, Project} from './support/project.js';
 

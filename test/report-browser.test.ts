@@ -4,8 +4,7 @@
  * load nothing else, log no error, and render the verdict; the screenshot is kept under
  * test/artifacts/ for a human to look at.
  */
-import {mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {DuckDBInstance} from '@duckdb/node-api';
@@ -16,6 +15,7 @@ import validate from '../tasks/validate.js';
 import {findChromium, inspectPage} from './support/chromium.js';
 import type {PageReport} from './support/chromium.js';
 import {runTaskDirectly} from './support/run-task.js';
+import {temporaryFolder} from './support/temp.js';
 
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
 
@@ -26,7 +26,7 @@ const version = (range: string, shift: number) => `SELECT i AS id, (['east','wes
   CASE WHEN i % 4 = 0 THEN 'a' ELSE '<b>&"tier"' END AS tier FROM ${range} t(i)`;
 
 async function buildReport(): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'report-browser-'));
+  const dir = temporaryFolder('report-browser-');
   const instance = await DuckDBInstance.create(':memory:');
   try {
     const connection = await instance.connect();

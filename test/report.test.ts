@@ -4,8 +4,7 @@
  * The size bound is checked on a real 1M-row comparison and on an analysis.json with every
  * list at its largest.
  */
-import {mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {beforeAll, describe, expect, it} from 'vitest';
@@ -17,6 +16,7 @@ import {REPORT_LIMITS} from '../tasks/lib/report-html.js';
 import report from '../tasks/report.js';
 import validate from '../tasks/validate.js';
 import {runTaskDirectly} from './support/run-task.js';
+import {temporaryFolder} from './support/temp.js';
 
 const NASTY = '<script>alert("x")</script>';
 const NASTY_CATEGORY = '<b>bold</b> & "quoted"';
@@ -50,7 +50,7 @@ const UPSTREAM: Record<string, UpstreamInfo> = {
 
 /** Writes two versions as Parquet and runs the real validate and analyze tasks on them. */
 async function compare(oldSql: string, newSql: string, segmentBy: string[] = ['region']) {
-  const dir = mkdtempSync(join(tmpdir(), 'report-fixture-'));
+  const dir = temporaryFolder('report-fixture-');
   const instance = await DuckDBInstance.create(':memory:');
   try {
     const connection = await instance.connect();
@@ -233,7 +233,7 @@ describe('report.html', () => {
   });
 
   it('reads a validation.json that lacks optional fields', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'report-minimal-'));
+    const dir = temporaryFolder('report-minimal-');
     writeFileSync(join(dir, 'validation.json'), JSON.stringify({rows: {old: 3, new: 3}, rules: [{check: 'row_count_change', severity: 'error', passed: true, observed: 0, limit: 5}], status: 'pass'}));
     writeFileSync(join(dir, 'analysis.json'), JSON.stringify({parameters: {x: {psi: 0.01}}, status: 'pass'}));
     const minimal = await runReport({validation: join(dir, 'validation.json'), analysis: join(dir, 'analysis.json')}, {});
@@ -244,7 +244,7 @@ describe('report.html', () => {
   });
 
   it('fails with a clear message when validation.json is not JSON', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'report-broken-'));
+    const dir = temporaryFolder('report-broken-');
     writeFileSync(join(dir, 'validation.json'), '{"rows": ');
     await expect(runReport({validation: join(dir, 'validation.json')})).rejects.toThrow(/Expected validation.json from the validate task to be JSON, but it does not parse/);
   });
@@ -268,7 +268,7 @@ describe('report size', () => {
   }, 120_000);
 
   it('stays under 2 MB with every list in analysis.json at its largest', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'report-large-'));
+    const dir = temporaryFolder('report-large-');
     const long = (prefix: string, i: number) => `${prefix}-${i}-${'x'.repeat(180)}`;
     const segments = Array.from({length: 500}, (_, s) => ({
       segment: {region: long('segment', s)},
@@ -300,6 +300,7 @@ describe('report size', () => {
     };
     const doc: AnalysisDocument = {
       settings: {segment_by: ['region'], bins: 10, top_n: 1000, psi: {warn: 0.1, fail: 0.25}},
+      engine: 'local',
       rows: {old: 1e6, new: 1e6},
       parameters: Object.fromEntries(Array.from({length: 60}, (_, i) => [long('parameter', i), parameter(i)])),
       categorical: Object.fromEntries(

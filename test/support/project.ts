@@ -4,10 +4,10 @@
  */
 import {spawn, spawnSync} from 'node:child_process';
 import type {ChildProcess} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {existsSync, mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {temporaryFolder} from './temp.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const CLI = join(REPO, 'dist/cli/bin.js');
@@ -30,7 +30,7 @@ export class Project {
   readonly dir: string;
 
   constructor(files: Record<string, string>) {
-    this.dir = mkdtempSync(join(tmpdir(), 'pipeline-e2e-'));
+    this.dir = temporaryFolder('pipeline-e2e-');
     this.write({'package.json': '{"type":"module"}\n', ...files});
   }
 

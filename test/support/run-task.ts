@@ -3,12 +3,12 @@
  * and for the benchmarks of one task. End-to-end behaviour (caching, CLI, exit codes) is
  * tested through the real CLI instead.
  */
-import {mkdirSync, mkdtempSync, rmSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {mkdirSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBEngine} from '../../src/engines/duckdb.js';
 import type {Json, Progress, TaskContext, TaskDefinition, TaskResult} from '../../src/task-api.js';
 import {completeSettings} from './settings.js';
+import {temporaryFolder} from './temp.js';
 
 export interface DirectRun {
   result: TaskResult | void;
@@ -36,7 +36,7 @@ export async function runTaskDirectly(
     engine?: {memoryLimit?: string; threads?: number; started?: boolean};
   },
 ): Promise<DirectRun> {
-  const root = temporaryRoot();
+  const root = temporaryFolder('task-');
   const outputDir = join(root, 'out');
   const tmpDir = join(root, 'tmp');
   mkdirSync(outputDir);
@@ -89,18 +89,4 @@ export async function runTaskDirectly(
   } finally {
     engine.close();
   }
-}
-
-// Each run's folder lives until the tests of the file (or the benchmark) are done with its
-// outputs, then goes: a test run used to leave thousands of them in the system's temp folder.
-// Vitest ends its workers with a signal, so under it the clean-up is a hook of the test file.
-const roots: string[] = [];
-const removeRoots = () => roots.splice(0).forEach((root) => rmSync(root, {recursive: true, force: true}));
-if (process.env['VITEST'] === undefined) process.once('exit', removeRoots);
-else (await import('vitest')).afterAll(removeRoots);
-
-function temporaryRoot(): string {
-  const root = mkdtempSync(join(tmpdir(), 'task-'));
-  roots.push(root);
-  return root;
 }

@@ -2,13 +2,13 @@
  * Runs the validate task over two versions written as Parquet from inline SQL, for the
  * validate suites.
  */
-import {mkdtempSync, readFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import validate from '../../tasks/validate.js';
 import type {Json, TaskResult} from '../../src/task-api.js';
 import {runTaskDirectly} from './run-task.js';
+import {temporaryFolder} from './temp.js';
 
 export const VALIDATE_OUTPUTS = ['validation.json', 'mismatches.csv', 'added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv'];
 
@@ -22,7 +22,7 @@ export interface ValidateRun {
 
 /** Writes each query's rows to a Parquet file in a new temp folder; returns the paths. */
 export async function writeVersions(oldSql: string, newSql: string): Promise<{old: string; new: string}> {
-  const dir = mkdtempSync(join(tmpdir(), 'validate-fixture-'));
+  const dir = temporaryFolder('validate-fixture-');
   const paths = {old: join(dir, 'old.parquet'), new: join(dir, 'new.parquet')};
   const instance = await DuckDBInstance.create(':memory:');
   try {
