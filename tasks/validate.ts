@@ -26,6 +26,7 @@ import {
   describeSql,
   diffSql,
   duplicatesCopySql,
+  DUPLICATES_PART_ROWS,
   duplicatesSql,
   emptySamplesSql,
   keysCopySql,
@@ -77,8 +78,11 @@ export default defineTask({
     try {
       const [profileOld, profileNew] = [await profile(sql, plan, 'old'), await profile(sql, plan, 'new')];
       const total = num(profileOld['row_count']) + num(profileNew['row_count']);
-      ctx.progress({message: 'finding duplicate keys', rows: 0, total});
-      await sql.run(duplicatesSql(plan));
+      const duplicates = duplicatesSql(plan, Math.max(1, Math.ceil(total / DUPLICATES_PART_ROWS)));
+      for (const [i, statement] of duplicates.entries()) {
+        ctx.progress({message: duplicates.length === 1 ? 'finding duplicate keys' : `finding duplicate keys (part ${i + 1} of ${duplicates.length})`, rows: 0, total});
+        await sql.run(statement);
+      }
       ctx.progress({message: 'joining versions', rows: 0, total});
       await sql.run(candidatesSql(plan));
       ctx.progress({message: 'comparing changed rows', rows: 0, total});

@@ -3,7 +3,9 @@
  * construction: keys, nulls and NaN, tolerances, schema drift, rules and verdicts.
  */
 import {describe, expect, it} from 'vitest';
+import {DuckDBInstance} from '@duckdb/node-api';
 import {ConfigurationError} from '../src/errors.js';
+import {DUPLICATES_PART_ROWS, DUPLICATES_TABLE, duplicatesSql, planComparison} from '../tasks/lib/compare-sql.js';
 import {compareVersions, runValidate, validateSettings, writeVersions} from './support/validate-fixtures.js';
 
 const MISMATCH_HEADER = 'column,old_value,new_value,abs_diff,rel_diff';
@@ -40,6 +42,54 @@ describe('keys', () => {
     expect(run.files['removed_keys.csv']).toBe('id\n4\n');
     expect(run.files['mismatches.csv']).toBe(`id,${MISMATCH_HEADER}\n`);
     expect(run.json.difference_score).toBeCloseTo(1 - 1 / 7, 12);
+  });
+
+  it('finds duplicate keys in parts over many rows: each key in the same part in both versions, however typed', async () => {
+    // 2.6M rows a version (over DUPLICATES_PART_ROWS in all: two parts); the key is BIGINT in
+    // the old version and INTEGER in the new, and every duplicated key is in both versions,
+    // so a count from the wrong part would show.
+    expect(2 * 2_600_000).toBeGreaterThan(DUPLICATES_PART_ROWS);
+    const run = await compareVersions(
+      `SELECT i AS id, i % 7 AS v FROM range(2600000) t(i) UNION ALL SELECT i, i % 7 FROM (VALUES (7), (1000007), (2000007), (42)) d(i)`,
+      `SELECT CAST(i AS INTEGER) AS id, i % 7 AS v FROM range(2600000) t(i) UNION ALL SELECT i, i % 7 FROM (VALUES (11), (500011), (2500011), (42), (42)) d(i)`,
+    );
+    expect(run.progress.map((p) => p.message)).toContain('finding duplicate keys (part 2 of 2)');
+    expect(run.files['duplicate_keys.csv']).toBe('id,count_old,count_new\n7,2,1\n11,1,2\n42,2,3\n500011,1,2\n1000007,2,1\n2000007,2,1\n2500011,1,2\n');
+    expect(run.json.keys).toEqual({matched: 2_600_000, added: 0, removed: 0, duplicated_old: 4, duplicated_new: 4});
+    expect(run.json.compared_rows).toBe(2_600_000 - 7);
+  });
+
+  it('gives the same duplicate-key table in any number of parts, for composite, text and retyped keys', async () => {
+    const versions = await writeVersions(
+      `FROM (VALUES (1, 'a', 1.0), (1, 'a', 2.0), (1, 'b', 3.0), (2, 'a', 4.0), (2, 'a', 5.0), (2, 'a', 6.0), (3, 'c', 7.0), (4, 'd', 8.0)) t(n, s, v)`,
+      `FROM (VALUES (1.0, 'a', 1.0), (1.0, 'b', 2.0), (1.0, 'b', 3.0), (2.0, 'a', 4.0), (3.0, 'c', 5.0), (3.0, 'c', 6.0), (5.0, 'e', 7.0), (5.0, 'e', 8.0)) t(n, s, v)`,
+    );
+    const instance = await DuckDBInstance.create(':memory:');
+    const connection = await instance.connect();
+    try {
+      const schema = async (path: string) =>
+        (await connection.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet('${path}')`)).getRowObjectsJson().map((r) => ({name: String(r['column_name']), type: String(r['column_type'])}));
+      const plan = planComparison({
+        dialect: 'duckdb',
+        sources: versions,
+        keys: ['n', 's'],
+        columns: null,
+        tolerance: {abs: 0, rel: 0, columns: {}},
+        schemaOld: await schema(versions.old),
+        schemaNew: await schema(versions.new),
+      });
+      expect(plan.keys[0]).toMatchObject({retyped: true, asText: false});
+      const table = async (parts: number) => {
+        for (const statement of duplicatesSql(plan, parts)) await connection.run(statement.sql, statement.params);
+        return (await connection.runAndReadAll(`SELECT k0, k1, n_old, n_new FROM ${DUPLICATES_TABLE} ORDER BY k0, k1`)).getRowsJson();
+      };
+      // (1, a) twice in the old version, (1, b) and (3, c) in the new, (2, a) three times in the old, (5, e) only in the new.
+      const expected = [[1, 'a', 2, 1], [1, 'b', 1, 2], [2, 'a', 3, 1], [3, 'c', 1, 2], [5, 'e', 0, 2]].map(([n, k, o, c]) => [n, k, String(o), String(c)]);
+      for (const parts of [1, 2, 3, 7]) expect((await table(parts)).map(([k0, ...rest]) => [Number(k0), ...rest])).toEqual(expected);
+    } finally {
+      connection.closeSync();
+      instance.closeSync();
+    }
   });
 
   it('matches composite keys on every part and reports rows with a null key part', async () => {

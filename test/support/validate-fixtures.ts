@@ -6,7 +6,7 @@ import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import validate from '../../tasks/validate.js';
-import type {Json, TaskResult} from '../../src/task-api.js';
+import type {Json, Progress, TaskResult} from '../../src/task-api.js';
 import {runTaskDirectly} from './run-task.js';
 import {temporaryFolder} from './temp.js';
 
@@ -18,6 +18,7 @@ export interface ValidateRun {
   /** validation.json, parsed; `any` because tests index into it freely. */
   json: any;
   files: Record<string, string>;
+  progress: Progress[];
 }
 
 /** Writes each query's rows to a Parquet file in a new temp folder; returns the paths. */
@@ -62,7 +63,7 @@ export async function runValidate(paths: {old: string; new: string}, settings: R
   });
   const files: Record<string, string> = {};
   for (const name of VALIDATE_OUTPUTS) files[name] = readFileSync(join(run.outputDir, name), 'utf8');
-  return {result: run.result ?? {}, json: JSON.parse(files['validation.json'] ?? 'null'), files};
+  return {result: run.result ?? {}, json: JSON.parse(files['validation.json'] ?? 'null'), files, progress: run.progress};
 }
 
 /** Writes two versions and validates them. */
