@@ -150,7 +150,10 @@ export class ValidationRunner {
       for (const name of names ?? []) {
         const matches = pipeline.order.filter((task) => task === name || pipeline.tasks.get(task)!.declaration.tags.includes(name));
         if (matches.length === 0 && flag === '--only') {
-          throw new ConfigurationError(`${flag} ${name}: no task or tag of that name.${didYouMean(name, pipeline.order)}`);
+          const tags = [...new Set(pipeline.order.flatMap((task) => pipeline.tasks.get(task)!.declaration.tags))].sort();
+          throw new ConfigurationError(`${flag} ${name}: no task or tag of that name.${didYouMean(name, [...pipeline.order, ...tags])}`, {
+            hint: `The tasks are ${pipeline.order.join(', ')}${tags.length > 0 ? `; the tags ${tags.join(', ')}` : ''}.`,
+          });
         }
         for (const match of matches) chosen.add(match);
       }

@@ -159,7 +159,7 @@ tasks:
     expect(command.stderr).toBe('Error: Unknown command "grpah". Did you mean "graph"?\nRun with --help to see the commands.\n');
     const only = project.run(['--old', '1', '--new', '2', '--only', 'b']);
     expect(only.code).toBe(2);
-    expect(only.stderr).toBe('Error: --only b: no task or tag of that name. Did you mean "a"?\n');
+    expect(only.stderr).toBe('Error: --only b: no task or tag of that name. Did you mean "a"?\nThe tasks are a.\n');
   });
 
   it('loads the example configuration of the original specification as it is', () => {
