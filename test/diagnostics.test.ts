@@ -44,6 +44,12 @@ tasks:
   e:
     run: t
     shell: echo hi
+  f:
+    run: python3 check.py
+  g:
+    run: t
+    cmd: python3 check.py
+    colour: blue
 `,
     });
     const result = project.run(['--old', '1', '--new', '2']);
@@ -57,9 +63,12 @@ tasks:
       'pipeline.yaml:15:15 Task "extract-old": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
       'pipeline.yaml:15:29 Task "extract-old" refers to ${settings.analysis.binz}, but setting "analysis.binz" does not exist. Did you mean "analysis.bins"?',
       'pipeline.yaml:16:25 Task "extract-old" declares setting "analysis.bin", which does not exist. Did you mean "analysis.bins"?',
-      'pipeline.yaml:19:5 Unknown key "need" in task "b". Expected one of: description, run, shell, deps, inputs, tuning, with, outputs, intermediate, tags, cache.',
+      'pipeline.yaml:19:5 Unknown key "need" in task "b". Did you mean "deps"?',
       'pipeline.yaml:23:3 Task "d" does nothing: add "run" (a module in tasks/) or "shell" (a command).',
       'pipeline.yaml:26:12 Task "e" has both "run" and "shell"; keep one: "run" names a module in tasks/, "shell" is a command.',
+      'pipeline.yaml:28:10 Task "f" runs "python3 check.py", but there is no module tasks/python3 check.py.ts (looked in the project\'s tasks/ and the built-in tasks). To run a shell command, write it under "shell" instead of "run".',
+      'pipeline.yaml:31:5 Unknown key "cmd" in task "g". Did you mean "shell"?',
+      'pipeline.yaml:32:5 Unknown key "colour" in task "g". Expected one of: description, run, shell, deps, inputs, tuning, with, outputs, intermediate, tags, cache.',
     ]);
     expect(project.exists('output')).toBe(false);
     expect(project.exists('.cache')).toBe(false);

@@ -52,6 +52,27 @@ function dotted(path: ValuePath): string {
 
 const article = (type: string) => (/^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`);
 
+// What other pipeline tools call a task's keys (GitHub Actions' needs, wireit's
+// dependencies, DVC's outs and cmd, ...): no typo distance finds these.
+const KEY_SYNONYMS: Readonly<Record<string, string>> = {
+  need: 'deps',
+  needs: 'deps',
+  depends_on: 'deps',
+  dependencies: 'deps',
+  requires: 'deps',
+  command: 'shell',
+  cmd: 'shell',
+  script: 'shell',
+  outs: 'outputs',
+  output: 'outputs',
+  input: 'inputs',
+};
+
+function suggestKey(key: string, known: readonly string[]): string {
+  const synonym = KEY_SYNONYMS[key.toLowerCase()];
+  return synonym !== undefined && known.includes(synonym) ? ` Did you mean "${synonym}"?` : didYouMean(key, known);
+}
+
 /**
  * One diagnostic per issue. `prefix` is the path under which `issues` paths sit in the file
  * (e.g. `['settings']` for pipeline.yaml), `subject` names what is checked ("setting").
@@ -74,7 +95,7 @@ export function issuesToDiagnostics(
           const where = name === '' ? '' : path.length === 2 && path[0] === 'tasks' ? ` in task "${path[1]}"` : ` in "${name}"`;
           diagnostics.push({
             location: locate.key([...path, key]),
-            message: `Unknown ${subject} "${key}"${where}.${didYouMean(key, known) || (known.length > 0 ? ` Expected one of: ${known.join(', ')}.` : '')}`,
+            message: `Unknown ${subject} "${key}"${where}.${suggestKey(key, known) || (known.length > 0 ? ` Expected one of: ${known.join(', ')}.` : '')}`,
           });
         }
         break;
