@@ -245,8 +245,8 @@ export const DUPLICATES_PART_ROWS = 5_000_000;
 /**
  * Creates the table of keys occurring more than once in either version, with both counts:
  * one statement per part, each counting the keys whose hash falls in its part. A key lands
- * in the same part in both versions (a key typed differently in each is hashed as the type
- * the versions are matched in), so each part's counts are whole.
+ * in the same part in both versions (a key typed differently in each is hashed as text or
+ * as a DOUBLE, alike for equal keys), so each part's counts are whole.
  */
 export function duplicatesSql(plan: ComparePlan, parts = 1): SqlStatement[] {
   if (!Number.isSafeInteger(parts) || parts < 1) throw new RangeError(`parts must be a positive integer, got ${parts}`);
