@@ -23,6 +23,7 @@ import {
   bigQueryQuantilesSql,
   categoriesSql,
   describeSql,
+  magnitudesSql,
   moverThresholdsSql,
   moversSql,
   rowCountSql,
@@ -45,6 +46,7 @@ import {
   evaluateRule,
   momentsOf,
   num,
+  powerOfTwoNear,
   numericFigures,
   parametersCsv,
   rankPair,
@@ -178,7 +180,7 @@ async function analyzeLocally(
     };
     // Prefetching, the first sort (on the second connection) runs beside the summary statistics.
     let next = prefetch ? sort(0) : undefined;
-    const stats = await rowsOf(conn, statsSql(sources, segments.ids, numeric), {log: ctx.log, label: 'summary statistics'});
+    const stats = await summaryStatistics(ctx, conn, sources, segments.ids, numeric);
     next ??= sort(0);
     for (const [i, column] of numeric.entries()) {
       checkAborted(ctx);
@@ -188,7 +190,7 @@ async function analyzeLocally(
       if (prefetch && i + 1 < numeric.length) next = sort(i + 1);
       parameters[column] = await analyzeNumeric(sorted, ctx, sources, settings, segments.keys, momentsOf(stats, i, segments.keys.length));
       if (!prefetch && i + 1 < numeric.length) next = sort(i + 1);
-      ctx.log.debug(`analyze: ${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
+      ctx.log.debug(`${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
     }
   }
   if (numeric.length > 0 && keys.length > 0 && settings.top_n > 0) {
@@ -205,6 +207,23 @@ async function analyzeLocally(
     categories[column] = categoricalFigures(await rowsOf(conn, categoriesSql(column, sources), {log: ctx.log, label: `${column}: categories`}));
   }
   return {engine: 'local', rows, parameters, categories};
+}
+
+/**
+ * The summary moments (`statsSql`). DuckDB's stddev_samp fails when squares overflow a DOUBLE
+ * (values beyond ~1e154): then each parameter is measured scaled by a power of two near its
+ * largest magnitude, which changes no digit of the figures.
+ */
+async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sources: AnalysisSources, ids: SegmentIds, numeric: readonly string[]): Promise<Record<string, unknown>[]> {
+  const timing = {log: ctx.log, label: 'summary statistics'};
+  try {
+    return await rowsOf(conn, statsSql(sources, ids, numeric), timing);
+  } catch (error: unknown) {
+    if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
+    ctx.log.info('values too large to square in a DOUBLE; summary statistics computed over scaled values');
+    const magnitudes = (await rowsOf(conn, magnitudesSql(sources, numeric)))[0] ?? {};
+    return rowsOf(conn, statsSql(sources, ids, numeric, numeric.map((_, i) => powerOfTwoNear(num(magnitudes[`a${i}`])))), timing);
+  }
 }
 
 /**
@@ -529,7 +548,7 @@ async function rowsOf(conn: DuckDBConnection, sql: string, timing?: {log: TaskCo
   const reader = await conn.runAndReadAll(sql);
   const rows = reader.getRowObjectsJson() as Record<string, unknown>[];
   // Per-query times in the debug log: where the time of a slow analysis goes.
-  timing?.log.debug(`analyze: ${timing.label} took ${Math.round(performance.now() - start)} ms`);
+  timing?.log.debug(`${timing.label} took ${Math.round(performance.now() - start)} ms`);
   return rows;
 }
 

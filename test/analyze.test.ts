@@ -28,6 +28,10 @@ const NEW = `SELECT i AS id, (['a','b','c','d'])[i % 4 + 1] AS region, CASE WHEN
 const TIES_OLD = `SELECT i AS id, (i * 7 % 11)::INTEGER AS t FROM range(600) r(i)`;
 const TIES_NEW = `SELECT i AS id, CASE WHEN i % 50 = 3 THEN NULL ELSE (i * 5 % 13)::INTEGER END AS t FROM range(40, 700) r(i)`;
 
+// The same versions times 2^600 (~4e180, an exact scaling): squares of such values overflow a
+// DOUBLE, so their sample variance cannot be computed directly.
+const HUGE = (sql: string) => `SELECT id, region, x * (2::DOUBLE ** 600) AS x, y * (2::DOUBLE ** 600) AS y, z FROM (${sql})`;
+
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
@@ -39,7 +43,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -123,6 +127,28 @@ describe('analyze', () => {
     expect(p.histogram.edges).toHaveLength(31);
     expect(csv.split('\n')[0]).toContain('parameter,old_count,new_count');
     expect(csv).toContain(`x,${a.length},${b.length}`);
+  });
+
+  it('measures values too large to square (~4e180) like the same values scaled down', async () => {
+    const plain = (await run('new', {segment_by: ['region']})).doc;
+    const huge = (await run('huge-new', {segment_by: ['region']}, 'huge-old')).doc;
+    const scale = 2 ** 600;
+    for (const column of ['x', 'y']) {
+      const p = plain.parameters[column]!;
+      const h = huge.parameters[column]!;
+      // KS, PSI and the normalised Wasserstein distance do not depend on the scale.
+      expect([h.ks, h.psi, h.wasserstein_norm, h.drift]).toEqual([p.ks, p.psi, p.wasserstein_norm, p.drift]);
+      expect(h.segments.map((g) => [g.ks, g.psi, g.wasserstein_norm])).toEqual(p.segments.map((g) => [g.ks, g.psi, g.wasserstein_norm]));
+      for (const version of ['old', 'new'] as const) {
+        for (const key of ['mean', 'std', 'min', 'p50', 'max'] as const) {
+          expect(h[version][key]! / scale).toBeCloseTo(p[version][key]!, 10);
+        }
+      }
+    }
+    // And the plain figures are right (the scaled values' own mean and std, computed directly).
+    const a = values(oldRows, 'x');
+    expect(huge.parameters['x']!.old.std! / scale).toBeCloseTo(std(a), 10);
+    expect(huge.parameters['x']!.old.mean! / scale).toBeCloseTo(mean(a), 10);
   });
 
   it('shows a drift confined to one segment there and nowhere else', async () => {

@@ -38,9 +38,23 @@ export interface SideMoments {
   segments: Moments[];
 }
 
+/**
+ * The power of two nearest below `magnitude` (1 for none): dividing by it is exact, and
+ * brings the magnitude into [1, 2), where squares cannot overflow.
+ */
+export function powerOfTwoNear(magnitude: number | null): number {
+  if (magnitude === null || !Number.isFinite(magnitude) || magnitude === 0) return 1;
+  return 2 ** Math.floor(Math.log2(Math.abs(magnitude)));
+}
+
 // The global moments are combined from the segments' (Chan et al.'s pairwise update of the
-// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS.
+// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS. The
+// update runs on the moments divided by a power of two near their magnitude, so that
+// squaring cannot overflow for huge values; the scaling changes no digit otherwise.
 export function momentsOf(stats: readonly Record<string, unknown>[], i: number, segmentCount: number): [SideMoments, SideMoments] {
+  let magnitude = 0;
+  for (const r of stats) for (const key of [`m${i}`, `s${i}`]) magnitude = Math.max(magnitude, Math.abs(num(r[key]) ?? 0));
+  const scale = powerOfTwoNear(magnitude);
   const side = (k: 0 | 1): SideMoments => {
     const segments: Moments[] = Array.from({length: segmentCount}, () => ({count: 0, mean: null, std: null, min: null, max: null}));
     let rows = 0;
@@ -57,14 +71,14 @@ export function momentsOf(stats: readonly Record<string, unknown>[], i: number, 
       if (sid !== null && sid >= 1 && sid <= segmentCount) segments[sid - 1] = m;
       if (m.count === 0 || m.mean === null) continue;
       const n = count + m.count;
-      const delta = m.mean - mean;
-      m2 += (m.std ?? 0) ** 2 * (m.count - 1) + (delta * delta * count * m.count) / n;
+      const delta = m.mean / scale - mean;
+      m2 += ((m.std ?? 0) / scale) ** 2 * (m.count - 1) + (delta * delta * count * m.count) / n;
       mean += (delta * m.count) / n;
       count = n;
       min = min === null || m.min! < min ? m.min : min;
       max = max === null || m.max! > max ? m.max : max;
     }
-    const global: Moments = {count, mean: count > 0 ? mean : null, std: count > 1 ? Math.sqrt(m2 / (count - 1)) : null, min, max};
+    const global: Moments = {count, mean: count > 0 ? mean * scale : null, std: count > 1 ? Math.sqrt(m2 / (count - 1)) * scale : null, min, max};
     return {rows, global, segments};
   };
   return [side(0), side(1)];

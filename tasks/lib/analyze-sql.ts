@@ -193,15 +193,30 @@ export function segmentsSql(s: AnalysisSources): string {
 
 /**
  * Summary moments per version (side) and segment (sid): rows, then for parameter i
- * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}.
+ * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. With `scales`, the
+ * mean and std of parameter i are computed over its values divided by scales[i] (a power of
+ * two: exact), then multiplied back: for values whose squares overflow a DOUBLE (beyond
+ * ~1e154), where DuckDB's stddev_samp fails.
  */
-export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[]): string {
+export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[]): string {
   duckdbOnly(s.dialect);
   const values = parameters.map((p, i) => `${valueExpr(p, s)} AS x${i}`).join(', ');
-  const aggs = parameters.map((_, i) => `count(x${i}) AS n${i}, avg(x${i}) AS m${i}, stddev_samp(x${i}) AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`);
+  const aggs = parameters.map((_, i) => {
+    const scale = scales?.[i] ?? 1;
+    const moment = (f: string) => (scale === 1 ? `${f}(x${i})` : `${f}(x${i} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
+    return `count(x${i}) AS n${i}, ${moment('avg')} AS m${i}, ${moment('stddev_samp')} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
+  });
   const side = (k: 0 | 1) => `SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid${values ? `, ${values}` : ''} FROM ${source(s, k)}`;
   return `SELECT side, sid, count(*) AS rows${aggs.length > 0 ? `, ${aggs.join(', ')}` : ''}
 FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
+}
+
+/** The largest magnitude a{i} of each parameter's finite values in both versions: what `statsSql`'s scales come from. */
+export function magnitudesSql(s: AnalysisSources, parameters: readonly string[]): string {
+  duckdbOnly(s.dialect);
+  const values = parameters.map((p, i) => `${valueExpr(p, s)} AS x${i}`).join(', ');
+  const side = (k: 0 | 1) => `SELECT ${values} FROM ${source(s, k)}`;
+  return `SELECT ${parameters.map((_, i) => `max(abs(x${i})) AS a${i}`).join(', ')} FROM (${side(0)} UNION ALL ${side(1)})`;
 }
 
 /**
