@@ -46,9 +46,9 @@ import {
   evaluateRule,
   momentsOf,
   num,
-  powerOfTwoNear,
   numericFigures,
   parametersCsv,
+  powerOfTwoNear,
   rankPair,
   toMovers,
 } from './lib/analysis-figures.js';
