@@ -18,12 +18,13 @@
  * (`--large-runs`: repetitions for sizes above 2M rows, where one cold run takes minutes.)
  */
 import {execFileSync, spawnSync} from 'node:child_process';
-import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs';
+import {copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs';
 import {cpus, tmpdir, totalmem} from 'node:os';
 import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {parseArgs} from 'node:util';
 import {COLUMNS, handWrittenSql, KEYS, newVersionSql, oldVersionSql, PANDAS_SCRIPT, pandasAvailable, PYTHON, stats, TOLERANCE} from './lib/datasets.js';
+import {temporaryFolder} from '../test/support/temp.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const DATA = join(REPO, 'bench', 'data');
@@ -85,7 +86,7 @@ async function warehouse(size: number): Promise<{database: string; oldParquet: s
 
 /** A project running the shipped pipeline over the warehouse. */
 function project(database: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-pipeline-'));
+  const dir = temporaryFolder('bench-pipeline-');
   copyFileSync(join(REPO, 'pipeline.yaml'), join(dir, 'pipeline.yaml'));
   writeFileSync(join(dir, 'package.json'), JSON.stringify({type: 'module', scripts: {pipeline: `node ${CLI}`}}));
   writeFileSync(

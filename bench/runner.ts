@@ -4,17 +4,17 @@
  * Targets: at most 150 ms and 400 ms. Prints the median, min and max of several runs.
  */
 import {execFileSync, spawnSync} from 'node:child_process';
-import {mkdirSync, mkdtempSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
+import {mkdirSync, writeFileSync} from 'node:fs';
 import {dirname, join, resolve} from 'node:path';
 import {fileURLToPath} from 'node:url';
+import {temporaryFolder} from '../test/support/temp.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(REPO, 'dist/cli/bin.js');
 const RUNS = Number(process.env['BENCH_RUNS'] ?? 15);
 
 function project(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'bench-runner-'));
+  const dir = temporaryFolder('bench-runner-');
   mkdirSync(join(dir, 'tasks'));
   writeFileSync(
     join(dir, 'tasks/noop.ts'),

@@ -168,6 +168,11 @@ function valueExpr(column: string, s: AnalysisSources): string {
   return `CASE WHEN isfinite(${c}) THEN ${c} END`;
 }
 
+// Each parameter's finite values as x0, x1, ...
+function finiteValues(parameters: readonly string[], s: AnalysisSources): string {
+  return parameters.map((p, i) => `${valueExpr(p, s)} AS x${i}`).join(', ');
+}
+
 function segmentHash(s: AnalysisSources): string {
   return `hash(${s.segmentBy.map((c) => quoteIdent(c, s.dialect)).join(', ')})`;
 }
@@ -200,7 +205,7 @@ export function segmentsSql(s: AnalysisSources): string {
  */
 export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[]): string {
   duckdbOnly(s.dialect);
-  const values = parameters.map((p, i) => `${valueExpr(p, s)} AS x${i}`).join(', ');
+  const values = finiteValues(parameters, s);
   const aggs = parameters.map((_, i) => {
     const scale = scales?.[i] ?? 1;
     const moment = (f: string) => (scale === 1 ? `${f}(x${i})` : `${f}(x${i} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
@@ -214,8 +219,7 @@ FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
 /** The largest magnitude a{i} of each parameter's finite values in both versions: what `statsSql`'s scales come from. */
 export function magnitudesSql(s: AnalysisSources, parameters: readonly string[]): string {
   duckdbOnly(s.dialect);
-  const values = parameters.map((p, i) => `${valueExpr(p, s)} AS x${i}`).join(', ');
-  const side = (k: 0 | 1) => `SELECT ${values} FROM ${source(s, k)}`;
+  const side = (k: 0 | 1) => `SELECT ${finiteValues(parameters, s)} FROM ${source(s, k)}`;
   return `SELECT ${parameters.map((_, i) => `max(abs(x${i})) AS a${i}`).join(', ')} FROM (${side(0)} UNION ALL ${side(1)})`;
 }
 
