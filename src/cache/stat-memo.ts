@@ -14,21 +14,20 @@ export async function fileSignature(path: string): Promise<string> {
 class JsonFile<T> {
   readonly #file: string;
   #value: Record<string, T> | undefined;
+  /** The first load, shared: callers at the same moment must get the same object to write to. */
+  #loading: Promise<Record<string, T>> | undefined;
   #changed = false;
 
   constructor(file: string) {
     this.#file = file;
   }
 
-  async entries(): Promise<Record<string, T>> {
-    if (this.#value === undefined) {
-      try {
-        this.#value = JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, T>;
-      } catch {
-        this.#value = {};
-      }
-    }
-    return this.#value;
+  entries(): Promise<Record<string, T>> {
+    this.#loading ??= readFile(this.#file, 'utf8')
+      .then((text) => JSON.parse(text) as Record<string, T>)
+      .catch(() => ({}))
+      .then((value) => (this.#value = value));
+    return this.#loading;
   }
 
   touched(): void {
@@ -51,23 +50,37 @@ class JsonFile<T> {
  */
 export class StatMemo {
   readonly #store: JsonFile<{signature: string; value: string}>;
+  /** Computations under way, so callers asking at the same moment share one (a file read once). */
+  readonly #pending = new Map<string, Promise<string>>();
 
   /** `file` is where the memo is kept between runs. */
   constructor(file: string) {
     this.#store = new JsonFile(file);
   }
 
-  /** The remembered value for `path` if the file has not changed since; else `compute` it. */
+  /**
+   * The remembered value for `path` if the file has not changed since; else `compute` it,
+   * once for all who ask while it is computed (both extractions probe the same database).
+   */
   async get(path: string, compute: (path: string) => Promise<string>): Promise<string> {
     const entries = await this.#store.entries();
     const signature = await fileSignature(path);
     const known = entries[path];
     if (known?.signature === signature) return known.value;
-    const value = await compute(path);
-    // The file may change while it is read; the signature from before keeps that safe.
-    entries[path] = {signature, value};
-    this.#store.touched();
-    return value;
+    const id = `${signature}\0${path}`;
+    let pending = this.#pending.get(id);
+    if (pending === undefined) {
+      pending = compute(path)
+        .then((value) => {
+          // The file may change while it is read; the signature from before keeps that safe.
+          entries[path] = {signature, value};
+          this.#store.touched();
+          return value;
+        })
+        .finally(() => this.#pending.delete(id));
+      this.#pending.set(id, pending);
+    }
+    return pending;
   }
 
   /** Records a fact just established about a file. */
