@@ -117,7 +117,9 @@ tasks:
   it('reports problems of every settings layer where the value was written', () => {
     const project = new Project({
       'tasks/t.ts': TASK,
-      'pipeline.yaml': 'tasks:\n  a: {run: t}\n',
+      // Rules here too: a list in a higher layer replaces this one, so problems inside the
+      // config file's list are reported there, not at the same positions in this file.
+      'pipeline.yaml': 'settings:\n  validation:\n    rules:\n      - {check: row_count_change, max_pct: 5}\n      - {check: changed_rows, max_pct: 25}\ntasks:\n  a: {run: t}\n',
       'list.json': '[1, 2]\n',
       'broken.json': '{"a": \n',
       'settings.yaml': 'validation:\n  rules:\n    - {check: row_count_chnage, max_pct: 5}\n    - {check: changed_rows}\n',
@@ -142,6 +144,9 @@ tasks:
     ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.mismatch_table=all mismatches']), [
       '--set validation.mismatch_table=all mismatches Expected "validation.mismatch_table" to be a BigQuery table, dataset.table or project.dataset.table (letters, digits, _ and - in the table name), got "all mismatches".',
+    ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'analysis.psi.warn=0.3']), [
+      '--set analysis.psi.warn=0.3 Expected "analysis.psi" to have "warn" at most "fail" (a PSI from "warn" up is a moderate drift, from "fail" up a major one).',
     ]);
     expectProblems(project.run(['--old', '1', '--new', '2'], {PIPELINE_PERFORMANCE_MAX_MEMORY: 'lots'}), [
       'environment variable PIPELINE_PERFORMANCE_MAX_MEMORY Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB", got "lots".',

@@ -12,7 +12,7 @@ import type {Locator} from './issues.js';
 import {pipelineSchema, settingsSchema, taskSchema} from './schema.js';
 import type {Settings, TaskDeclaration} from './schema.js';
 import {YamlSource} from './yaml-source.js';
-import {hasPath, isRecord, setPath} from '../util/json-path.js';
+import {getPath, hasPath, isRecord, setPath} from '../util/json-path.js';
 import type {ValuePath} from './yaml-source.js';
 
 /** Where settings come from, highest priority first. */
@@ -204,14 +204,19 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
   const merged = layers.reduce<Record<string, unknown>>((value, layer) => deepMerge(value, layer.value), {});
   const settings = settingsSchema.safeParse(merged, {reportInput: true});
   if (!settings.success) {
-    // Each problem is reported where the winning value was written.
+    // Each problem is reported where the winning value was written: mappings merge key by
+    // key, but a list or a scalar replaces what lower layers had, so a problem inside a list
+    // (a rule) belongs to the layer that wrote the list, whatever the layers below hold.
     const owner = (path: ValuePath): Layer => {
-      for (let length = path.length; length >= 0; length--) {
+      let found = layers[0]!;
+      for (let length = 1; length <= path.length; length++) {
         const prefix = path.slice(0, length);
         const layer = [...layers].reverse().find((candidate) => candidate.has(prefix));
-        if (layer !== undefined) return layer;
+        if (layer === undefined) break;
+        found = layer;
+        if (!isRecord(getPath(layer.value, prefix))) break;
       }
-      return layers[0]!;
+      return found;
     };
     const locator: Locator = {
       value: (path) => owner(path).locate.value(path),

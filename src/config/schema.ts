@@ -99,7 +99,10 @@ export const settingsSchema = z.strictObject({
       segment_by: z.array(column).default(['region']),
       bins: z.number().int().min(2).max(1000).default(10),
       top_n: z.number().int().min(0).default(20),
-      psi: z.strictObject({warn: z.number().min(0).default(0.1), fail: z.number().min(0).default(0.25)}).prefault({}),
+      psi: z
+        .strictObject({warn: z.number().min(0).default(0.1), fail: z.number().min(0).default(0.25)})
+        .refine((psi) => psi.warn <= psi.fail, {message: '"warn" at most "fail" (a PSI from "warn" up is a moderate drift, from "fail" up a major one)'})
+        .prefault({}),
       rules: z.array(analysisRule).default([]),
     })
     .prefault({}),
