@@ -145,6 +145,9 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.mismatch_table=all mismatches']), [
       '--set validation.mismatch_table=all mismatches Expected "validation.mismatch_table" to be a BigQuery table, dataset.table or project.dataset.table (letters, digits, _ and - in the table name), got "all mismatches".',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'analysis.segment_by=region']), [
+      '--set analysis.segment_by=region Expected a list for "analysis.segment_by", got "region". For a list of one, write [region].',
+    ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'analysis.psi.warn=0.3']), [
       '--set analysis.psi.warn=0.3 Expected "analysis.psi" to have "warn" at most "fail" (a PSI from "warn" up is a moderate drift, from "fail" up a major one).',
     ]);

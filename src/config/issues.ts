@@ -106,7 +106,7 @@ export function issuesToDiagnostics(
           message:
             input === undefined
               ? `Missing "${name}": expected ${article(expected)}.`
-              : `Expected ${article(expected)} for "${name}", got ${describe(input)}.`,
+              : `Expected ${article(expected)} for "${name}", got ${describe(input)}.${expected === 'list' && typeof input === 'string' ? ` For a list of one, write [${input}].` : ''}`,
         });
         break;
       }
