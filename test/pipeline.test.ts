@@ -145,6 +145,15 @@ describe('the shipped pipeline', () => {
     expect(summary.tasks[0]!.reason).toMatch(/^source /);
   });
 
+  it('comparing a version with itself warns that nothing can change, and finds nothing', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3615']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Warning: --old and --new are the same version (0.3615): the comparison can only find no change. Pass the two versions to compare.');
+    expect(statuses(project, '0.3615_vs_0.3615')).toMatchObject({'extract-old': 'cached', 'extract-new': 'cached'});
+    const validation = JSON.parse(readFileSync(join(project.dir, 'output', '0.3615_vs_0.3615', 'validation.json'), 'utf8')) as object;
+    expect(validation).toMatchObject({changed_rows: 0, keys: {added: 0, removed: 0}, status: 'pass'});
+  });
+
   it('a version with no rows is a clear error naming the versions present', () => {
     const result = project.run(['--old', '0.3615', '--new', '0.9999']);
     expect(result.code).toBe(2);
