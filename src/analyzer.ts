@@ -42,6 +42,8 @@ export interface Pipeline {
   tasks: ReadonlyMap<TaskName, TaskNode>;
   /** Every task, dependencies first. */
   order: TaskName[];
+  /** Said on the terminal when a run starts (see LoadedPipeline). */
+  warnings: readonly string[];
 }
 
 /** A task added in code rather than in pipeline.yaml. */
@@ -224,5 +226,5 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
 
   if (diagnostics.length > 0) throw new DiagnosticsError(diagnostics);
   const order = topologicalOrder(names, (name) => tasks.get(name as TaskName)?.deps.map((dep) => dep.task) ?? []) as TaskName[];
-  return {file: loaded.file, projectDir, settings: loaded.settings, tasks, order};
+  return {file: loaded.file, projectDir, settings: loaded.settings, tasks, order, warnings: loaded.warnings};
 }

@@ -204,6 +204,7 @@ export class ValidationRunner {
       }
       const hooks = combineHooks(...reporters);
       hooks.log('INFO', `run ${versions.old} vs ${versions.new} in ${pipeline.projectDir} (pid ${process.pid})`);
+      for (const warning of pipeline.warnings) hooks.warning(warning);
       if (versions.old === versions.new) {
         hooks.warning(`--old and --new are the same version (${versions.old}): the comparison can only find no change. Pass the two versions to compare.`);
       }

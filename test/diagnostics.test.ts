@@ -154,6 +154,12 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2'], {PIPELINE_PERFORMANCE_MAX_MEMORY: 'lots'}), [
       'environment variable PIPELINE_PERFORMANCE_MAX_MEMORY Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB", got "lots".',
     ]);
+    // Other tools' PIPELINE_* variables are left alone; one a typo away from a section is pointed out.
+    const misspelt = project.run(['--old', '1', '--new', '2'], {PIPELINE_VALIDATON_ENGINE: 'bigquery', PIPELINE_BUILD_NUMBER: '7'});
+    expect(misspelt.code).toBe(0);
+    expect(misspelt.stderr).toBe(
+      'Warning: Environment variable PIPELINE_VALIDATON_ENGINE is not read: "validaton" is not a settings section. Did you mean PIPELINE_VALIDATION_ENGINE?\n',
+    );
   });
 
   it('refuses bad versions and flags with exit code 2', () => {

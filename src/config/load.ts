@@ -13,6 +13,7 @@ import {pipelineSchema, settingsSchema, taskSchema} from './schema.js';
 import type {Settings, TaskDeclaration} from './schema.js';
 import {YamlSource} from './yaml-source.js';
 import {getPath, hasPath, isRecord, setPath} from '../util/json-path.js';
+import {closest} from '../util/suggest.js';
 import type {ValuePath} from './yaml-source.js';
 
 /** Where settings come from, highest priority first. */
@@ -50,6 +51,8 @@ export interface LoadedPipeline {
   /** Tasks declared but invalid (already diagnosed): still valid names for `deps`. */
   invalidTasks: ReadonlySet<string>;
   diagnostics: Diagnostic[];
+  /** Not wrong enough to stop the run, worth a line on the terminal (a misspelt environment variable). */
+  warnings: string[];
 }
 
 
@@ -94,15 +97,22 @@ function parseScalar(text: string): unknown {
 
 const SECTIONS = Object.keys(settingsSchema.shape);
 
-function environmentLayer(env: Readonly<Record<string, string | undefined>>): Layer {
+function environmentLayer(env: Readonly<Record<string, string | undefined>>, warnings: string[]): Layer {
   const value: Record<string, unknown> = {};
   const origins = new Map<string, string>();
   for (const [name, text] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
     const match = /^PIPELINE_([A-Z]+)_(.+)$/.exec(name);
     if (match === null || text === undefined) continue;
     const section = match[1]!.toLowerCase();
-    // Other tools use PIPELINE_* too (CI systems); only our sections are ours.
-    if (!SECTIONS.includes(section)) continue;
+    // Other tools use PIPELINE_* too (CI systems); only our sections are ours, and a name one
+    // typo away from ours is pointed out rather than refused.
+    if (!SECTIONS.includes(section)) {
+      const meant = closest(section, SECTIONS);
+      if (meant !== undefined) {
+        warnings.push(`Environment variable ${name} is not read: "${section}" is not a settings section. Did you mean PIPELINE_${meant.toUpperCase()}_${match[2]!}?`);
+      }
+      continue;
+    }
     const path = [section, ...match[2]!.toLowerCase().split('__')];
     setPath(value, path, parseScalar(text));
     origins.set(path.join('.'), `environment variable ${name}`);
@@ -194,7 +204,8 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
     : {};
 
   // Lowest priority first.
-  const layers: Layer[] = [fileLayer(source, ['settings'], pipelineSettings), environmentLayer(inputs.env ?? {})];
+  const warnings: string[] = [];
+  const layers: Layer[] = [fileLayer(source, ['settings'], pipelineSettings), environmentLayer(inputs.env ?? {}, warnings)];
   if (inputs.configFile !== undefined) {
     const layer = configFileLayer(inputs.configFile, diagnostics);
     if (layer !== undefined) layers.push(layer);
@@ -232,5 +243,6 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
     tasks,
     invalidTasks,
     diagnostics,
+    warnings,
   };
 }

@@ -17,6 +17,7 @@ import {canonicalJson, sha256} from '../util/hash.js';
 interface Memo {
   settings: Settings;
   tasks: [string, TaskDeclaration][];
+  warnings?: string[];
 }
 
 /** Written by the build (scripts/stamp-build.mjs): a digest of the runner's sources. */
@@ -67,6 +68,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
       tasks: new Map(memo.tasks),
       invalidTasks: new Set(),
       diagnostics: [],
+      warnings: memo.warnings ?? [],
     };
   } catch {
     // No memo (or an unreadable one): load for real.
@@ -76,7 +78,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
   if (loaded.diagnostics.length === 0 && key !== undefined) {
     await mkdir(memoDir, {recursive: true}).catch(() => undefined);
     const temporary = `${file}.tmp-${process.pid}`;
-    const memo: Memo = {settings: loaded.settings, tasks: [...loaded.tasks]};
+    const memo: Memo = {settings: loaded.settings, tasks: [...loaded.tasks], warnings: loaded.warnings};
     // A read-only project still runs; it just loads slowly.
     await writeFile(temporary, JSON.stringify(memo))
       .then(() => rename(temporary, file))
