@@ -17,7 +17,7 @@ import {canonicalJson, sha256} from '../util/hash.js';
 interface Memo {
   settings: Settings;
   tasks: [string, TaskDeclaration][];
-  warnings?: string[];
+  warnings: string[];
 }
 
 /** Written by the build (scripts/stamp-build.mjs): a digest of the runner's sources. */
@@ -68,7 +68,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
       tasks: new Map(memo.tasks),
       invalidTasks: new Set(),
       diagnostics: [],
-      warnings: memo.warnings ?? [],
+      warnings: memo.warnings,
     };
   } catch {
     // No memo (or an unreadable one): load for real.
