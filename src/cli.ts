@@ -102,6 +102,7 @@ function printVerdict(summary: RunSummary): void {
   const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];
   print(`${mark} ${summary.old} vs ${summary.new} (${summary.cache.ran} ran, ${summary.cache.hits} cached, ${(summary.duration_ms / 1000).toFixed(1)} s)`);
   for (const reason of summary.verdict_reasons) print(`  - ${reason}`);
+  for (const line of summary.highlights) print(`  · ${line}`);
   if (summary.error !== undefined) {
     for (const failure of summary.error.failures) print(`  - ${failure.task} failed: ${failure.message}`);
     if (summary.error.hint !== null) print(`  ${summary.error.hint}`);

@@ -38,6 +38,8 @@ export interface RunSummary {
   status: Verdict;
   /** The rules that decided a warn or fail. */
   verdict_reasons: string[];
+  /** What the tasks found worth a line whatever the verdict (TaskResult.highlights), `task: line`. */
+  highlights: string[];
   dry_run: boolean;
   started_at: string;
   finished_at: string;
@@ -64,6 +66,7 @@ export function summarize(input: {
   const finished = new Date();
   let status: Verdict = 'pass';
   const reasons: string[] = [];
+  const highlights: string[] = [];
   const tasks: TaskSummary[] = [];
   const outputs: string[] = [];
   let savedMs = 0;
@@ -93,6 +96,7 @@ export function summarize(input: {
         });
         if (result.verdict !== undefined && ORDER.indexOf(result.verdict) > ORDER.indexOf(status)) status = result.verdict;
         if (result.verdict !== undefined && result.verdict !== 'pass') reasons.push(...(result.verdictReasons ?? []).map((reason) => `${outcome.task}: ${reason}`));
+        highlights.push(...(result.highlights ?? []).map((line) => `${outcome.task}: ${line}`));
         const intermediate = input.pipeline.tasks.get(outcome.task)?.declaration.intermediate ?? false;
         if (!intermediate || input.pipeline.settings.output.save_intermediates) {
           outputs.push(...Object.keys(outcome.entry.outputs).map((file) => (intermediate ? `${outcome.task}.${file}` : file)));
@@ -127,6 +131,7 @@ export function summarize(input: {
     new: input.versions.new,
     status,
     verdict_reasons: reasons,
+    highlights,
     dry_run: input.dryRun,
     started_at: input.startedAt.toISOString(),
     finished_at: finished.toISOString(),

@@ -92,6 +92,11 @@ export interface TaskResult {
   verdict?: Verdict;
   /** Why the verdict, in a line each (the rules that decided it). */
   verdictReasons?: string[];
+  /**
+   * What a reader should know whatever the verdict, in a line each (which parameters drifted):
+   * shown under the run's verdict on the terminal and kept in summary.json. A few at most.
+   */
+  highlights?: string[];
   /** Any small JSON the task wants in summary.json (for example bytes scanned). */
   details?: Record<string, Json>;
 }

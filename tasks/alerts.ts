@@ -7,6 +7,7 @@
 import {readFile, writeFile} from 'node:fs/promises';
 import {ConfigurationError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
+import {segmentName} from './lib/analysis-figures.js';
 import type {AnalysisDocument} from './lib/analyze-sql.js';
 
 /** One alert: a parameter whose mean moved too much in one place. */
@@ -39,9 +40,7 @@ export default defineTask({
       const places = [
         {segment: '(all)', old: figures.old.mean, new: figures.new.mean, std: figures.old.std, pct: figures.mean_change.pct, psi: figures.psi},
         ...figures.segments.map((shift) => ({
-          segment: Object.entries(shift.segment)
-            .map(([column, value]) => `${column}=${String(value)}`)
-            .join(' '),
+          segment: segmentName(shift.segment),
           old: shift.old.mean,
           new: shift.new.mean,
           std: shift.old.std,

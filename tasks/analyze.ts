@@ -44,6 +44,7 @@ import {
   categoricalFigures,
   chartRange,
   evaluateRule,
+  driftHighlights,
   momentsOf,
   num,
   numericFigures,
@@ -138,6 +139,7 @@ export default defineTask({
       rows: rows.old + rows.new,
       verdict: status,
       verdictReasons: rules.filter((r) => !r.passed).map((r) => r.message),
+      highlights: driftHighlights(parameters),
       details: {
         parameters: numeric.length,
         categorical: categorical.length,

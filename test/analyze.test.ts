@@ -7,7 +7,8 @@ import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
-import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
+import {driftHighlights} from '../tasks/lib/analysis-figures.js';
+import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
 import {ks, quantile, wasserstein} from './support/statistics.js';
 import {temporaryFolder} from './support/temp.js';
@@ -152,7 +153,7 @@ describe('analyze', () => {
   });
 
   it('shows a drift confined to one segment there and nowhere else', async () => {
-    const {doc} = await run('new');
+    const {doc, result} = await run('new');
     const p = doc.parameters['y']!;
     expect(p.segments.map((s) => s.segment['region'])).toEqual(['a', 'b', 'c', 'd']);
     for (const s of p.segments) {
@@ -171,6 +172,36 @@ describe('analyze', () => {
       }
     }
     expect(p.ks).toBeCloseTo(ks(values(oldRows, 'y'), values(newRows, 'y')), 10);
+    // The run's verdict says so on the terminal, whatever the rules: y, concentrated in region
+    // a, first (the larger PSI there), then x, shifted everywhere alike.
+    const two = (v: number | null) => Number(v!.toPrecision(2));
+    const x = doc.parameters['x']!;
+    expect(x.drift).toBe('major');
+    expect(result?.highlights).toEqual([
+      `y: ${p.drift} drift (PSI ${two(p.psi)}, KS ${two(p.ks)}), strongest in region=a (PSI ${two(p.segments[0]!.psi)})`,
+      `x: major drift (PSI ${two(x.psi)}, KS ${two(x.ks)})`,
+    ]);
+  });
+
+  it('lists drifted parameters strongest first, names their strongest segment, and keeps to five lines', () => {
+    const segment = (region: string, psi: number, drift: string) => ({segment: {region}, psi, drift});
+    const parameter = (psi: number, drift: string, ks: number, segments: ReturnType<typeof segment>[] = []) =>
+      ({psi, drift, ks, segments}) as unknown as NumericAnalysis;
+    const lines = driftHighlights({
+      calm: parameter(0.01, 'none', 0.01, [segment('east', 0.02, 'none')]),
+      shifted: parameter(0.3, 'major', 0.2, [segment('east', 0.9, 'major'), segment('west', 0.05, 'none')]),
+      local: parameter(0.02, 'none', 0.03, [segment('north', 0.12, 'moderate'), segment('south', 0.4, 'major'), segment('east', 0.11, 'moderate')]),
+      ...Object.fromEntries(['p1', 'p2', 'p3', 'p4'].map((name, i) => [name, parameter(0.11 + i / 100, 'moderate', 0.05)])),
+    });
+    expect(lines).toEqual([
+      'shifted: major drift (PSI 0.3, KS 0.2), strongest in region=east (PSI 0.9)',
+      'local: drift in region=south (major, PSI 0.4), region=north (moderate, PSI 0.12) and 1 more only; PSI 0.02 overall',
+      'p4: moderate drift (PSI 0.14, KS 0.05)',
+      'p3: moderate drift (PSI 0.13, KS 0.05)',
+      'p2: moderate drift (PSI 0.12, KS 0.05)',
+      'and 1 more drifted parameters (analysis.json)',
+    ]);
+    expect(driftHighlights({calm: parameter(0.01, 'none', 0.01)})).toEqual([]);
   });
 
   it('handles runs of tied values, without segments, like a direct computation', async () => {

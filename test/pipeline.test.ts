@@ -31,6 +31,10 @@ describe('the shipped pipeline', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('WARN 0.3615 vs 0.3621 (6 ran, 0 cached');
     expect(result.stdout).toContain('Report: output/0.3615_vs_0.3621/report.html');
+    // No rule looks at drift here, yet the sample's drift in one region is said under the verdict.
+    const drift = 'analyze: learning_rate: drift in region=east (major, PSI 0.67) only; PSI 0.0091 overall';
+    expect(result.stdout).toContain(`\n  · ${drift}\n`);
+    expect(project.json<{highlights: string[]}>('output/0.3615_vs_0.3621/summary.json').highlights).toEqual([drift]);
     expect(statuses(project)).toEqual({'extract-old': 'ran', 'extract-new': 'ran', validate: 'ran', analyze: 'ran', report: 'ran', alerts: 'ran'});
     for (const file of ['summary.json', 'validation.json', 'mismatches.csv', 'added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv', 'analysis.json', 'parameters.csv', 'report.html', 'alerts.csv', 'validation.log']) {
       expect(project.exists('output/0.3615_vs_0.3621', file), file).toBe(true);
@@ -53,6 +57,7 @@ describe('the shipped pipeline', () => {
     });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('(0 ran, 6 cached');
+    expect(result.stdout).toContain('  · analyze: learning_rate: drift in region=east'); // kept with the cached result
     const loaded = project.read('modules.log');
     expect(loaded).toContain('/dist/tasks/extract.js');
     for (const heavy of ['zod', 'yaml', 'cacache', '@duckdb/node-api']) {

@@ -27,6 +27,7 @@ interface RunView {
   tasks: TaskView[];
   status: string | null;
   exit_code: number | null;
+  highlights: string[];
   error: {class: string; message: string} | null;
   files: string[];
 }
@@ -172,6 +173,7 @@ describe('the HTTP API on the shipped pipeline', () => {
     });
     expect(seen).toContain('running');
     expect(first).toMatchObject({state: 'succeeded', status: 'warn', exit_code: 0, error: null});
+    expect(first.highlights).toEqual(['analyze: learning_rate: drift in region=east (major, PSI 0.67) only; PSI 0.0091 overall']);
     expect(first.tasks.map((task) => [task.name, task.state])).toEqual([
       ['extract-old', 'ran'],
       ['extract-new', 'ran'],

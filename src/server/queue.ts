@@ -60,6 +60,8 @@ export interface RunView {
   status: Verdict | null;
   exit_code: number | null;
   verdict_reasons: string[];
+  /** What the tasks found worth a line whatever the verdict (RunSummary.highlights). */
+  highlights: string[];
   error: RunError | null;
   /** The files kept for this run (see FILES), once finished. */
   files: string[];
@@ -153,6 +155,7 @@ export class RunQueue {
         status: null,
         exit_code: null,
         verdict_reasons: [],
+        highlights: [],
         error: null,
         files: [],
       },
@@ -275,6 +278,7 @@ export class RunQueue {
     }));
     view.status = summary.status;
     view.verdict_reasons = summary.verdict_reasons;
+    view.highlights = summary.highlights;
     const error = summary.error === undefined ? null : {class: summary.error.class, message: summary.error.message, task: summary.error.task, hint: summary.error.hint};
     await this.#finish(run, error === null ? 'succeeded' : 'failed', error, exitCode(summary), summary);
   }
