@@ -31,10 +31,13 @@ describe('the shipped pipeline', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('WARN 0.3615 vs 0.3621 (6 ran, 0 cached');
     expect(result.stdout).toContain('Report: output/0.3615_vs_0.3621/report.html');
-    // No rule looks at drift here, yet the sample's drift in one region is said under the verdict.
+    // Under the verdict, what changed, whatever the rules: the validation in a line, and the
+    // sample's drift in one region, which no rule looks at here.
+    const changed =
+      'validate: 40,100 of 99,785 compared rows changed (40.2%), most in learning_rate (19,991), threshold (18,827), score (5,977) and 2 more columns; 349 keys added, 235 removed';
     const drift = 'analyze: learning_rate: drift in region=east (major, PSI 0.67) only; PSI 0.0091 overall';
-    expect(result.stdout).toContain(`\n  · ${drift}\n`);
-    expect(project.json<{highlights: string[]}>('output/0.3615_vs_0.3621/summary.json').highlights).toEqual([drift]);
+    expect(result.stdout).toContain(`\n  · ${changed}\n  · ${drift}\n`);
+    expect(project.json<{highlights: string[]}>('output/0.3615_vs_0.3621/summary.json').highlights).toEqual([changed, drift]);
     expect(statuses(project)).toEqual({'extract-old': 'ran', 'extract-new': 'ran', validate: 'ran', analyze: 'ran', report: 'ran', alerts: 'ran'});
     for (const file of ['summary.json', 'validation.json', 'mismatches.csv', 'added_keys.csv', 'removed_keys.csv', 'duplicate_keys.csv', 'analysis.json', 'parameters.csv', 'report.html', 'alerts.csv', 'validation.log']) {
       expect(project.exists('output/0.3615_vs_0.3621', file), file).toBe(true);

@@ -6,6 +6,7 @@ import {describe, expect, it} from 'vitest';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {ConfigurationError} from '../src/errors.js';
 import {DUPLICATES_PART_ROWS, DUPLICATES_TABLE, duplicatesSql, planComparison} from '../tasks/lib/compare-sql.js';
+import {whatChanged} from '../tasks/validate.js';
 import {compareVersions, runValidate, validateSettings, writeVersions} from './support/validate-fixtures.js';
 
 const MISMATCH_HEADER = 'column,old_value,new_value,abs_diff,rel_diff';
@@ -25,6 +26,17 @@ describe('keys', () => {
     expect(run.files['removed_keys.csv']).toBe('id\n1\n2\n');
     expect(run.files['mismatches.csv']).toBe(`id,${MISMATCH_HEADER}\n`);
     expect(run.files['duplicate_keys.csv']).toBe('id,count_old,count_new\n');
+    expect(run.result.highlights).toEqual(['0 of 3 compared rows changed (0%); 2 keys added, 2 removed']);
+  });
+
+  it('says what changed in one line: rows, the columns most changed, keys', () => {
+    const columns = (counts: Record<string, number>) => Object.fromEntries(Object.entries(counts).map(([name, changed]) => [name, {changed}])) as never;
+    const keys = (added: number, removed: number) => ({matched: 0, added, removed, duplicated_old: 0, duplicated_new: 0});
+    expect(whatChanged({compared_rows: 994_852, changed_rows: 16_014, keys: keys(4_974, 1), columns: columns({a: 3, p3: 6_002, p1: 10_012, label: 0, b: 3, c: 1})})).toBe(
+      '16,014 of 994,852 compared rows changed (1.61%), most in p1 (10,012), p3 (6,002), a (3) and 2 more columns; 4,974 keys added, 1 removed',
+    );
+    expect(whatChanged({compared_rows: 10, changed_rows: 1, keys: keys(1, 0), columns: columns({x: 1, y: 0})})).toBe('1 of 10 compared rows changed (10%), most in x (1); 1 key added, 0 removed');
+    expect(whatChanged({compared_rows: 0, changed_rows: 0, keys: keys(5, 5), columns: columns({x: 0})})).toBe('no key is in both versions, nothing to compare; 5 keys added, 5 removed');
   });
 
   it('counts keys duplicated in either version, lists them, and leaves them out of the comparison', async () => {
