@@ -43,8 +43,8 @@ import {
   SUMMARY_QUANTILES,
   categoricalFigures,
   chartRange,
-  evaluateRule,
   driftHighlights,
+  evaluateRule,
   momentsOf,
   num,
   numericFigures,
@@ -52,6 +52,7 @@ import {
   powerOfTwoNear,
   rankPair,
   toMovers,
+  walkScale,
 } from './lib/analysis-figures.js';
 import type {SideMoments} from './lib/analysis-figures.js';
 import {taskSettings} from './lib/settings.js';
@@ -175,14 +176,24 @@ async function analyzeLocally(
     // default, which leaves it waiting on every chunk): 3.0 s -> 1.8 s a parameter at 10M.
     if (!prefetch) await conn.run(`SET streaming_buffer_size = '${STREAM_BUFFER}'`);
     const connections = prefetch ? [conn, await ctx.duckdb()] : [conn];
+    // Values spanning more than a DOUBLE holds are walked halved (known once the statistics are).
+    let scales: number[] = numeric.map(() => 1);
     const sort = (i: number) => {
-      const result = queryColumns(connections[(i + 1) % connections.length]!, sortedValuesSql(numeric[i]!, sources, segments.ids), SORTED_COLUMNS, prefetch ? 'materialized' : 'streamed');
+      const sql = sortedValuesSql(numeric[i]!, sources, segments.ids, scales[i]);
+      const result = queryColumns(connections[(i + 1) % connections.length]!, sql, SORTED_COLUMNS, prefetch ? 'materialized' : 'streamed');
       result.catch(() => undefined); // awaited in its turn; an interrupted run may never get there
       return result;
     };
     // Prefetching, the first sort (on the second connection) runs beside the summary statistics.
     let next = prefetch ? sort(0) : undefined;
     const stats = await summaryStatistics(ctx, conn, sources, segments.ids, numeric);
+    const moments = numeric.map((_, i) => momentsOf(stats, i, segments.keys.length));
+    scales = moments.map((m) => walkScale(...m));
+    if (scales[0] !== 1 && next !== undefined) {
+      // The prefetched sort read them whole: sort again, halved, once it is done.
+      await next.catch(() => undefined);
+      next = undefined;
+    }
     next ??= sort(0);
     for (const [i, column] of numeric.entries()) {
       checkAborted(ctx);
@@ -190,7 +201,7 @@ async function analyzeLocally(
       const start = performance.now();
       const sorted = await next;
       if (prefetch && i + 1 < numeric.length) next = sort(i + 1);
-      parameters[column] = await analyzeNumeric(sorted, ctx, sources, settings, segments.keys, momentsOf(stats, i, segments.keys.length));
+      parameters[column] = await analyzeNumeric(sorted, ctx, sources, settings, segments.keys, moments[i]!, scales[i]!);
       if (!prefetch && i + 1 < numeric.length) next = sort(i + 1);
       ctx.log.debug(`${column}: sort and walk took ${Math.round(performance.now() - start)} ms`);
     }
@@ -501,6 +512,7 @@ async function analyzeNumeric(
   settings: AnalysisSettings,
   segmentKeys: readonly string[],
   [o, n]: [SideMoments, SideMoments],
+  scale: number,
 ): Promise<NumericAnalysis> {
   // quantile_cont's order statistics: 1-based ranks k and k2, and the fraction between them.
   const pairs = (count: number, qs: readonly number[]): RankPair[] =>
@@ -510,7 +522,10 @@ async function analyzeNumeric(
     });
   const summaryOld = pairs(o.global.count, SUMMARY_QUANTILES);
   const summaryNew = pairs(n.global.count, SUMMARY_QUANTILES);
-  const chart = {...chartRange(o, n), bins: CHART_BINS};
+  // The walk sees the values times `scale` (1, or 1/2 for values spanning more than a DOUBLE
+  // holds); what it finds in values' units is divided back.
+  const range = chartRange(o, n);
+  const chart = {lo: range.lo * scale, width: range.width * scale, bins: CHART_BINS};
   const scan = new ShiftScan({
     segments: segmentKeys.length,
     oldCounts: [o.global.count, ...o.segments.map((m) => m.count)],
@@ -529,11 +544,11 @@ async function analyzeNumeric(
       const p = ps[i];
       if (p === undefined) return [q, null];
       const a = found.get(p.k)!;
-      return [q, a + p.frac * (found.get(p.k2)! - a)];
+      return [q, (a + p.frac * (found.get(p.k2)! - a)) / scale];
     }));
   return numericFigures([o, n], s.segmentBy.length > 0 ? segmentKeys : [], settings.psi, {
-    groups: shift.groups,
-    edges: shift.edges,
+    groups: scale === 1 ? shift.groups : shift.groups.map((g) => ({...g, wasserstein: g.wasserstein === null ? null : g.wasserstein / scale})),
+    edges: shift.edges.map((edge) => edge / scale),
     chart: {old: shift.chartOld, new: shift.chartNew},
     quantiles: [quantiles(shift.oldOrder, summaryOld), quantiles(shift.newOrder, summaryNew)],
   });

@@ -32,6 +32,10 @@ const TIES_NEW = `SELECT i AS id, CASE WHEN i % 50 = 3 THEN NULL ELSE (i * 5 % 1
 // The same versions times 2^600 (~4e180, an exact scaling): squares of such values overflow a
 // DOUBLE, so their sample variance cannot be computed directly.
 const HUGE = (sql: string) => `SELECT id, region, x * (2::DOUBLE ** 600) AS x, y * (2::DOUBLE ** 600) AS y, z FROM (${sql})`;
+// Centred, then spread over nearly all of the DOUBLE range (times 2^1024, exactly): max - min
+// overflows a DOUBLE, which the same values before spreading compare against.
+const CENTRED = (sql: string) => `SELECT id, region, x - 0.55 AS x, y - 0.55 AS y, z FROM (${sql})`;
+const WIDE = (sql: string) => `SELECT id, region, x * (2::DOUBLE ** 1023) * 2 AS x, y * (2::DOUBLE ** 1023) * 2 AS y, z FROM (${CENTRED(sql)})`;
 
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
@@ -44,7 +48,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -150,6 +154,39 @@ describe('analyze', () => {
     const a = values(oldRows, 'x');
     expect(huge.parameters['x']!.old.std! / scale).toBeCloseTo(std(a), 10);
     expect(huge.parameters['x']!.old.mean! / scale).toBeCloseTo(mean(a), 10);
+  });
+
+  it('measures values spanning nearly the whole DOUBLE range (max - min overflows) like the same values before spreading', async () => {
+    const plain = (await run('centred-new', {segment_by: ['region']}, 'centred-old')).doc;
+    const wide = (await run('wide-new', {segment_by: ['region']}, 'wide-old')).doc;
+    const half = 2 ** 1023; // 2^1024 itself is beyond a DOUBLE
+    for (const column of ['x', 'y']) {
+      const p = plain.parameters[column]!;
+      const w = wide.parameters[column]!;
+      expect(Math.max(w.old.max!, w.new.max!) - Math.min(w.old.min!, w.new.min!), 'the span overflows').toBe(Infinity);
+      expect([w.ks, w.psi, w.wasserstein_norm, w.drift]).toEqual([p.ks, p.psi, p.wasserstein_norm, p.drift]);
+      expect(w.segments.map((g) => [g.ks, g.psi, g.wasserstein_norm])).toEqual(p.segments.map((g) => [g.ks, g.psi, g.wasserstein_norm]));
+      // Every figure in values' units is the plain one times 2^1024 (to the 12 digits written).
+      const unspread = (v: number | null) => (v === null ? null : v / 2 / half);
+      const same = (a: number | null, b: number | null, what: string) => {
+        expect(a, what).not.toBeNull();
+        expect(unspread(a)!, what).toBeCloseTo(b!, 11);
+      };
+      for (const version of ['old', 'new'] as const) {
+        for (const key of ['min', 'p05', 'p25', 'p50', 'p75', 'p95', 'max'] as const) same(w[version][key], p[version][key], `${column} ${version} ${key}`);
+      }
+      same(w.wasserstein, p.wasserstein, `${column} wasserstein`);
+      expect(w.psi_bins.edges).toHaveLength(p.psi_bins.edges.length);
+      w.psi_bins.edges.forEach((edge, j) => same(edge, p.psi_bins.edges[j]!, `${column} PSI edge ${j}`));
+      w.histogram.edges.forEach((edge, j) => same(edge, p.histogram.edges[j]!, `${column} chart edge ${j}`));
+      // The chart's bin width is computed another way when the span overflows (hi/30 - lo/30):
+      // a value of this grid lying on a boundary may fall in the bin beside, nothing else moves.
+      for (const version of ['old', 'new'] as const) {
+        const [a, b] = [w.histogram[version], p.histogram[version]];
+        expect(a.reduce((x, y) => x + y, 0)).toBe(b.reduce((x, y) => x + y, 0));
+        expect(Math.max(...a.map((count, j) => Math.abs(count - b[j]!)))).toBeLessThanOrEqual(1);
+      }
+    }
   });
 
   it('shows a drift confined to one segment there and nowhere else', async () => {

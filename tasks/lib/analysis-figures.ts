@@ -94,7 +94,25 @@ export function errors(g: ShiftFigures['groups'][number], std: number | null): {
 export function chartRange(o: SideMoments, n: SideMoments): {lo: number; width: number; hi: number | null} {
   const lo = minOf(o.global.min, n.global.min);
   const hi = maxOf(o.global.max, n.global.max);
-  return {lo: lo ?? 0, width: lo !== null && hi !== null && hi > lo ? (hi - lo) / CHART_BINS : 0, hi};
+  if (lo === null || hi === null || !(hi > lo)) return {lo: lo ?? 0, width: 0, hi};
+  // Values near both ends of the DOUBLE range (beyond ~9e307 each way): hi - lo overflows.
+  const width = Number.isFinite(hi - lo) ? (hi - lo) / CHART_BINS : hi / CHART_BINS - lo / CHART_BINS;
+  return {lo, width, hi};
+}
+
+/** Edge j of equal bins from `lo` (lo + j * width), without overflowing where the bins span more than a DOUBLE holds. */
+export function binEdge(lo: number, width: number, j: number): number {
+  const edge = lo + j * width;
+  return Number.isFinite(edge) ? edge : 2 * (lo / 2 + j * (width / 2));
+}
+
+/**
+ * 1, or 1/2 for a parameter whose values span more than a DOUBLE holds (hi - lo overflows):
+ * the sorted walk then reads the values halved (exactly) and its figures are doubled back.
+ */
+export function walkScale(o: SideMoments, n: SideMoments): number {
+  const {lo, hi} = chartRange(o, n);
+  return hi !== null && !Number.isFinite(hi - lo) ? 0.5 : 1;
 }
 
 /** The shift figures of one parameter, however they were computed. */
@@ -129,7 +147,7 @@ export function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: 
     p95: round(q.get(0.95) ?? null),
     max: round(m.global.max),
   });
-  const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(chart.lo + j * chart.width)!);
+  const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(binEdge(chart.lo, chart.width, j))!);
   if (chart.hi !== null) chartEdges[CHART_BINS] = round(chart.hi)!;
 
   const global = shift.groups[0]!;

@@ -226,11 +226,13 @@ export function magnitudesSql(s: AnalysisSources, parameters: readonly string[])
 /**
  * Both versions' finite values of one column in ascending order, each with its tag
  * `sid * 2 + side` (UINTEGER): what `ShiftScan` walks to find every shift figure at once.
+ * With `scale` (a power of two: exact), the values times it.
  */
-export function sortedValuesSql(column: string, s: AnalysisSources, ids: SegmentIds): string {
+export function sortedValuesSql(column: string, s: AnalysisSources, ids: SegmentIds, scale = 1): string {
   duckdbOnly(s.dialect);
   const c = `CAST(${quoteIdent(column, s.dialect)} AS DOUBLE)`;
-  const side = (k: 0 | 1) => `SELECT CAST(${sidExpr(s, ids)} * 2 + ${k} AS UINTEGER) AS tag, ${c} AS x FROM ${source(s, k)} WHERE isfinite(${c})`;
+  const x = scale === 1 ? c : `${c} * ${doubleLiteral(scale)}`;
+  const side = (k: 0 | 1) => `SELECT CAST(${sidExpr(s, ids)} * 2 + ${k} AS UINTEGER) AS tag, ${x} AS x FROM ${source(s, k)} WHERE isfinite(${c})`;
   return `SELECT tag, x FROM (${side(0)} UNION ALL ${side(1)}) ORDER BY x`;
 }
 
