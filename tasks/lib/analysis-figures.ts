@@ -353,7 +353,7 @@ export function segmentName(segment: SegmentShift['segment']): string {
 }
 
 /** At most this many drift lines go to the terminal; analysis.json has them all. */
-export const HIGHLIGHT_LINES = 5;
+const HIGHLIGHT_LINES = 5;
 
 /**
  * One line per parameter that drifted, overall or in some segment, strongest (largest PSI)
@@ -362,18 +362,18 @@ export const HIGHLIGHT_LINES = 5;
  */
 export function driftHighlights(parameters: Readonly<Record<string, NumericAnalysis>>): string[] {
   const drifting = (label: DriftLabel | null): label is 'moderate' | 'major' => label === 'moderate' || label === 'major';
-  const psiText = (psi: number | null) => (psi === null ? 'n/a' : Number(psi.toPrecision(2)).toString());
+  const figure = (value: number | null) => (value === null ? 'n/a' : Number(value.toPrecision(2)).toString());
   const found: {psi: number; line: string}[] = [];
   for (const [name, p] of Object.entries(parameters)) {
     const segments = p.segments.filter((s) => drifting(s.drift)).sort((a, b) => (b.psi ?? 0) - (a.psi ?? 0));
     const strongest = segments[0];
     if (drifting(p.drift)) {
-      const where = strongest !== undefined && (strongest.psi ?? 0) >= 2 * (p.psi ?? 0) ? `, strongest in ${segmentName(strongest.segment)} (PSI ${psiText(strongest.psi)})` : '';
-      found.push({psi: Math.max(p.psi ?? 0, strongest?.psi ?? 0), line: `${name}: ${p.drift} drift (PSI ${psiText(p.psi)}, KS ${psiText(p.ks)})${where}`});
+      const where = strongest !== undefined && (strongest.psi ?? 0) >= 2 * (p.psi ?? 0) ? `, strongest in ${segmentName(strongest.segment)} (PSI ${figure(strongest.psi)})` : '';
+      found.push({psi: Math.max(p.psi ?? 0, strongest?.psi ?? 0), line: `${name}: ${p.drift} drift (PSI ${figure(p.psi)}, KS ${figure(p.ks)})${where}`});
     } else if (strongest !== undefined) {
-      const shown = segments.slice(0, 2).map((s) => `${segmentName(s.segment)} (${s.drift}, PSI ${psiText(s.psi)})`);
+      const shown = segments.slice(0, 2).map((s) => `${segmentName(s.segment)} (${s.drift}, PSI ${figure(s.psi)})`);
       const more = segments.length > 2 ? ` and ${segments.length - 2} more` : '';
-      found.push({psi: strongest.psi ?? 0, line: `${name}: drift in ${shown.join(', ')}${more} only; PSI ${psiText(p.psi)} overall`});
+      found.push({psi: strongest.psi ?? 0, line: `${name}: drift in ${shown.join(', ')}${more} only; PSI ${figure(p.psi)} overall`});
     }
   }
   found.sort((a, b) => b.psi - a.psi);
