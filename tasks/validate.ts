@@ -88,7 +88,8 @@ export default defineTask({
       ctx.progress({message: 'comparing changed rows', rows: 0, total});
       await sql.run(diffSql(plan));
       ctx.progress({message: 'counting differences', rows: total, total});
-      const counts = await sql.row(countsSql(plan));
+      let counts: Row = {};
+      for (const statement of countsSql(plan)) counts = {...counts, ...(await sql.row(statement))};
       const report = buildReport(plan, settings.tolerance, profileOld, profileNew, counts);
       // Before the CSVs: a rule naming an unknown column should stop the task without more work.
       const results = evaluateRules(rules, report);

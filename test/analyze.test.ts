@@ -8,6 +8,7 @@ import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
 import {driftHighlights} from '../tasks/lib/analysis-figures.js';
+import {MOVERS_FILTERED_PARAMETERS} from '../tasks/lib/analyze-sql.js';
 import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
 import {ks, quantile, wasserstein} from './support/statistics.js';
@@ -37,6 +38,16 @@ const HUGE = (sql: string) => `SELECT id, region, x * (2::DOUBLE ** 600) AS x, y
 const CENTRED = (sql: string) => `SELECT id, region, x - 0.55 AS x, y - 0.55 AS y, z FROM (${sql})`;
 const WIDE = (sql: string) => `SELECT id, region, x * (2::DOUBLE ** 1023) * 2 AS x, y * (2::DOUBLE ** 1023) * 2 AS y, z FROM (${CENTRED(sql)})`;
 
+// Many parameters (past MOVERS_FILTERED_PARAMETERS, where the movers' SQL takes another form):
+// q<j> changes by id * (j + 1) / 1000 on the ids with (id + j) % 5 = 0, nowhere else, and
+// becomes infinite on id 401 (not a change a mover can have).
+const MANY_PARAMETERS = 20;
+const PARAMETERS = (changed: boolean) =>
+  `SELECT i AS id, ${Array.from({length: MANY_PARAMETERS}, (_, j) => {
+    const value = `(i % 37) / 10.0${changed ? ` + CASE WHEN (i + ${j}) % 5 = 0 THEN i * ${j + 1} / 1000.0 ELSE 0 END` : ''}`;
+    return `${changed ? `CASE WHEN i = 401 THEN 'infinity'::DOUBLE ELSE ${value} END` : value} AS q${j}`;
+  }).join(', ')} FROM range(402) t(i)`;
+
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
@@ -48,7 +59,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -300,6 +311,20 @@ describe('analyze', () => {
     // that prunes the join must not lose any of them).
     const ids = (list: {id: number}[]) => list.map((m) => m.id).sort((a, b) => a - b);
     expect(ids(movers.map((m) => ({id: Number(m.key['id'])})))).toEqual(ids(changes.slice(0, 5)));
+  });
+
+  it('lists the same movers with many parameters, where the query takes another form', async () => {
+    expect(MANY_PARAMETERS).toBeGreaterThan(MOVERS_FILTERED_PARAMETERS);
+    for (const topN of [5, 100]) {
+      const {doc} = await run('params-new', {top_n: topN, segment_by: []}, 'params-old');
+      for (let j = 0; j < MANY_PARAMETERS; j++) {
+        // The changed ids, largest change first (all 80 of them when top_n asks for more).
+        const expected = Array.from({length: 401}, (_, i) => i).filter((i) => (i + j) % 5 === 0 && i > 0).sort((a, b) => b - a).slice(0, topN);
+        const movers = doc.parameters[`q${j}`]!.top_movers;
+        expect(movers.map((m) => Number(m.key['id'])), `q${j} top ${topN}`).toEqual(expected);
+        for (const m of movers) expect(m.abs_change).toBeCloseTo((Number(m.key['id']) * (j + 1)) / 1000, 9);
+      }
+    }
   });
 
   it('lists only keys whose value changed, even when top_n asks for more', async () => {

@@ -5,7 +5,7 @@
 import {describe, expect, it} from 'vitest';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {ConfigurationError} from '../src/errors.js';
-import {DUPLICATES_PART_ROWS, DUPLICATES_TABLE, duplicatesSql, planComparison} from '../tasks/lib/compare-sql.js';
+import {COUNTS_BATCH_COLUMNS, DUPLICATES_PART_ROWS, DUPLICATES_TABLE, duplicatesSql, planComparison} from '../tasks/lib/compare-sql.js';
 import {whatChanged} from '../tasks/validate.js';
 import {compareVersions, runValidate, validateSettings, writeVersions} from './support/validate-fixtures.js';
 
@@ -209,6 +209,26 @@ describe('tolerance', () => {
     expect(run.json.changed_rows).toBe(3);
     expect(run.json.columns.x.max_abs_diff).toBeCloseTo(0.2, 12);
     expect(run.json.tolerance).toEqual({abs: 0.1, rel: 0, columns: {y: {abs: 0.5}, r: {abs: 0, rel: 0.1}}});
+  });
+
+  it('counts every column of a wide table, in batches, each with its own tolerance', async () => {
+    // Past COUNTS_BATCH_COLUMNS the counts take several statements. c<j> moves by move(j) on
+    // the ids that are multiples of j + 2; c10 (first statement) and c55 on (the second)
+    // tolerate 1.5 and 0.6, which absorbs their moves; every other column tolerates nothing.
+    const width = COUNTS_BATCH_COLUMNS + 12;
+    const move = (j: number) => (j >= 55 ? 0.5 : (j + 1) / 10);
+    const tolerated = (j: number) => j === 10 || j >= 55;
+    const column = (j: number, moved: boolean) => `(i % 7)::DOUBLE${moved ? ` + CASE WHEN i % ${j + 2} = 0 THEN ${move(j)} ELSE 0 END` : ''} AS c${j}`;
+    const version = (moved: boolean) => `SELECT i AS id, ${Array.from({length: width}, (_, j) => column(j, moved)).join(', ')} FROM range(1, 301) t(i)`;
+    const columns = Object.fromEntries(Array.from({length: width}, (_, j) => j).filter(tolerated).map((j) => [`c${j}`, {abs: j === 10 ? 1.5 : 0.6}]));
+    const run = await compareVersions(version(false), version(true), {tolerance: {abs: 0, rel: 0, columns}});
+    for (let j = 0; j < width; j++) {
+      expect(run.json.columns[`c${j}`], `c${j}`).toMatchObject({changed: tolerated(j) ? 0 : Math.floor(300 / (j + 2))});
+      expect(run.json.columns[`c${j}`].max_abs_diff, `c${j}`).toBeCloseTo(move(j), 9);
+    }
+    // The changed rows: ids that some column moved in beyond its tolerance.
+    const changed = Array.from({length: 300}, (_, i) => i + 1).filter((id) => Array.from({length: width}, (_, j) => j).some((j) => !tolerated(j) && id % (j + 2) === 0));
+    expect(run.json.changed_rows).toBe(changed.length);
   });
 
   it('compares exactly when the tolerance is zero', async () => {
