@@ -12,6 +12,7 @@ import {ConfigurationError, ExecutionError, InterruptedError} from '../src/error
 import {defineTask} from '../src/task-api.js';
 import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
 import {
+  CATEGORIES_TABLE,
   CHART_BINS,
   FINE_BINS,
   MAX_SEGMENTS,
@@ -40,8 +41,10 @@ import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {formatBytes} from '../src/util/units.js';
 import type {AnalysisDocument, AnalysisSources, BigQueryAnalysis, CategoricalAnalysis, Mover, NumericAnalysis, SegmentIds} from './lib/analyze-sql.js';
 import {
+  CATEGORY_CAP,
   SUMMARY_QUANTILES,
   categoricalFigures,
+  categoricalFromTotals,
   chartRange,
   driftHighlights,
   evaluateRule,
@@ -217,8 +220,14 @@ async function analyzeLocally(
   const categories: Record<string, CategoricalAnalysis> = {};
   for (const column of categorical) {
     checkAborted(ctx);
-    categories[column] = categoricalFigures(await rowsOf(conn, categoriesSql(column, sources), {log: ctx.log, label: `${column}: categories`}));
+    const sql = categoriesSql(column, sources, CATEGORY_CAP);
+    const start = performance.now();
+    await conn.run(sql.counts);
+    const [totals] = await rowsOf(conn, sql.totals);
+    categories[column] = categoricalFromTotals(totals ?? {}, await rowsOf(conn, sql.listed));
+    ctx.log.debug(`${column}: categories took ${Math.round(performance.now() - start)} ms`);
   }
+  if (categorical.length > 0) await conn.run(`DROP TABLE IF EXISTS ${CATEGORIES_TABLE}`);
   return {engine: 'local', rows, parameters, categories};
 }
 

@@ -7,7 +7,7 @@ import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
-import {driftHighlights} from '../tasks/lib/analysis-figures.js';
+import {CATEGORY_CAP, categoricalFigures, driftHighlights} from '../tasks/lib/analysis-figures.js';
 import {MOVERS_FILTERED_PARAMETERS} from '../tasks/lib/analyze-sql.js';
 import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
@@ -48,6 +48,12 @@ const PARAMETERS = (changed: boolean) =>
     return `${changed ? `CASE WHEN i = 401 THEN 'infinity'::DOUBLE ELSE ${value} END` : value} AS q${j}`;
   }).join(', ')} FROM range(402) t(i)`;
 
+// A categorical column with more categories than analysis.json lists: hundreds of values,
+// many tied, nulls, values only in the new version (born-*, v150..v169) or only in the old.
+const LABELS_OLD = `SELECT i AS id, CASE WHEN i % 13 = 0 THEN NULL WHEN i % 5 = 0 THEN 'gone-' || i ELSE 'v' || (i % 150) END AS label FROM range(1000) t(i)`;
+const LABELS_NEW = `SELECT i AS id, CASE WHEN i % 11 = 0 THEN NULL WHEN i % 4 = 0 THEN 'born-' || i ELSE 'v' || ((i * 7) % 170) END AS label FROM range(1000) t(i)`;
+let labelCounts: Record<string, unknown>[];
+
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
@@ -59,12 +65,13 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
   oldRows = await read(OLD);
   newRows = await read(NEW);
+  labelCounts = (await conn.runAndReadAll(`SELECT side, label AS value, count(*) AS n FROM (SELECT 0 AS side, label FROM (${LABELS_OLD}) UNION ALL SELECT 1, label FROM (${LABELS_NEW})) GROUP BY ALL`)).getRowObjectsJS();
   conn.closeSync();
   instance.closeSync();
 });
@@ -295,6 +302,18 @@ describe('analyze', () => {
     expect(c.new_categories).toEqual(['q']);
     expect(c.vanished_categories).toEqual(['p']);
     expect(c.categories.find((x) => x.value === 'm')).toMatchObject({old: oldRows.filter((r) => r.z === 'm').length, new: newRows.filter((r) => r.z === 'm').length});
+  });
+
+  it('sums up a column of many categories inside DuckDB like counting every one of them', async () => {
+    const {doc} = await run('labels-new', {segment_by: []}, 'labels-old');
+    const c = doc.categorical['label']!;
+    // The oracle: every count read back and summed up in JavaScript.
+    const expected = categoricalFigures(labelCounts);
+    expect(expected.truncated).toBe(true);
+    expect(expected.new_categories).toHaveLength(CATEGORY_CAP);
+    expect(expected.vanished_categories).toHaveLength(CATEGORY_CAP);
+    expect({...c, js_distance: null}).toEqual({...expected, js_distance: null});
+    expect(c.js_distance).toBeCloseTo(expected.js_distance!, 10);
   });
 
   it('lists the largest movers per parameter by matched key', async () => {

@@ -199,7 +199,34 @@ export function maxOf(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.max(a, b);
 }
 
-/** analysis.json's entry for one categorical column, from its counts: rows of (side, value, n), value null for nulls. */
+/** What analysis.json says of a categorical column, however it was counted. */
+interface CategoricalSummary {
+  old: {count: number; nulls: number; distinct: number};
+  new: {count: number; nulls: number; distinct: number};
+  /** The Jensen-Shannon distance of the non-null frequencies; null when a version has none. */
+  distance: number | null;
+  /** The most frequent values (by the larger count, then by value), at most CATEGORY_CAP. */
+  top: {value: string; old: number; new: number}[];
+  added: string[];
+  vanished: string[];
+  truncated: boolean;
+}
+
+function categorical(s: CategoricalSummary): CategoricalAnalysis {
+  const pct = (count: number, total: number) => round(total > 0 ? (100 * count) / total : 0)!;
+  return {
+    type: 'categorical',
+    old: s.old,
+    new: s.new,
+    js_distance: round(s.distance),
+    categories: s.top.map((c) => ({value: c.value, old: c.old, new: c.new, old_pct: pct(c.old, s.old.count), new_pct: pct(c.new, s.new.count)})),
+    new_categories: s.added,
+    vanished_categories: s.vanished,
+    truncated: s.truncated,
+  };
+}
+
+/** analysis.json's entry for one categorical column, from all its counts: rows of (side, value, n), value null for nulls. */
 export function categoricalFigures(counts: readonly Record<string, unknown>[]): CategoricalAnalysis {
   const side = (k: 0 | 1) => {
     const m = new Map<string, number>();
@@ -219,22 +246,39 @@ export function categoricalFigures(counts: readonly Record<string, unknown>[]): 
   all.sort(byFrequency);
   const added = all.filter((v) => !o.m.has(v));
   const vanished = all.filter((v) => !n.m.has(v));
-  return {
-    type: 'categorical',
+  return categorical({
     old: {count: o.count, nulls: o.nulls, distinct: o.m.size},
     new: {count: n.count, nulls: n.nulls, distinct: n.m.size},
-    js_distance: round(o.count > 0 && n.count > 0 ? jensenShannonDistance(all.map((v) => (o.m.get(v) ?? 0) / o.count), all.map((v) => (n.m.get(v) ?? 0) / n.count)) : null),
-    categories: all.slice(0, CATEGORY_CAP).map((v) => ({
-      value: v,
-      old: o.m.get(v) ?? 0,
-      new: n.m.get(v) ?? 0,
-      old_pct: round(o.count > 0 ? (100 * (o.m.get(v) ?? 0)) / o.count : 0)!,
-      new_pct: round(n.count > 0 ? (100 * (n.m.get(v) ?? 0)) / n.count : 0)!,
-    })),
-    new_categories: added.slice(0, CATEGORY_CAP),
-    vanished_categories: vanished.slice(0, CATEGORY_CAP),
+    distance: o.count > 0 && n.count > 0 ? jensenShannonDistance(all.map((v) => (o.m.get(v) ?? 0) / o.count), all.map((v) => (n.m.get(v) ?? 0) / n.count)) : null,
+    top: all.slice(0, CATEGORY_CAP).map((v) => ({value: v, old: o.m.get(v) ?? 0, new: n.m.get(v) ?? 0})),
+    added: added.slice(0, CATEGORY_CAP),
+    vanished: vanished.slice(0, CATEGORY_CAP),
     truncated: all.length > CATEGORY_CAP || added.length > CATEGORY_CAP || vanished.length > CATEGORY_CAP,
-  };
+  });
+}
+
+/** The same entry from `categoriesSql`'s totals row and listed values (counted inside DuckDB). */
+export function categoricalFromTotals(totals: Record<string, unknown>, listed: readonly Record<string, unknown>[]): CategoricalAnalysis {
+  const count = (name: string) => num(totals[name]) ?? 0;
+  const rows = (list: string, by: 'o' | 'n' | 'greater') =>
+    listed
+      .filter((r) => r['list'] === list)
+      .map((r) => ({value: String(r['value']), old: num(r['o'])!, new: num(r['n'])!}))
+      .sort((a, b) => {
+        const rank = (c: {old: number; new: number}) => (by === 'o' ? c.old : by === 'n' ? c.new : Math.max(c.old, c.new));
+        return rank(b) - rank(a) || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
+      });
+  const old = {count: count('old_count'), nulls: count('old_nulls'), distinct: count('old_distinct')};
+  const neu = {count: count('new_count'), nulls: count('new_nulls'), distinct: count('new_distinct')};
+  return categorical({
+    old,
+    new: neu,
+    distance: old.count > 0 && neu.count > 0 ? Math.sqrt(Math.max(count('divergence'), 0)) : null,
+    top: rows('top', 'greater'),
+    added: rows('added', 'n').map((c) => c.value),
+    vanished: rows('vanished', 'o').map((c) => c.value),
+    truncated: count('distinct') > CATEGORY_CAP || count('added') > CATEGORY_CAP || count('vanished') > CATEGORY_CAP,
+  });
 }
 
 /** Jensen-Shannon distance with base-2 logarithms: sqrt of the divergence, in [0, 1]. */
