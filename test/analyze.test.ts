@@ -250,7 +250,7 @@ describe('analyze', () => {
     });
     expect(lines).toEqual([
       'shifted: major drift (PSI 0.3, KS 0.2), strongest in region=east (PSI 0.9)',
-      'local: drift in region=south (major, PSI 0.4), region=north (moderate, PSI 0.12) and 1 more only; PSI 0.02 overall',
+      'local: drift only in region=south (major, PSI 0.4), region=north (moderate, PSI 0.12) and 1 more segment; PSI 0.02 overall',
       'p4: moderate drift (PSI 0.14, KS 0.05)',
       'p3: moderate drift (PSI 0.13, KS 0.05)',
       'p2: moderate drift (PSI 0.12, KS 0.05)',

@@ -35,7 +35,7 @@ describe('the shipped pipeline', () => {
     // sample's drift in one region, which no rule looks at here.
     const changed =
       'validate: 40,100 of 99,785 compared rows changed (40.2%), most in learning_rate (19,991), threshold (18,827), score (5,977) and 2 more columns; 349 keys added, 235 removed';
-    const drift = 'analyze: learning_rate: drift in region=east (major, PSI 0.67) only; PSI 0.0091 overall';
+    const drift = 'analyze: learning_rate: drift only in region=east (major, PSI 0.67); PSI 0.0091 overall';
     expect(result.stdout).toContain(`\n  · ${changed}\n  · ${drift}\n`);
     expect(project.json<{highlights: string[]}>('output/0.3615_vs_0.3621/summary.json').highlights).toEqual([changed, drift]);
     expect(statuses(project)).toEqual({'extract-old': 'ran', 'extract-new': 'ran', validate: 'ran', analyze: 'ran', report: 'ran', alerts: 'ran'});
@@ -60,7 +60,7 @@ describe('the shipped pipeline', () => {
     });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('(0 ran, 6 cached');
-    expect(result.stdout).toContain('  · analyze: learning_rate: drift in region=east'); // kept with the cached result
+    expect(result.stdout).toContain('  · analyze: learning_rate: drift only in region=east'); // kept with the cached result
     const loaded = project.read('modules.log');
     expect(loaded).toContain('/dist/tasks/extract.js');
     for (const heavy of ['zod', 'yaml', 'cacache', '@duckdb/node-api']) {

@@ -175,7 +175,7 @@ describe('the HTTP API on the shipped pipeline', () => {
     expect(first).toMatchObject({state: 'succeeded', status: 'warn', exit_code: 0, error: null});
     expect(first.highlights).toEqual([
       'validate: 40,100 of 99,785 compared rows changed (40.2%), most in learning_rate (19,991), threshold (18,827), score (5,977) and 2 more columns; 349 keys added, 235 removed',
-      'analyze: learning_rate: drift in region=east (major, PSI 0.67) only; PSI 0.0091 overall',
+      'analyze: learning_rate: drift only in region=east (major, PSI 0.67); PSI 0.0091 overall',
     ]);
     expect(first.tasks.map((task) => [task.name, task.state])).toEqual([
       ['extract-old', 'ran'],

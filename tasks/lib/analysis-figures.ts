@@ -416,8 +416,9 @@ export function driftHighlights(parameters: Readonly<Record<string, NumericAnaly
       found.push({psi: Math.max(p.psi ?? 0, strongest?.psi ?? 0), line: `${name}: ${p.drift} drift (PSI ${figure(p.psi)}, KS ${figure(p.ks)})${where}`});
     } else if (strongest !== undefined) {
       const shown = segments.slice(0, 2).map((s) => `${segmentName(s.segment)} (${s.drift}, PSI ${figure(s.psi)})`);
-      const more = segments.length > 2 ? ` and ${segments.length - 2} more` : '';
-      found.push({psi: strongest.psi ?? 0, line: `${name}: drift in ${shown.join(', ')}${more} only; PSI ${figure(p.psi)} overall`});
+      const rest = segments.length - 2;
+      const more = rest > 0 ? ` and ${rest} more ${rest === 1 ? 'segment' : 'segments'}` : '';
+      found.push({psi: strongest.psi ?? 0, line: `${name}: drift only in ${shown.join(', ')}${more}; PSI ${figure(p.psi)} overall`});
     }
   }
   found.sort((a, b) => b.psi - a.psi);
