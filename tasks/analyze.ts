@@ -43,7 +43,6 @@ import type {AnalysisDocument, AnalysisSources, BigQueryAnalysis, CategoricalAna
 import {
   CATEGORY_CAP,
   SUMMARY_QUANTILES,
-  categoricalFigures,
   categoricalFromTotals,
   chartRange,
   driftHighlights,
@@ -295,7 +294,7 @@ async function analyzeInBigQuery(
       ? [bigQueryQuantilesSql(plan, settings.bins), bigQueryBinsSql(plan, placeholder), bigQueryBinValuesSql(plan, placeholder, new Map([[0, [[0, 0]]]]))]
       : []),
     ...(numeric.length > 0 && keys.length > 0 && settings.top_n > 0 ? [bigQueryMoversSql(plan, settings.top_n)] : []),
-    ...(categorical.length > 0 ? [bigQueryCategoriesSql(plan)] : []),
+    ...(categorical.length > 0 ? [bigQueryCategoriesSql(plan, CATEGORY_CAP)] : []),
   ];
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
   let bytes = 0;
@@ -425,8 +424,11 @@ async function analyzeInBigQuery(
   const categories: Record<string, CategoricalAnalysis> = {};
   if (categorical.length > 0) {
     ctx.progress({message: 'category counts in BigQuery'});
-    const counts = await remoteRows('count the categories on', bigQueryCategoriesSql(plan));
-    for (const [i, column] of categorical.entries()) categories[column] = categoricalFigures(counts.filter((r) => num(r['c']) === i));
+    const rows = await remoteRows('count the categories on', bigQueryCategoriesSql(plan, CATEGORY_CAP));
+    for (const [i, column] of categorical.entries()) {
+      const mine = rows.filter((r) => num(r['c']) === i);
+      categories[column] = categoricalFromTotals(mine.find((r) => r['list'] === 'totals') ?? {}, mine.filter((r) => r['list'] !== 'totals'));
+    }
   }
   ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the analysis.`);
   return {

@@ -53,13 +53,15 @@ INSERT INTO ds.cases VALUES
 const TOLERANCE = {abs: 0, rel: 0, columns: {score: {abs: 0.1}, amount: {rel: 0.004}}};
 
 // For the analysis: 2,000 keys a version (a few added and removed), three regions, x shifted
-// by 5 (of 0..20) in one region only, y scaled by 1% everywhere, a NaN, nulls and a category column.
+// by 5 (of 0..20) in one region only, y scaled by 1% everywhere, a NaN, nulls, a category column
+// and one of hundreds of values (more than analysis.json lists; some only in one version).
 const PARAMS = `
 CREATE TABLE ds.params AS
 SELECT i AS id, v AS version, (['north', 'south', 'east'])[i % 3 + 1] AS region,
   CASE WHEN i % 97 = 0 THEN NULL ELSE ((i * 7919) % 2003) / 100.0 + CASE WHEN v = 'v2' AND i % 3 = 1 THEN 5.0 ELSE 0 END END::DOUBLE AS x,
   CASE WHEN v = 'v2' AND i = 50 THEN 'NaN'::DOUBLE WHEN v = 'v2' THEN sqrt(i) * 1.01 ELSE sqrt(i) END AS y,
-  (['a', 'b', 'c'])[(i * 13 + CASE WHEN v = 'v2' AND i % 10 = 0 THEN 1 ELSE 0 END) % 3 + 1] AS label
+  (['a', 'b', 'c'])[(i * 13 + CASE WHEN v = 'v2' AND i % 10 = 0 THEN 1 ELSE 0 END) % 3 + 1] AS label,
+  CASE WHEN i % 41 = 0 THEN NULL ELSE 't' || (i % 700) || CASE WHEN v = 'v2' AND i % 9 = 0 THEN '-new' ELSE '' END END AS tag
 FROM range(2000) t(i), (VALUES ('v1'), ('v2')) vs(v)
 WHERE NOT (v = 'v1' AND i >= 1990) AND NOT (v = 'v2' AND i < 5);
 `;
@@ -318,7 +320,7 @@ describe('the generated BigQuery SQL', () => {
       bigQueryQuantilesSql(plan, 10),
       bigQueryBinsSql(plan, [{lo: -1.5, width: 0.01, edges: [0.25, 0.5]}, {lo: 0, width: 0, edges: []}]),
       bigQueryMoversSql(plan, 20),
-      bigQueryCategoriesSql(plan),
+      bigQueryCategoriesSql(plan, 50),
       bigQueryBinValuesSql(plan, [{lo: -1.5, width: 0.01, edges: []}, {lo: 0, width: 0, edges: []}], new Map([[0, [[3, 5], [9, 9]]]])),
     ];
     for (const statement of statements) {

@@ -226,38 +226,7 @@ function categorical(s: CategoricalSummary): CategoricalAnalysis {
   };
 }
 
-/** analysis.json's entry for one categorical column, from all its counts: rows of (side, value, n), value null for nulls. */
-export function categoricalFigures(counts: readonly Record<string, unknown>[]): CategoricalAnalysis {
-  const side = (k: 0 | 1) => {
-    const m = new Map<string, number>();
-    let nulls = 0;
-    for (const r of counts) {
-      if (num(r['side']) !== k) continue;
-      if (r['value'] === null) nulls = num(r['n'])!;
-      else m.set(String(r['value']), num(r['n'])!);
-    }
-    return {m, nulls, count: [...m.values()].reduce((a, b) => a + b, 0)};
-  };
-  const o = side(0);
-  const n = side(1);
-  const all = [...new Set([...o.m.keys(), ...n.m.keys()])];
-  const rank = (v: string) => Math.max(o.m.get(v) ?? 0, n.m.get(v) ?? 0);
-  const byFrequency = (a: string, b: string) => rank(b) - rank(a) || (a < b ? -1 : a > b ? 1 : 0);
-  all.sort(byFrequency);
-  const added = all.filter((v) => !o.m.has(v));
-  const vanished = all.filter((v) => !n.m.has(v));
-  return categorical({
-    old: {count: o.count, nulls: o.nulls, distinct: o.m.size},
-    new: {count: n.count, nulls: n.nulls, distinct: n.m.size},
-    distance: o.count > 0 && n.count > 0 ? jensenShannonDistance(all.map((v) => (o.m.get(v) ?? 0) / o.count), all.map((v) => (n.m.get(v) ?? 0) / n.count)) : null,
-    top: all.slice(0, CATEGORY_CAP).map((v) => ({value: v, old: o.m.get(v) ?? 0, new: n.m.get(v) ?? 0})),
-    added: added.slice(0, CATEGORY_CAP),
-    vanished: vanished.slice(0, CATEGORY_CAP),
-    truncated: all.length > CATEGORY_CAP || added.length > CATEGORY_CAP || vanished.length > CATEGORY_CAP,
-  });
-}
-
-/** The same entry from `categoriesSql`'s totals row and listed values (counted inside DuckDB). */
+/** The same entry from a totals row and the listed values of `categoriesSql` or `bigQueryCategoriesSql` (counted by the engine). */
 export function categoricalFromTotals(totals: Record<string, unknown>, listed: readonly Record<string, unknown>[]): CategoricalAnalysis {
   const count = (name: string) => num(totals[name]) ?? 0;
   const rows = (list: string, by: 'o' | 'n' | 'greater') =>
@@ -277,20 +246,8 @@ export function categoricalFromTotals(totals: Record<string, unknown>, listed: r
     top: rows('top', 'greater'),
     added: rows('added', 'n').map((c) => c.value),
     vanished: rows('vanished', 'o').map((c) => c.value),
-    truncated: count('distinct') > CATEGORY_CAP || count('added') > CATEGORY_CAP || count('vanished') > CATEGORY_CAP,
+    truncated: count('distinct_count') > CATEGORY_CAP || count('added') > CATEGORY_CAP || count('vanished') > CATEGORY_CAP,
   });
-}
-
-/** Jensen-Shannon distance with base-2 logarithms: sqrt of the divergence, in [0, 1]. */
-export function jensenShannonDistance(p: readonly number[], q: readonly number[]): number {
-  let divergence = 0;
-  for (const [i, pi] of p.entries()) {
-    const qi = q[i]!;
-    const m = (pi + qi) / 2;
-    if (pi > 0) divergence += 0.5 * pi * Math.log2(pi / m);
-    if (qi > 0) divergence += 0.5 * qi * Math.log2(qi / m);
-  }
-  return Math.sqrt(Math.max(divergence, 0));
 }
 
 /** PSI with empty bins floored at `PSI_FLOOR`. */

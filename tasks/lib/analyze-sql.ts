@@ -324,7 +324,7 @@ export const CATEGORIES_TABLE = 'analyze_categories';
  * back (a column of distinct ids has as many categories as rows: reading them all took 3 s
  * and as many JavaScript objects per million). Three statements: the counts per value
  * (`CATEGORIES_TABLE`); one row of totals (`old_count`, `new_count`, `old_nulls`,
- * `new_nulls`, `old_distinct`, `new_distinct`, `distinct`, `added`, `vanished`, and
+ * `new_nulls`, `old_distinct`, `new_distinct`, `distinct_count`, `added`, `vanished`, and
  * `divergence`, the Jensen-Shannon divergence of the non-null frequencies in base 2); and the
  * listed values (`list` top, added or vanished; `value`, `o`, `n`): each list's first `cap`
  * by the larger count (the new count for added values, the old for vanished), then by value.
@@ -345,7 +345,7 @@ export function categoriesSql(column: string, s: AnalysisSources, cap: number): 
       `WITH t AS (SELECT coalesce(sum(o), 0) AS oc, coalesce(sum(n), 0) AS nc FROM ${t} WHERE value IS NOT NULL) ` +
       `SELECT any_value(t.oc) AS old_count, any_value(t.nc) AS new_count, ` +
       `coalesce((SELECT o FROM ${t} WHERE value IS NULL), 0) AS old_nulls, coalesce((SELECT n FROM ${t} WHERE value IS NULL), 0) AS new_nulls, ` +
-      `count_if(o > 0) AS old_distinct, count_if(n > 0) AS new_distinct, count(*) AS distinct, count_if(o = 0) AS added, count_if(n = 0) AS vanished, ` +
+      `count_if(o > 0) AS old_distinct, count_if(n > 0) AS new_distinct, count(*) AS distinct_count, count_if(o = 0) AS added, count_if(n = 0) AS vanished, ` +
       `sum(CASE WHEN o > 0 THEN 0.5 * ${p} * log2(${p} / ((${p} + ${q}) / 2)) ELSE 0 END + ` +
       `CASE WHEN n > 0 THEN 0.5 * ${q} * log2(${q} / ((${p} + ${q}) / 2)) ELSE 0 END) AS divergence ` +
       `FROM ${t} CROSS JOIN t WHERE value IS NOT NULL`,
@@ -539,14 +539,44 @@ export function bigQueryMoversSql(a: BigQueryAnalysis, topN: number): SqlStateme
   };
 }
 
-/** Category counts per categorical column c and version (value NULL counts nulls): c, side, value, n. */
-export function bigQueryCategoriesSql(a: BigQueryAnalysis): SqlStatement {
+/**
+ * The categorical columns summed up inside BigQuery, like `categoriesSql`, so that a column
+ * of ids brings back 50 values a list, not one row per value: rows of (c, list, value, o, n)
+ * with list `top`, `added` or `vanished`, and per column c one row with list `totals` and the
+ * totals' columns (`TOTALS`).
+ */
+export function bigQueryCategoriesSql(a: BigQueryAnalysis, cap: number): SqlStatement {
+  if (!Number.isInteger(cap) || cap < 0) throw new TypeError(`cap must be a non-negative integer, got ${cap}`);
   const values = a.categorical.map((_, i) => `v.c${i}`);
+  const when = (condition: string, then = '1') => `SUM(CASE WHEN ${condition} THEN ${then} ELSE 0 END)`;
+  const log2 = (x: string) => `LN(${x}) / LN(2)`;
+  const [p, q] = ['IEEE_DIVIDE(counts.o, agg.old_count)', 'IEEE_DIVIDE(counts.n, agg.new_count)'];
+  const m = `((${p} + ${q}) / 2)`;
+  const listed = (name: string, rank: string, where: string) =>
+    `SELECT c, '${name}' AS list, value, o, n${TOTALS.map(() => ', NULL').join('')} FROM ranked WHERE ${where}${rank} <= ${cap}`;
   return {
     ...bigQueryParams(a),
     sql:
       `WITH ${bigQueryVersions(a, {categorical: true})}, ${indexes('c', a.categorical.length)}, ` +
-      `cs AS (SELECT c.c, v.side, ${pick('c.c', values)} AS value FROM v CROSS JOIN c) ` +
-      `SELECT c, side, value, COUNT(*) AS n FROM cs GROUP BY c, side, value`,
+      `cs AS (SELECT c.c, v.side, ${pick('c.c', values)} AS value FROM v CROSS JOIN c), ` +
+      `counts AS (SELECT c, value, ${when('side = 0')} AS o, ${when('side = 1')} AS n FROM cs GROUP BY c, value), ` +
+      `agg AS (SELECT c, ${when('value IS NOT NULL', 'o')} AS old_count, ${when('value IS NOT NULL', 'n')} AS new_count, ` +
+      `${when('value IS NULL', 'o')} AS old_nulls, ${when('value IS NULL', 'n')} AS new_nulls, ` +
+      `${when('value IS NOT NULL AND o > 0')} AS old_distinct, ${when('value IS NOT NULL AND n > 0')} AS new_distinct, ` +
+      `${when('value IS NOT NULL')} AS distinct_count, ${when('value IS NOT NULL AND o = 0')} AS added, ` +
+      `${when('value IS NOT NULL AND n = 0')} AS vanished FROM counts GROUP BY c), ` +
+      `div AS (SELECT counts.c, SUM(CASE WHEN counts.o > 0 THEN 0.5 * ${p} * ${log2(`${p} / ${m}`)} ELSE 0 END + ` +
+      `CASE WHEN counts.n > 0 THEN 0.5 * ${q} * ${log2(`${q} / ${m}`)} ELSE 0 END) AS divergence ` +
+      `FROM counts JOIN agg ON counts.c = agg.c WHERE counts.value IS NOT NULL AND agg.old_count > 0 AND agg.new_count > 0 GROUP BY counts.c), ` +
+      `ranked AS (SELECT c, value, o, n, ROW_NUMBER() OVER (PARTITION BY c ORDER BY GREATEST(o, n) DESC, value) AS top_rank, ` +
+      `ROW_NUMBER() OVER (PARTITION BY c, o = 0 ORDER BY n DESC, value) AS added_rank, ` +
+      `ROW_NUMBER() OVER (PARTITION BY c, n = 0 ORDER BY o DESC, value) AS vanished_rank FROM counts WHERE value IS NOT NULL) ` +
+      `SELECT agg.c, 'totals' AS list, CAST(NULL AS STRING) AS value, CAST(NULL AS INT64) AS o, CAST(NULL AS INT64) AS n, ` +
+      `${TOTALS.map((t) => (t === 'divergence' ? 'div.divergence' : `agg.${t}`)).join(', ')} FROM agg LEFT JOIN div ON agg.c = div.c ` +
+      `UNION ALL ${listed('top', 'top_rank', '')} UNION ALL ${listed('added', 'added_rank', 'o = 0 AND ')} ` +
+      `UNION ALL ${listed('vanished', 'vanished_rank', 'n = 0 AND ')}`,
   };
 }
+
+/** The totals row's columns (`categoriesSql`'s, and each categorical column's row of `bigQueryCategoriesSql`). */
+const TOTALS = ['old_count', 'new_count', 'old_nulls', 'new_nulls', 'old_distinct', 'new_distinct', 'distinct_count', 'added', 'vanished', 'divergence'] as const;

@@ -40,3 +40,46 @@ export function quantile(sorted: readonly number[], q: number): number {
   const k = Math.floor(h);
   return sorted[k]! + (h - k) * (sorted[Math.min(k + 1, sorted.length - 1)]! - sorted[k]!);
 }
+
+/**
+ * A categorical column's figures as analysis.json reports them, from every (side, value, n)
+ * count: frequencies, the Jensen-Shannon distance (base 2) over the non-null values, the
+ * most frequent values (by the larger count, then by value), the added and vanished values,
+ * each list cut at `cap`.
+ */
+export function categoricalFromCounts(counts: readonly Record<string, unknown>[], cap: number) {
+  const side = (k: 0 | 1) => {
+    const m = new Map<string, number>();
+    let nulls = 0;
+    for (const r of counts) {
+      if (Number(r['side']) !== k) continue;
+      if (r['value'] === null) nulls = Number(r['n']);
+      else m.set(String(r['value']), Number(r['n']));
+    }
+    return {m, nulls, count: [...m.values()].reduce((a, b) => a + b, 0)};
+  };
+  const [o, n] = [side(0), side(1)];
+  const rank = (v: string) => Math.max(o.m.get(v) ?? 0, n.m.get(v) ?? 0);
+  const all = [...new Set([...o.m.keys(), ...n.m.keys()])].sort((a, b) => rank(b) - rank(a) || (a < b ? -1 : a > b ? 1 : 0));
+  const added = all.filter((v) => !o.m.has(v)).sort((a, b) => n.m.get(b)! - n.m.get(a)! || (a < b ? -1 : 1));
+  const vanished = all.filter((v) => !n.m.has(v)).sort((a, b) => o.m.get(b)! - o.m.get(a)! || (a < b ? -1 : 1));
+  let divergence = 0;
+  for (const v of all) {
+    const p = (o.m.get(v) ?? 0) / o.count;
+    const q = (n.m.get(v) ?? 0) / n.count;
+    const mid = (p + q) / 2;
+    if (p > 0) divergence += 0.5 * p * Math.log2(p / mid);
+    if (q > 0) divergence += 0.5 * q * Math.log2(q / mid);
+  }
+  const pct = (count: number, total: number) => (total > 0 ? (100 * count) / total : 0);
+  return {
+    type: 'categorical' as const,
+    old: {count: o.count, nulls: o.nulls, distinct: o.m.size},
+    new: {count: n.count, nulls: n.nulls, distinct: n.m.size},
+    js_distance: o.count > 0 && n.count > 0 ? Math.sqrt(Math.max(divergence, 0)) : null,
+    categories: all.slice(0, cap).map((v) => ({value: v, old: o.m.get(v) ?? 0, new: n.m.get(v) ?? 0, old_pct: pct(o.m.get(v) ?? 0, o.count), new_pct: pct(n.m.get(v) ?? 0, n.count)})),
+    new_categories: added.slice(0, cap),
+    vanished_categories: vanished.slice(0, cap),
+    truncated: all.length > cap || added.length > cap || vanished.length > cap,
+  };
+}
