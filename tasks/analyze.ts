@@ -36,6 +36,7 @@ import {queryColumns} from './lib/duckdb-columns.js';
 import type {ColumnResult} from './lib/duckdb-columns.js';
 import {ShiftScan, binnedShift, exactKs, ksCandidates} from './lib/shift.js';
 import type {RankPair} from './lib/shift.js';
+import {isNumericType} from './lib/compare-sql.js';
 import type {SqlStatement} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {formatBytes} from '../src/util/units.js';
@@ -92,7 +93,8 @@ export default defineTask({
     }
     // Only columns present in both versions are compared; schema drift is validate's finding.
     const shared = [...oldColumns.keys()].filter((c) => newColumns.has(c) && !keys.includes(c));
-    const numeric = shared.filter((c) => !settings.segment_by.includes(c) && isNumeric(oldColumns.get(c)!) && isNumeric(newColumns.get(c)!));
+    // A list of numbers (an embedding) is neither a parameter nor a category: validate compares it whole.
+    const numeric = shared.filter((c) => !settings.segment_by.includes(c) && isNumericType(oldColumns.get(c)!) && isNumericType(newColumns.get(c)!));
     const categorical = shared.filter((c) => isCategorical(oldColumns.get(c)!) && isCategorical(newColumns.get(c)!));
     for (const rule of settings.rules) {
       if (rule.column !== undefined && !numeric.includes(rule.column)) {
@@ -588,10 +590,6 @@ async function scalar(conn: DuckDBConnection, sql: string): Promise<number> {
 async function describe(conn: DuckDBConnection, path: string): Promise<Map<string, string>> {
   const rows = await rowsOf(conn, describeSql(path, 'duckdb'));
   return new Map(rows.map((r) => [String(r['column_name']), String(r['column_type'])]));
-}
-
-function isNumeric(type: string): boolean {
-  return /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|REAL|DECIMAL)/.test(type);
 }
 
 function isCategorical(type: string): boolean {

@@ -54,6 +54,11 @@ const LABELS_OLD = `SELECT i AS id, CASE WHEN i % 13 = 0 THEN NULL WHEN i % 5 = 
 const LABELS_NEW = `SELECT i AS id, CASE WHEN i % 11 = 0 THEN NULL WHEN i % 4 = 0 THEN 'born-' || i ELSE 'v' || ((i * 7) % 170) END AS label FROM range(1000) t(i)`;
 let labelCounts: Record<string, unknown>[];
 
+// Columns that are not scalars (an embedding, a struct, a map) beside a parameter and a label.
+const NESTED = (changed: boolean) =>
+  `SELECT i AS id, [i / 10.0, (i % 7) / 3.0${changed ? ' + 1' : ''}] AS emb, {'a': i % 3, 'b': 'x' || (i % 4)} AS meta, MAP {'k': i % 2} AS m, ` +
+  `(i % 13) / 2.0${changed ? ' + 0.5' : ''} AS score, (['p', 'q'])[i % 2 + 1] AS label FROM range(300) t(i)`;
+
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
@@ -65,7 +70,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -316,6 +321,13 @@ describe('analyze', () => {
     const rounded = (a: typeof expected) => ({...a, js_distance: null, categories: a.categories.map((k) => ({...k, old_pct: close(k.old_pct), new_pct: close(k.new_pct)}))});
     expect(rounded(c)).toEqual(rounded(expected));
     expect(c.js_distance).toBeCloseTo(expected.js_distance!, 10);
+  });
+
+  it('leaves lists, structs and maps out of the parameters and categories (an embedding is no parameter)', async () => {
+    const {doc} = await run('nested-new', {segment_by: []}, 'nested-old');
+    expect(Object.keys(doc.parameters)).toEqual(['score']);
+    expect(Object.keys(doc.categorical)).toEqual(['label']);
+    expect(doc.parameters['score']!.mean_change.abs).toBeCloseTo(0.5, 12);
   });
 
   it('lists the largest movers per parameter by matched key', async () => {
