@@ -39,6 +39,7 @@ import {
 } from './lib/compare-sql.js';
 import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
+import {formatInteger, plural} from './lib/charts.js';
 import {evaluateRules, overallStatus} from './lib/rules.js';
 import {taskSettings} from './lib/settings.js';
 import type {ComparisonCounts, Rule, ValidationColumn} from './lib/rules.js';
@@ -136,15 +137,15 @@ function finish(ctx: TaskContext, report: Report, results: ReturnType<typeof eva
 
 /** One line of what changed, for under the run's verdict: rows, the columns most changed, keys. */
 export function whatChanged(report: Pick<Report, 'compared_rows' | 'changed_rows' | 'keys' | 'columns'>): string {
-  const count = (n: number) => n.toLocaleString('en');
-  const keys = `${count(report.keys.added)} ${report.keys.added === 1 ? 'key' : 'keys'} added, ${count(report.keys.removed)} removed`;
+  const count = formatInteger;
+  const keys = `${count(report.keys.added)} ${plural(report.keys.added, 'key')} added, ${count(report.keys.removed)} removed`;
   if (report.compared_rows === 0) return `no key is in both versions, nothing to compare; ${keys}`;
   const share = Number(((100 * report.changed_rows) / report.compared_rows).toPrecision(3));
   const columns = Object.entries(report.columns)
     .filter(([, column]) => column.changed > 0)
     .sort(([a, x], [b, y]) => y.changed - x.changed || (a < b ? -1 : 1));
   const most = columns.slice(0, 3).map(([name, column]) => `${name} (${count(column.changed)})`);
-  const more = columns.length > 3 ? ` and ${columns.length - 3} more ${columns.length - 3 === 1 ? 'column' : 'columns'}` : '';
+  const more = columns.length > 3 ? ` and ${columns.length - 3} more ${plural(columns.length - 3, 'column')}` : '';
   const where = most.length === 0 ? '' : `, most in ${most.join(', ')}${more}`;
   return `${count(report.changed_rows)} of ${count(report.compared_rows)} compared rows changed (${share}%)${where}; ${keys}`;
 }

@@ -6,6 +6,7 @@
 import type {GroupShift} from './shift.js';
 import type {AnalysisRuleResult, CategoricalAnalysis, DriftLabel, Mover, NumericAnalysis, NumericSummary, SegmentShift} from './analyze-sql.js';
 import {CHART_BINS} from './analyze-sql.js';
+import {plural} from './charts.js';
 
 /** Empty PSI bins are floored at this proportion so the logarithm stays finite. */
 export const PSI_FLOOR = 1e-4;
@@ -374,7 +375,7 @@ export function driftHighlights(parameters: Readonly<Record<string, NumericAnaly
     } else if (strongest !== undefined) {
       const shown = segments.slice(0, 2).map((s) => `${segmentName(s.segment)} (${s.drift}, PSI ${figure(s.psi)})`);
       const rest = segments.length - 2;
-      const more = rest > 0 ? ` and ${rest} more ${rest === 1 ? 'segment' : 'segments'}` : '';
+      const more = rest > 0 ? ` and ${rest} more ${plural(rest, 'segment')}` : '';
       found.push({psi: strongest.psi ?? 0, line: `${name}: drift only in ${shown.join(', ')}${more}; PSI ${figure(p.psi)} overall`});
     }
   }

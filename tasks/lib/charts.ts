@@ -74,6 +74,11 @@ export function formatInteger(value: number, negativeZero = false): string {
   return sign + digits.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
+/** `one` for 1, else `many` (the plural). */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return n === 1 ? one : many;
+}
+
 /** A percentage with up to 2 decimals (3 significant digits under 1%). */
 export function formatPercent(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return 'n/a';

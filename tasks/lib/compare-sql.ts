@@ -329,8 +329,10 @@ export const COUNTS_BATCH_COLUMNS = 50;
  * comparisons are counted `COUNTS_BATCH_COLUMNS` columns at a time.
  */
 export function countsSql(plan: ComparePlan): SqlStatement[] {
-  const params: Record<string, number> = {};
-  const changed = plan.columns.map((c, i) => changedExpr(c, i, params));
+  // Each column's tolerance parameters apart, so that a statement binds only those it names.
+  const params = plan.columns.map(() => ({}) as Record<string, number>);
+  const changed = plan.columns.map((c, i) => changedExpr(c, i, params[i]!));
+  const paramsOf = (start: number, end: number) => Object.assign({}, ...params.slice(start, end)) as Record<string, number>;
   const both = 'in_old AND in_new';
   const dup = (where: string) => `(SELECT count(*) FROM ${DUPLICATES_TABLE} WHERE ${where})`;
   const dupRows = (column: string) => `(SELECT coalesce(sum(${column}), 0) FROM ${DUPLICATES_TABLE})`;
@@ -342,7 +344,7 @@ export function countsSql(plan: ComparePlan): SqlStatement[] {
       `${countIf('in_new AND NOT in_old')} AS added, ${countIf('in_old AND NOT in_new')} AS removed, ` +
       `${countIf(both)} AS compared, ` +
       `${countIf(`${both} AND (${changed.length > 0 ? changed.join(' OR ') : 'false'})`)} AS changed_rows FROM ${DIFF_TABLE}`,
-    params: pick(params, changed.length),
+    params: paramsOf(0, changed.length),
   };
   const perColumn = plan.columns.map((c, i) => {
     const diffs = c.kind === 'numeric'
@@ -355,7 +357,7 @@ export function countsSql(plan: ComparePlan): SqlStatement[] {
     const end = Math.min(start + COUNTS_BATCH_COLUMNS, perColumn.length);
     batches.push({
       sql: `SELECT ${perColumn.slice(start, end).join(', ')} FROM ${DIFF_TABLE} WHERE ${both}`,
-      params: pick(params, end, start),
+      params: paramsOf(start, end),
     });
   }
   return [totals, ...batches];
@@ -363,14 +365,6 @@ export function countsSql(plan: ComparePlan): SqlStatement[] {
 
 /** Rows where `condition` holds; 0, not null, over no rows. */
 const countIf = (condition: string) => `coalesce(count_if(${condition}), 0)`;
-
-/** The tolerance parameters (`abs_<i>`, `rel_<i>`) of columns start..end-1: a statement binds only what it names. */
-function pick(params: Record<string, number>, end: number, start = 0): Record<string, number> {
-  return Object.fromEntries(Object.entries(params).filter(([name]) => {
-    const i = Number(name.slice(name.indexOf('_') + 1));
-    return i >= start && i < end;
-  }));
-}
 
 /** `mismatches.csv`: one row per changed cell of a compared row, ordered by keys then column. */
 export function mismatchesCopySql(plan: ComparePlan, target: string): SqlStatement {

@@ -11,7 +11,7 @@ import type {UpstreamInfo, Verdict} from '../../src/task-api.js';
 import type {AnalysisDocument, AnalysisRuleResult, CategoricalAnalysis, DriftLabel, NumericAnalysis} from './analyze-sql.js';
 import type {SchemaDiff, ToleranceSettings} from './compare-sql.js';
 import type {ComparisonCounts, RuleResult, ValidationColumn} from './rules.js';
-import {formatInteger, formatNumber, formatPercent, histogramChart, html, raw} from './charts.js';
+import {formatInteger, formatNumber, formatPercent, histogramChart, html, plural, raw} from './charts.js';
 import type {Html} from './charts.js';
 
 /** Every field optional, recursively: the report reads files written by other tasks, maybe older ones. */
@@ -524,10 +524,6 @@ function duration(ms: number): string {
   if (ms < 60_000) return `${String(Math.round(ms / 100) / 10)} s`;
   const minutes = Math.floor(ms / 60_000);
   return `${minutes} min ${Math.round((ms - minutes * 60_000) / 1000)} s`;
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return n === 1 ? one : many;
 }
 
 function valueText(value: unknown): string {
