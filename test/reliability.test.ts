@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync} from 'node:child_process';
-import {mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs';
+import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {afterEach, describe, expect, it} from 'vitest';
 import {countingTask, Project} from './support/project.js';
 
@@ -105,8 +105,20 @@ describe('the cache', () => {
     expect(gc.stdout).toMatch(/^Removed 1 entries and 1 files \(\d+ B\); kept 1 entries \(\d+ B\), including the latest run's\.\n$/);
     project.run(['--old', '1', '--new', '3']);
     expect(project.runs()).toEqual({a: 2});
+    // verify after gc keeps every file the entries refer to (cacache's own verify deleted them).
+    expect(project.run(['cache', 'verify']).stdout).toBe('Verified 1 entries: all intact.\n');
+    expect(project.run(['cache', 'status']).stdout).toMatch(/^Cache \.cache: 1 entries, 1 stored files, [1-9]\d* B\n/);
+    project.run(['--old', '1', '--new', '3']);
+    expect(project.runs()).toEqual({a: 2});
     project.run(['--old', '1', '--new', '2']);
     expect(project.runs()).toEqual({a: 3});
+
+    // A file whose entry is gone (an interrupted run's, or removed by hand) is reported, not removed.
+    const shard = readdirSync(project.path('.cache/entries'))[0]!;
+    rmSync(project.path('.cache/entries', shard, readdirSync(project.path('.cache/entries', shard))[0]!));
+    const orphans = project.run(['cache', 'verify']);
+    expect(orphans.stdout).toMatch(/^Verified 1 entries: all intact\.\n1 stored file belongs to no entry \(\d+ B\); `cache gc` removes them\.\n$/);
+    expect(project.run(['cache', 'status']).stdout).toMatch(/^Cache \.cache: 1 entries, 2 stored files/);
 
     const clear = project.run(['cache', 'clear']);
     expect(clear.stdout).toMatch(/^Cleared \.cache: \d+ B freed\.\n$/);

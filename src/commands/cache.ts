@@ -18,19 +18,19 @@ interface CacheFlags {
   'no-wait'?: boolean;
 }
 
+/** The stored files no entry refers to. */
+function unreferenced(store: CacheStore, kept: CacheEntry[], blobs: Map<string, number>): {paths: string[]; files: number; bytes: number} {
+  const referenced = new Set(kept.flatMap((entry) => Object.values(entry.outputs).map((output) => store.blobPath(output))));
+  const paths = [...blobs.keys()].filter((path) => !referenced.has(path));
+  return {paths, files: paths.length, bytes: paths.reduce((sum, path) => sum + blobs.get(path)!, 0)};
+}
+
 /** Removes blobs no entry refers to, and cacache's own index (the store's entries are authoritative). */
 async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: number; bytes: number}> {
-  const referenced = new Set(kept.flatMap((entry) => Object.values(entry.outputs).map((output) => store.blobPath(output))));
-  let files = 0;
-  let bytes = 0;
-  for (const [path, size] of await store.blobs()) {
-    if (referenced.has(path)) continue;
-    await rm(path, {force: true});
-    files++;
-    bytes += size;
-  }
+  const unused = unreferenced(store, kept, await store.blobs());
+  for (const path of unused.paths) await rm(path, {force: true});
   await rm(join(store.dir, 'index-v5'), {recursive: true, force: true});
-  return {files, bytes};
+  return {files: unused.files, bytes: unused.bytes};
 }
 
 export async function cacheCommand(args: string[], flags: CacheFlags): Promise<number> {
@@ -61,18 +61,23 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       return 0;
     }
     case 'verify': {
-      const {default: cacache} = await import('cacache');
+      // The store's entries are authoritative: cacache's own verify is not used, as it deletes
+      // every stored file its index does not list (and `gc` removes that index).
       let damaged = 0;
       const entries = await store.entries();
+      const intact: CacheEntry[] = [];
       for (const {path, entry} of entries) {
-        const lookup = await store.verifyEntry(path);
-        if (lookup !== undefined) {
-          damaged++;
-          out(`removed ${entry.task} entry ${entry.key.slice(0, 12)}: ${lookup}`);
+        const problem = await store.verifyEntry(path);
+        if (problem === undefined) {
+          intact.push(entry);
+          continue;
         }
+        damaged++;
+        out(`removed ${entry.task} entry ${entry.key.slice(0, 12)}: ${problem}`);
       }
-      await cacache.verify(dir).catch(() => undefined);
       out(damaged === 0 ? `Verified ${entries.length} entries: all intact.` : `Verified ${entries.length} entries: removed ${damaged} damaged; they will be recomputed when needed.`);
+      const unused = unreferenced(store, intact, await store.blobs());
+      if (unused.files > 0) out(`${unused.files} stored ${unused.files === 1 ? 'file belongs' : 'files belong'} to no entry (${formatBytes(unused.bytes)}); \`cache gc\` removes them.`);
       return 0;
     }
     case 'gc':
