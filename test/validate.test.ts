@@ -265,6 +265,24 @@ describe('schema', () => {
     expect(run.json.status).toBe('warn');
   });
 
+  it('writes each value in mismatches.csv as its own type prints it, ordered by key then column', async () => {
+    // Integers, decimals, big integers and doubles (retyped or not) sorted side by side must
+    // not be widened to one type on the way: 5 stays 5, 1.10 stays 1.10, 2^53 + 1 stays exact.
+    const run = await compareVersions(
+      `FROM (VALUES (2, 5, 1.10, 9007199254740993, 1, 'a', 0.5), (1, 7, 2.25, 1, 2, 'b', 1.5))
+        t(id, i, d, b, r, s, x) SELECT id, i::INTEGER AS i, d::DECIMAL(6,2) AS d, b::BIGINT AS b, r::INTEGER AS r, s, x::DOUBLE AS x`,
+      `FROM (VALUES (2, 6, 1.20, 9007199254740992, 1.5, 'A', 0.75), (1, 7, 2.25, 2, 2, 'b', 1.5))
+        t(id, i, d, b, r, s, x) SELECT id, i::INTEGER AS i, d::DECIMAL(6,2) AS d, b::BIGINT AS b, r::DOUBLE AS r, s, x::DOUBLE AS x`,
+    );
+    expect(run.files['mismatches.csv']).toBe(
+      `id,${MISMATCH_HEADER}\n` +
+        '1,b,1,2,1.0,1.0\n' +
+        '2,i,5,6,1.0,0.2\n2,d,1.10,1.20,0.09999999999999987,0.09090909090909079\n' +
+        '2,b,9007199254740993,9007199254740992,0.0,0.0\n' +
+        '2,r,1,1.5,0.5,0.5\n2,s,a,A,,\n2,x,0.5,0.75,0.25,0.5\n',
+    );
+  });
+
   it('limits the comparison and the schema to source.columns', async () => {
     const run = await compareVersions(
       `SELECT 1 AS id, 1 AS a, 2 AS b, 3 AS gone`,
