@@ -128,7 +128,7 @@ function compareInTypeScript(oldRows: Row[], newRows: Row[], columns: {name: str
         const rel = override.rel ?? TOLERANCE.rel;
         const within =
           finite && (abs > 0 || rel > 0) &&
-          Math.abs(y - x) <= abs + rel * Math.abs(x) + 4 * Number.EPSILON * (Math.abs(x) + Math.abs(y));
+          Math.abs(y - x) <= (abs + rel * Math.abs(x)) * (1 + 2 * Number.EPSILON) + 2 * Number.EPSILON * Math.abs(x) + 2 * Number.EPSILON * Math.abs(y);
         changed = !same && !within;
       }
       if (changed) {

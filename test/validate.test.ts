@@ -211,6 +211,25 @@ describe('tolerance', () => {
     expect(run.json.tolerance).toEqual({abs: 0.1, rel: 0, columns: {y: {abs: 0.5}, r: {abs: 0, rel: 0.1}}});
   });
 
+  it('keeps the rounding it forgives to the last digits: large values, big integers and overflowing differences still change', async () => {
+    // Each column changes by more than its tolerance of 0.1 (1 at 1e15, 5 between integers
+    // past 2^53, 2e308 between the ends of the DOUBLE range), and w, i and u do not.
+    const run = await compareVersions(
+      `FROM (VALUES (1, 1e15, 1e308, 100000000000000000, 1.1, 100, 0.3)) t(id, x, y, b, w, i, u)
+        SELECT id, x::DOUBLE AS x, y::DOUBLE AS y, b::BIGINT AS b, w::DOUBLE AS w, i::BIGINT AS i, u::DOUBLE AS u`,
+      `FROM (VALUES (1, 1e15 + 1, -1e308, 100000000000000005, 1.2, 129, 0.6)) t(id, x, y, b, w, i, u)
+        SELECT id, x::DOUBLE AS x, y::DOUBLE AS y, b::BIGINT AS b, w::DOUBLE AS w, i::BIGINT AS i, u::DOUBLE AS u`,
+      {tolerance: {abs: 0.1, rel: 0, columns: {i: {abs: 0, rel: 0.29}, u: {abs: 0.3, rel: 0}}}},
+    );
+    const changed = Object.fromEntries(Object.entries(run.json.columns).map(([name, c]: [string, any]) => [name, c.changed]));
+    expect(changed).toEqual({x: 1, y: 1, b: 1, w: 0, i: 0, u: 0});
+    expect(run.json.columns.b.max_abs_diff).toBe(5);
+    expect(run.json.columns.x.max_abs_diff).toBe(1);
+    expect(run.files['mismatches.csv']).toBe(
+      `id,${MISMATCH_HEADER}\n1,x,1000000000000000.0,1000000000000001.0,1.0,1e-15\n1,y,1e+308,-1e+308,inf,inf\n1,b,100000000000000000,100000000000000005,5.0,5e-17\n`,
+    );
+  });
+
   it('counts every column of a wide table, in batches, each with its own tolerance', async () => {
     // Past COUNTS_BATCH_COLUMNS the counts take several statements. c<j> moves by move(j) on
     // the ids that are multiples of j + 2; c10 (first statement) and c55 on (the second)
@@ -278,7 +297,7 @@ describe('schema', () => {
       `id,${MISMATCH_HEADER}\n` +
         '1,b,1,2,1.0,1.0\n' +
         '2,i,5,6,1.0,0.2\n2,d,1.10,1.20,0.09999999999999987,0.09090909090909079\n' +
-        '2,b,9007199254740993,9007199254740992,0.0,0.0\n' +
+        '2,b,9007199254740993,9007199254740992,1.0,1.1102230246251565e-16\n' +
         '2,r,1,1.5,0.5,0.5\n2,s,a,A,,\n2,x,0.5,0.75,0.25,0.5\n',
     );
   });

@@ -48,12 +48,12 @@ export function oldVersionSql(size: number): string {
 /** The same counts as one hand-written DuckDB query: the practical limit. */
 export function handWrittenSql(oldRelation: string, newRelation: string): string {
   const notNull = KEYS.map((k) => `${k} IS NOT NULL`).join(' AND ');
-  const slack = 4 * Number.EPSILON;
+  const slack = 2 * Number.EPSILON;
   const changed = (c: string) => {
     const tolerance = (TOLERANCE.columns as Record<string, {abs: number}>)[c];
     if (tolerance === undefined) return `o.${c} IS DISTINCT FROM n.${c}`;
     return `(o.${c} IS DISTINCT FROM n.${c} AND NOT coalesce(isfinite(o.${c}) AND isfinite(n.${c}) AND ` +
-      `abs(n.${c} - o.${c}) <= ${tolerance.abs} + ${slack} * (abs(o.${c}) + abs(n.${c})), false))`;
+      `abs(n.${c} - o.${c}) <= ${tolerance.abs} * (1 + ${slack}) + ${slack} * abs(o.${c}) + ${slack} * abs(n.${c}), false))`;
   };
   const both = 'o.entity_id IS NOT NULL AND n.entity_id IS NOT NULL';
   return `

@@ -107,8 +107,14 @@ export const DIFF_TABLE = 'validate_diff';
 
 // A difference that lands exactly on a decimal tolerance (1.1 - 1.0 against 0.1) must not
 // count as a change, yet binary doubles make it 0.10000000000000009. When a column has a
-// tolerance, forgive a few units of rounding of the operands' magnitude (4 ulp of each).
-const ROUNDING_SLACK = 4 * Number.EPSILON;
+// tolerance, forgive the rounding of decimal values into doubles: two units in the last
+// place of each operand and of the tolerance (integers are exact: only the tolerance's).
+// Each term is scaled apart, so that the slack of values near the DOUBLE limit does not
+// overflow to infinity and forgive everything.
+const ROUNDING_SLACK = 2 * Number.EPSILON;
+
+/** Integer types whose difference DuckDB computes exactly as a HUGEINT (a DOUBLE loses digits past 2^53). */
+const EXACT_INTEGER_TYPE = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/;
 
 const NUMERIC_TYPE =
   /^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|FLOAT|DOUBLE|DECIMAL\(\d+,\s*\d+\))$/;
@@ -348,7 +354,7 @@ export function countsSql(plan: ComparePlan): SqlStatement[] {
   };
   const perColumn = plan.columns.map((c, i) => {
     const diffs = c.kind === 'numeric'
-      ? `coalesce(max(${absDiffExpr(i)}), 0) AS max_abs_${i}, coalesce(max(${relDiffExpr(i)}), 0) AS max_rel_${i}`
+      ? `coalesce(max(${absDiffExpr(c, i)}), 0) AS max_abs_${i}, coalesce(max(${relDiffExpr(c, i)}), 0) AS max_rel_${i}`
       : `CAST(NULL AS DOUBLE) AS max_abs_${i}, CAST(NULL AS DOUBLE) AS max_rel_${i}`;
     return `${countIf(changed[i]!)} AS changed_${i}, ${diffs}`;
   });
@@ -396,7 +402,7 @@ export function mismatchesCopySql(plan: ComparePlan, target: string): SqlStateme
       i,
       old: {slot: slotOf('old', numeric ? c.typeOld : null), value: numeric ? `o${i}` : `CAST(o${i} AS VARCHAR)`},
       new: {slot: slotOf('new', numeric ? c.typeNew : null), value: numeric ? `n${i}` : `CAST(n${i} AS VARCHAR)`},
-      diffs: `${numeric ? absDiffExpr(i) : 'CAST(NULL AS DOUBLE)'} AS abs_diff, ${numeric ? relDiffExpr(i) : 'CAST(NULL AS DOUBLE)'} AS rel_diff`,
+      diffs: `${numeric ? absDiffExpr(c, i) : 'CAST(NULL AS DOUBLE)'} AS abs_diff, ${numeric ? relDiffExpr(c, i) : 'CAST(NULL AS DOUBLE)'} AS rel_diff`,
       where: `in_old AND in_new AND ${changedExpr(c, i, params)}`,
     };
   });
@@ -460,23 +466,34 @@ function changedExpr(column: ComparedColumn, i: number, params: Record<string, s
   params[`rel_${i}`] = tolerance.rel;
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
-  const within =
-    `isfinite(${o}) AND isfinite(${n}) AND abs(${n} - ${o}) <= ` +
-    `CAST($abs_${i} AS DOUBLE) + CAST($rel_${i} AS DOUBLE) * abs(${o}) + ${ROUNDING_SLACK} * (abs(${o}) + abs(${n}))`;
+  const limit = `(CAST($abs_${i} AS DOUBLE) + CAST($rel_${i} AS DOUBLE) * abs(${o}))`;
+  const slack = exactIntegers(column) ? `${ROUNDING_SLACK} * ${limit}` : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + ${ROUNDING_SLACK} * ${limit}`;
+  const within = `isfinite(${o}) AND isfinite(${n}) AND ${difference(column, i)} <= ${limit} + ${slack}`;
   return `(${distinct} AND NOT coalesce(${within}, false))`;
 }
 
-function absDiffExpr(i: number): string {
+function exactIntegers(column: ComparedColumn): boolean {
+  return EXACT_INTEGER_TYPE.test(column.typeOld) && EXACT_INTEGER_TYPE.test(column.typeNew);
+}
+
+// |new - old| as a DOUBLE: computed exactly for integers (2^53 + 1 against 2^53 is 1, not 0),
+// and infinite when the difference of two finite doubles exceeds the DOUBLE range.
+function difference(column: ComparedColumn, i: number): string {
+  if (exactIntegers(column)) return `CAST(abs(CAST(n${i} AS HUGEINT) - CAST(o${i} AS HUGEINT)) AS DOUBLE)`;
+  return `abs(CAST(n${i} AS DOUBLE) - CAST(o${i} AS DOUBLE))`;
+}
+
+function absDiffExpr(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
-  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) THEN abs(${n} - ${o}) END`;
+  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) THEN ${difference(column, i)} END`;
 }
 
 // Relative to the old value; undefined (null) when the old value is zero.
-function relDiffExpr(i: number): string {
+function relDiffExpr(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
-  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) AND ${o} <> 0 THEN abs(${n} - ${o}) / abs(${o}) END`;
+  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) AND ${o} <> 0 THEN ${difference(column, i)} / abs(${o}) END`;
 }
 
 function source(plan: ComparePlan, side: keyof CompareSources): string {
@@ -751,9 +768,10 @@ function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<s
   params[`rel_${i}`] = tolerance.rel;
   types[`abs_${i}`] = 'FLOAT64';
   types[`rel_${i}`] = 'FLOAT64';
+  const limit = `(CAST(@abs_${i} AS FLOAT64) + CAST(@rel_${i} AS FLOAT64) * ABS(${o}))`;
   const within =
     `${finite(o)} AND ${finite(n)} AND ABS(${n} - ${o}) <= ` +
-    `CAST(@abs_${i} AS FLOAT64) + CAST(@rel_${i} AS FLOAT64) * ABS(${o}) + ${ROUNDING_SLACK} * (ABS(${o}) + ABS(${n}))`;
+    `${limit} + ${ROUNDING_SLACK} * ABS(${o}) + ${ROUNDING_SLACK} * ABS(${n}) + ${ROUNDING_SLACK} * ${limit}`;
   return `(${distinct} AND NOT COALESCE(${within}, FALSE))`;
 }
 
