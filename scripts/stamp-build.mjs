@@ -3,15 +3,16 @@
 import {createHash} from 'node:crypto';
 import {readdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {join, relative} from 'node:path';
-import {PACKAGE_DIR, codeDigests, combinedDigest} from '../dist/src/task-modules.js';
+import {ModuleDigests, PACKAGE_DIR, combinedDigest} from '../dist/src/task-modules.js';
 
 const stamps = {};
+const code = new ModuleDigests(PACKAGE_DIR);
 const walk = (dir) => {
   for (const entry of readdirSync(dir, {withFileTypes: true})) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) walk(path);
     else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-      stamps[relative(PACKAGE_DIR, path)] = combinedDigest(codeDigests(path, PACKAGE_DIR));
+      stamps[relative(PACKAGE_DIR, path)] = combinedDigest(code.of(path));
     }
   }
 };

@@ -20,7 +20,7 @@ import type {Reference} from './interpolate.js';
 import type {Outcome, RunHooks} from './outcome.js';
 import {shellTask} from './shell-task.js';
 import type {Json, TaskContext, TaskDefinition, TaskResult, UpstreamInfo} from './task-api.js';
-import {codeDigests, combinedDigest, loadTaskModule} from './task-modules.js';
+import {combinedDigest, loadTaskModule, ModuleDigests} from './task-modules.js';
 import {canonicalJson, digestFile, sha256} from './util/hash.js';
 import type {ContentDigest} from './util/hash.js';
 import {faultPoint} from './util/fault.js';
@@ -101,6 +101,8 @@ export class Executor {
   readonly #options: ExecutorOptions;
   readonly #services: ExecutorServices;
   readonly #pool: WorkerPool;
+  /** Task modules' code digests, read once per run. */
+  readonly #code: ModuleDigests;
   readonly #outcomes = new Map<TaskName, Promise<Outcome>>();
   readonly #modules = new Map<string, Promise<TaskDefinition>>();
   /** Set on the first failure: running tasks finish, no new task starts. */
@@ -111,6 +113,7 @@ export class Executor {
     this.#options = options;
     this.#services = services;
     this.#pool = new WorkerPool(options.concurrency);
+    this.#code = new ModuleDigests(pipeline.projectDir);
   }
 
   /** Every considered task's outcome, in dependency order. */
@@ -213,7 +216,7 @@ export class Executor {
   async #probe(node: TaskNode): Promise<TaskDefinition['probe']> {
     if (node.definition !== undefined) return node.definition.probe;
     if (node.module === undefined) return undefined;
-    const digest = combinedDigest(codeDigests(node.module, this.#pipeline.projectDir));
+    const digest = combinedDigest(this.#code.of(node.module));
     const known = await this.#services.moduleFacts.get(digest);
     if (known === 'no-probe') return undefined;
     const definition = await this.#definition(node);
@@ -234,7 +237,7 @@ export class Executor {
     const file = node.module!;
     let module = this.#modules.get(file);
     if (module === undefined) {
-      module = loadTaskModule(file, combinedDigest(codeDigests(file, this.#pipeline.projectDir)));
+      module = loadTaskModule(file, combinedDigest(this.#code.of(file)));
       this.#modules.set(file, module);
     }
     return module;
@@ -287,7 +290,7 @@ export class Executor {
     }
 
     let code: Record<string, ContentDigest> = {};
-    if (node.module !== undefined) code = codeDigests(node.module, projectDir);
+    if (node.module !== undefined) code = this.#code.of(node.module);
     else if (node.definition !== undefined) code = {'<code>': sha256(node.definition.run.toString()) as ContentDigest};
 
     const args = interpolateValue(declaration.with, this.#resolveReference);

@@ -53,54 +53,75 @@ export function availableTaskModules(projectDir: string): string[] {
 }
 
 // `import x from './a.js'`, `export {y} from './b.js'`, `import './c.js'`, `import('./d.js')`;
-// type-only imports are left out: they do not change what runs.
-const IMPORT = /(?:^|[;\n])\s*(?:import|export)\s+(?!type\s)(?:[^'";]*?\sfrom\s*)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+// type-only imports are left out: they do not change what runs. Matched on the text with
+// comments blanked out, so an apostrophe in a comment inside an import list cannot hide it.
+const IMPORT = /(?:^|[;\n}])\s*(?:import|export)\s+(?!type\s)(?:[^'"`;]*?\sfrom\s*)?(?<q>['"])(?<static>[^'"]+)\k<q>|import\(\s*(?<q2>['"])(?<dynamic>[^'"]+)\k<q2>\s*\)/g;
+
+// Comments out, strings and template literals kept (a specifier is a string).
+const COMMENT_OR_STRING = /\/\*[\s\S]*?\*\/|\/\/[^\n]*|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g;
+
+/** The local modules a module's text imports, as written. */
+export function localImports(text: string): string[] {
+  const code = text.replace(COMMENT_OR_STRING, (token) => (token.startsWith('/') ? token.replace(/[^\n]/g, ' ') : token));
+  const specifiers: string[] = [];
+  for (const match of code.matchAll(IMPORT)) {
+    const specifier = match.groups?.['static'] ?? match.groups?.['dynamic'];
+    if (specifier !== undefined && specifier.startsWith('.')) specifiers.push(specifier);
+  }
+  return specifiers;
+}
 
 interface ModuleFile {
   digest: ContentDigest;
   imports: string[];
 }
 
-const moduleFiles = new Map<string, ModuleFile>();
+/**
+ * The code digests of task modules, each file read once. One per run: a server running many
+ * sees the edits made between them.
+ */
+export class ModuleDigests {
+  readonly #root: string;
+  readonly #files = new Map<string, ModuleFile>();
 
-function readModule(file: string): ModuleFile {
-  let cached = moduleFiles.get(file);
-  if (cached === undefined) {
-    const text = readFileSync(file, 'utf8');
-    const imports: string[] = [];
-    for (const match of text.matchAll(IMPORT)) {
-      const specifier = match[1] ?? match[2];
-      if (specifier === undefined || !specifier.startsWith('.')) continue;
-      const target = resolveImport(dirname(file), specifier);
-      if (target !== undefined) imports.push(target);
-    }
-    cached = {digest: sha256(text) as ContentDigest, imports};
-    moduleFiles.set(file, cached);
+  constructor(root: string) {
+    this.#root = root;
   }
-  return cached;
+
+  /** Digests of a module and every local module it imports, keyed by path relative to the root. */
+  of(file: string): Record<string, ContentDigest> {
+    const digests: Record<string, ContentDigest> = {};
+    const pending = [file];
+    const seen = new Set<string>();
+    while (pending.length > 0) {
+      const current = pending.pop()!;
+      if (seen.has(current)) continue;
+      seen.add(current);
+      const module = this.#read(current);
+      digests[displayPath(current, this.#root)] = module.digest;
+      pending.push(...module.imports);
+    }
+    return digests;
+  }
+
+  #read(file: string): ModuleFile {
+    let known = this.#files.get(file);
+    if (known === undefined) {
+      const text = readFileSync(file, 'utf8');
+      const imports = localImports(text).flatMap((specifier) => resolveImport(dirname(file), specifier) ?? []);
+      known = {digest: sha256(text) as ContentDigest, imports};
+      this.#files.set(file, known);
+    }
+    return known;
+  }
 }
 
 function resolveImport(from: string, specifier: string): string | undefined {
   const base = resolve(from, specifier);
-  const stem = base.replace(/\.(m?js)$/, '');
-  const candidates = [stem + '.ts', stem + '.mts', base, ...EXTENSIONS.map((extension) => base + extension), join(base, 'index.ts')];
+  // TypeScript's convention: './a.js' names a.ts, './a.mjs' names a.mts (or the files as written).
+  const written = /\.js$/.test(base) ? [base.slice(0, -3) + '.ts'] : /\.mjs$/.test(base) ? [base.slice(0, -4) + '.mts'] : [];
+  const candidates = [...written, base, ...EXTENSIONS.map((extension) => base + extension), join(base, 'index.ts')];
   return candidates.find((candidate) => existsSync(candidate) && !candidate.endsWith(sep));
-}
-
-/** Digests of a module and every local module it imports, keyed by path relative to `root`. */
-export function codeDigests(file: string, root: string): Record<string, ContentDigest> {
-  const digests: Record<string, ContentDigest> = {};
-  const pending = [file];
-  const seen = new Set<string>();
-  while (pending.length > 0) {
-    const current = pending.pop()!;
-    if (seen.has(current)) continue;
-    seen.add(current);
-    const module = readModule(current);
-    digests[displayPath(current, root)] = module.digest;
-    pending.push(...module.imports);
-  }
-  return digests;
 }
 
 /** A path relative to `root` when inside it, else relative to the package. */
@@ -139,17 +160,24 @@ export async function loadTaskModule(file: string, codeDigest: string): Promise<
   const built = join(PACKAGE_DIR, 'dist', relativeToPackage.replace(/\.m?ts$/, '.js'));
   if (!relativeToPackage.startsWith('..') && buildStamps()[relativeToPackage] === codeDigest && existsSync(built)) {
     module = (await import(pathToFileURL(built).href)) as {default?: unknown};
-  } else if (/\.m?ts$/.test(file)) {
+  } else {
+    // tsx compiles TypeScript and, unlike import(), loads afresh each time: a long-lived
+    // server runs a module's (and its helpers') code as it is now, not as first loaded.
     const {tsImport} = await import('tsx/esm/api');
     module = (await tsImport(pathToFileURL(file).href, import.meta.url)) as {default?: unknown};
-  } else {
-    module = (await import(pathToFileURL(file).href)) as {default?: unknown};
   }
-  const definition = module.default;
+  let definition = module.default;
+  // A .ts file in a folder whose package.json does not say "type": "module" loads as
+  // CommonJS, its default export one level down.
+  if (isRecord(definition) && typeof definition['run'] !== 'function' && isRecord(definition['default'])) definition = definition['default'];
   if (definition === null || typeof definition !== 'object' || typeof (definition as TaskDefinition).run !== 'function') {
     throw new ExecutionError(`${displayPath(file, process.cwd())} does not export a task.`, {
       hint: 'A task module must `export default defineTask({async run(ctx) {...}})`.',
     });
   }
   return definition as TaskDefinition;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
 }

@@ -1,4 +1,5 @@
 /** The library API: what the CLI does, from code. */
+import {writeFileSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
 import {ConfigurationError, DiagnosticsError, ValidationRunner} from '../src/index.js';
 import type {Outcome} from '../src/index.js';
@@ -40,5 +41,31 @@ describe('ValidationRunner', () => {
     const runner = new ValidationRunner(undefined, {projectDir: project.dir});
     await expect(runner.runWorkflow('1', '2')).rejects.toBeInstanceOf(DiagnosticsError);
     await expect(runner.runWorkflow('1 OR 1=1', '2')).rejects.toBeInstanceOf(ConfigurationError);
+  });
+
+  it('sees edits to task modules and their helpers between runs of one process (a server)', async () => {
+    const helper = (value: string) => `export const value = () => '${value}';\n`;
+    const task = (extension: string) =>
+      `import {writeFileSync} from 'node:fs';\nimport {value} from './lib/helper${extension}';\n` +
+      `export default {async run(ctx) { writeFileSync(ctx.output(ctx.name + '.txt'), value()); }};\n`;
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  ts: {run: ts, outputs: [ts.txt]}\n  js: {run: js, outputs: [js.txt]}\n',
+      'tasks/ts.ts': task('.js'),
+      'tasks/lib/helper.ts': helper('one'),
+      'tasks/js.mjs': task('.mjs'),
+      'tasks/lib/helper.mjs': helper('one'),
+    });
+    const runner = new ValidationRunner(undefined, {projectDir: project.dir});
+    const first = await runner.runWorkflow('1', '2');
+    expect(first.tasks.map((t) => t.status)).toEqual(['ran', 'ran']);
+    writeFileSync(project.path('tasks/lib/helper.ts'), helper('two'));
+    writeFileSync(project.path('tasks/lib/helper.mjs'), helper('two'));
+    const second = await runner.runWorkflow('1', '2');
+    expect(second.tasks.map((t) => [t.name, t.status, t.reason])).toEqual([
+      ['ts', 'ran', 'tasks/lib/helper.ts changed'],
+      ['js', 'ran', 'tasks/lib/helper.mjs changed'],
+    ]);
+    // Both ran the helper as it is now, not as the process first loaded it.
+    expect([project.read('output/1_vs_2/ts.txt'), project.read('output/1_vs_2/js.txt')]).toEqual(['two', 'two']);
   });
 });

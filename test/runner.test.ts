@@ -6,6 +6,7 @@ import {readdirSync, readFileSync, statSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {describe, expect, it} from 'vitest';
 import {countingTask, Project} from './support/project.js';
+import {localImports} from '../src/task-modules.js';
 
 const PIPELINE = `settings:
   validation:
@@ -118,6 +119,34 @@ describe('the runner', () => {
     project.write({'tasks/b.ts': countingTask(['b.txt'], "read('a', 'a.txt') + ' abs:' + ctx.settings.validation.tolerance.abs")});
     project.run(['--old', '1', '--new', '2']);
     expect(project.runs()).toEqual({a: 1, b: 2, c: 2, d: 3, e: 3});
+  });
+
+  it('finds every local import a module makes, whatever comments and strings it holds', () => {
+    const text = [
+      "import {",
+      "  helper, // the project's helper",
+      "} from './lib/helper.js';",
+      "import type {Shape} from './types.js';",
+      "export {other} from \"./lib/other.js\"; import './side-effect.js';",
+      "/* import {x} from './commented-out.js'; */",
+      "// import {y} from './also-out.js';",
+      "const lazy = await import('./lazy.js');",
+      "import {readFileSync} from 'node:fs';",
+      "const text = 'it\\'s not an import: from \"./nothing.js\"';",
+    ].join('\n');
+    expect(localImports(text)).toEqual(['./lib/helper.js', './lib/other.js', './side-effect.js', './lazy.js']);
+  });
+
+  it('loads a TypeScript task from a folder whose package.json does not say "type": "module"', () => {
+    const project = new Project({
+      'package.json': '{}\n',
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n',
+      'tasks/a.ts': "export default {async run(ctx) { (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'ok'); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('ok');
   });
 
   it('reruns the task reading an input file only when its content changes, not when it is touched', () => {
