@@ -218,6 +218,17 @@ describe('a table in a DuckDB database', () => {
   test('a number given for an integer version column matches by value', async () => {
     const {result} = await run(project, '1.0', tableSettings());
     expect(result).toMatchObject({rows: 100});
+    const error = await failure(run(project, '1.5', tableSettings()));
+    expect(error.message).toMatch(/^version 1\.5 has no rows in Model Runs; versions present: 1, 2/);
+  });
+
+  test('integer versions past 2^53 (build numbers) select exactly their rows', async () => {
+    const big = tempProject();
+    await writeDatabase(join(big, 'big.duckdb'), `CREATE TABLE runs AS SELECT 20240115093012345::BIGINT AS version, i AS id, i::DOUBLE AS x FROM range(10) t(i)
+      UNION ALL SELECT 20240115093012346::BIGINT, i, 2 * i FROM range(7) t(i)`);
+    const config = settings({source: {table: 'runs', version_column: 'version', keys: ['id']}, duckdb: {database: 'big.duckdb'}});
+    expect((await run(big, '20240115093012345', config)).result).toMatchObject({rows: 10});
+    expect((await run(big, '20240115093012346', config)).result).toMatchObject({rows: 7});
   });
 
   test('a missing table names the tables present', async () => {

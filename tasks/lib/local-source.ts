@@ -355,7 +355,13 @@ function findColumns(schema: readonly Column[], names: readonly string[], what: 
 function versionPredicate(column: Column): string {
   const name = quoteIdent(column.name, 'duckdb');
   if (column.type === 'FLOAT') return `${name} = TRY_CAST($version AS FLOAT)`;
-  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT|DOUBLE|DECIMAL)/.test(column.type)) {
+  // Integers compare exactly (build numbers past 2^53 are distinct); "3.0" still selects 3.
+  if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT)$/.test(column.type)) {
+    const number = 'TRY_CAST($version AS DOUBLE)';
+    const integer = `CASE WHEN regexp_full_match($version, '[-+]?[0-9]+') THEN TRY_CAST($version AS HUGEINT) END`;
+    return `${name} = coalesce(${integer}, CASE WHEN trunc(${number}) = ${number} THEN TRY_CAST(${number} AS HUGEINT) END)`;
+  }
+  if (/^(DOUBLE|DECIMAL)/.test(column.type)) {
     return `${name} = TRY_CAST($version AS DOUBLE)`;
   }
   if (column.type === 'VARCHAR') return `${name} = $version`;
