@@ -607,10 +607,17 @@ function list(names: readonly string[]): string {
 /** The settings analyze reads: `analysis.*`, and what a pushed-down analysis calls BigQuery with. */
 function readSettings(settings: Readonly<Record<string, Json>>): {keys: string[]; analysis: AnalysisSettings} {
   const all = taskSettings(settings);
+  const {analysis} = all;
   return {
     keys: all.source.keys,
+    // Each setting read by name (not spread): one the task does not declare is an error naming it.
     analysis: {
-      ...all.analysis,
+      engine: analysis.engine,
+      segment_by: analysis.segment_by,
+      bins: analysis.bins,
+      top_n: analysis.top_n,
+      psi: analysis.psi,
+      rules: analysis.rules,
       bigquery: {
         maximumBytesBilled: all.bigquery.maximum_bytes_billed,
         retryCount: all.performance.retry_count,

@@ -78,6 +78,11 @@ describe('user tasks', () => {
     result = project.run(['--old', '0.3615', '--new', '0.3621']);
     expect(result.code).toBe(2);
     expect(result.stdout).toContain('  - validate failed: This task reads settings of bigquery, and pipeline.yaml declares none of them for it.');
+    // analyze declaring only part of its section: the first setting it reads unannounced is named.
+    project.write({'pipeline.yaml': shipped.replace('settings: [source.keys, analysis, bigquery.maximum_bytes_billed]', 'settings: [source.keys, analysis.bins, bigquery.maximum_bytes_billed]')});
+    result = project.run(['--old', '0.3615', '--new', '0.3621']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - analyze failed: This task reads the setting analysis.engine, which pipeline.yaml does not declare for it.');
     project.write({'pipeline.yaml': shipped});
     expect(project.run(['--old', '0.3615', '--new', '0.3621']).code).toBeLessThan(2);
   });

@@ -7,6 +7,7 @@ import {execSync} from 'node:child_process';
 import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {afterEach, describe, expect, it} from 'vitest';
 import {countingTask, Project} from './support/project.js';
+import {temporaryFolder} from './support/temp.js';
 
 const SLOW = (ms: number) =>
   countingTask(['a.txt'], "'done'").replace('for (const output', `await new Promise((resolve) => setTimeout(resolve, ${ms}));\n    for (const output`);
@@ -130,6 +131,15 @@ describe('the cache', () => {
     expect(bad.stderr).toBe('Error: Expected --max-size to be a size such as 5G or 512MB, got "huge".\n');
     const unknown = project.run(['cache', 'stats']);
     expect(unknown.stderr).toBe('Error: Expected "cache status", "cache verify", "cache gc" or "cache clear", got "cache stats". Did you mean "status"?\n');
+  });
+
+  it('looks after a cache outside the project (an absolute cache.dir)', () => {
+    const project = simple();
+    const elsewhere = temporaryFolder('cache-elsewhere-');
+    project.run(['--old', '1', '--new', '2', '--set', `cache.dir=${elsewhere}`]);
+    expect(project.run(['cache', 'status', '--set', `cache.dir=${elsewhere}`]).stdout).toMatch(/^Cache \S+: 1 entries, 1 stored files, [1-9]\d* B\n/);
+    expect(project.run(['cache', 'clear', '--set', `cache.dir=${elsewhere}`]).stdout).toMatch(/^Cleared \S+: [1-9]\d* B freed\.\n$/);
+    expect(project.exists(elsewhere.slice(1))).toBe(false);
   });
 });
 

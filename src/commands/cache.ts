@@ -1,6 +1,6 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
 import {readdir, rm} from 'node:fs/promises';
-import {join, relative} from 'node:path';
+import {join, relative, resolve} from 'node:path';
 import {CacheStore} from '../cache/store.js';
 import type {CacheEntry} from '../cache/store.js';
 import {ConfigurationError} from '../errors.js';
@@ -37,7 +37,7 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
   const [action] = args;
   const runner = new ValidationRunner(flags.config, flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline});
   const pipeline = await runner.load(flags.set === undefined ? {} : {set: flags.set});
-  const dir = join(pipeline.projectDir, pipeline.settings.cache.dir);
+  const dir = resolve(pipeline.projectDir, pipeline.settings.cache.dir);
   const store = new CacheStore(dir);
   const shown = relative(process.cwd(), dir) || dir;
   const out = (line: string) => process.stdout.write(line + '\n');
