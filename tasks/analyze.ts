@@ -213,10 +213,8 @@ async function analyzeLocally(
   if (numeric.length > 0 && keys.length > 0 && settings.top_n > 0) {
     checkAborted(ctx);
     ctx.progress({message: 'largest movers'});
-    const sampled = (await rowsOf(conn, moverThresholdsSql(sources, keys, numeric, settings.top_n), {log: ctx.log, label: 'movers: thresholds from a sample'}))[0] ?? {};
-    const thresholds = numeric.map((_, i) => num(sampled[`t${i}`]));
-    const movers = await rowsOf(conn, moversSql(sources, keys, numeric, settings.top_n, thresholds), {log: ctx.log, label: 'largest movers'});
-    for (const [i, column] of numeric.entries()) parameters[column]!.top_movers = parseMovers(movers[0]?.[`m${i}`], keys);
+    const movers = await largestMovers(conn, ctx, sources, keys, numeric, settings.top_n);
+    for (const [i, column] of numeric.entries()) parameters[column]!.top_movers = parseMovers(movers[`m${i}`], keys);
   }
   const categories: Record<string, CategoricalAnalysis> = {};
   for (const column of categorical) {
@@ -230,6 +228,25 @@ async function analyzeLocally(
   }
   if (categorical.length > 0) await conn.run(`DROP TABLE IF EXISTS ${CATEGORIES_TABLE}`);
   return {engine: 'local', rows, parameters, categories};
+}
+
+/**
+ * The largest movers of every parameter, keys duplicated in either version left out: twice
+ * `top_n` changes are listed per parameter, and when duplicated keys leave fewer than `top_n`
+ * of a list that may hold more, four times as many are listed, without the sampled threshold.
+ */
+async function largestMovers(conn: DuckDBConnection, ctx: TaskContext, sources: AnalysisSources, keys: string[], numeric: string[], topN: number): Promise<Record<string, unknown>> {
+  let fetch = 2 * topN;
+  const sampled = (await rowsOf(conn, moverThresholdsSql(sources, keys, numeric, fetch), {log: ctx.log, label: 'movers: thresholds from a sample'}))[0] ?? {};
+  let thresholds: (number | null)[] = numeric.map((_, i) => num(sampled[`t${i}`]));
+  for (;;) {
+    const row = (await rowsOf(conn, moversSql(sources, keys, numeric, topN, fetch, thresholds), {log: ctx.log, label: 'largest movers'}))[0] ?? {};
+    const short = numeric.some((_, i) => num(row[`l${i}`])! < topN && (num(row[`f${i}`]) === fetch || thresholds[i] !== null));
+    if (!short) return row;
+    checkAborted(ctx);
+    fetch *= 4;
+    thresholds = numeric.map(() => null);
+  }
 }
 
 /**

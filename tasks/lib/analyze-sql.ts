@@ -291,29 +291,55 @@ export function moverThresholdsSql(s: AnalysisSources, keys: readonly string[], 
 }
 
 /**
- * The `topN` matched keys with the largest |new - old| per parameter, in one join; changes
- * below the parameter's threshold (from `moverThresholdsSql`, null for none) cannot be among
- * them and are skipped. Ties are broken by the key (and values), so the list is the same on
- * every run.
+ * The `topN` matched keys with the largest |new - old| per parameter. One join lists the
+ * `fetch` largest changes of each (changes below the parameter's threshold, from
+ * `moverThresholdsSql` at rank `fetch`, null for none, cannot be among them and are skipped);
+ * keys occurring more than once in either version are then left out, as the validation leaves
+ * them out (their pairs mix rows), by counting only the listed keys in both files. Per
+ * parameter: `m{i}` the movers (JSON), `f{i}` how many changes were listed, `l{i}` how many
+ * of them had a key of their own: with fewer than `topN` of those from a list that was cut
+ * short (`f{i} = fetch`) or thresholded, the caller asks again for more. Ties are broken by
+ * the key (and values), so the list is the same on every run.
  */
-export function moversSql(s: AnalysisSources, keys: readonly string[], parameters: readonly string[], topN: number, thresholds: readonly (number | null)[] = []): string {
+export function moversSql(
+  s: AnalysisSources,
+  keys: readonly string[],
+  parameters: readonly string[],
+  topN: number,
+  fetch: number,
+  thresholds: readonly (number | null)[] = [],
+): string {
   duckdbOnly(s.dialect);
   if (!Number.isInteger(topN) || topN < 1) throw new TypeError(`top_n must be a positive integer, got ${topN}`);
+  if (!Number.isInteger(fetch) || fetch < topN) throw new TypeError(`fetch must be an integer of at least top_n, got ${fetch}`);
   const q = (c: string) => quoteIdent(c, s.dialect);
   const keyFields = keys.map((k, i) => `k${i} := o.${q(k)}`).join(', ');
-  const cols = parameters.map((p, i) => {
+  const picks = parameters.map((p, i) => {
     const {o, n, d, moved} = change(p, s);
     const t = thresholds[i];
     const above = t === null || t === undefined ? '' : ` AND ${d} >= ${doubleLiteral(t)}`;
     const pick = onlyWhere(
       parameters.length,
       'max_by',
-      [`struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n})`, `struct_pack(d := ${d}, ${keyFields}, old := ${o})`, String(topN)],
+      [`struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n})`, `struct_pack(d := ${d}, ${keyFields}, old := ${o})`, String(fetch)],
       `${moved}${above}`,
     );
-    return `CAST(to_json(${pick}) AS VARCHAR) AS m${i}`;
+    return `coalesce(${pick}, []) AS m${i}`;
   });
-  return `SELECT ${cols.join(',\n  ')}\n${matchedPairs(s, keys)}`;
+  const all = parameters.length === 1 ? 'm0' : `list_concat(${parameters.map((_, i) => `m${i}`).join(', ')})`;
+  const keyColumns = keys.map((_, j) => `k${j}`);
+  const occurrences = (side: 0 | 1) =>
+    `SELECT ${keyColumns.map((k) => `l.${k}`).join(', ')}, ${side} AS side FROM ${source(s, side)} t ` +
+    `JOIN listed l ON ${keys.map((k, j) => `t.${q(k)} = l.k${j}`).join(' AND ')}`;
+  const own = (i: number) => `list_filter(c.m${i}, x -> NOT list_contains(r.keys, x.key))`;
+  const cols = parameters.map((_, i) => `CAST(to_json(list_slice(${own(i)}, 1, ${topN})) AS VARCHAR) AS m${i}, len(c.m${i}) AS f${i}, len(${own(i)}) AS l${i}`);
+  return (
+    `WITH candidates AS MATERIALIZED (SELECT ${picks.join(',\n  ')}\n${matchedPairs(s, keys)}),\n` +
+    `listed AS (SELECT DISTINCT ${keyColumns.map((k) => `x.key.${k} AS ${k}`).join(', ')} FROM (SELECT unnest(${all}) AS x FROM candidates)),\n` +
+    `repeated AS (SELECT coalesce(list(struct_pack(${keyColumns.map((k) => `${k} := ${k}`).join(', ')})), []) AS keys FROM (` +
+    `SELECT DISTINCT ${keyColumns.join(', ')} FROM (${occurrences(0)} UNION ALL ${occurrences(1)}) GROUP BY ${keyColumns.join(', ')}, side HAVING count(*) > 1))\n` +
+    `SELECT ${cols.join(',\n  ')}\nFROM candidates c, repeated r`
+  );
 }
 
 /** The temp table of one categorical column's counts: (value, o, n), value NULL counting nulls. */
@@ -523,7 +549,10 @@ export function bigQueryMoversSql(a: BigQueryAnalysis, topN: number): SqlStateme
   statement.types['top_n'] = 'INT64';
   // Parameters carry explicit casts where their type is not evident from the context.
   const keys = a.keys.map((_, j) => `k${j}`);
-  const version = (side: 0 | 1) => `SELECT * FROM v WHERE side = ${side} AND ${keys.map((k) => `${k} IS NOT NULL`).join(' AND ')}`;
+  // Keys occurring more than once in a version are left out, as the validation leaves them out.
+  const version = (side: 0 | 1) =>
+    `SELECT * FROM (SELECT *, COUNT(*) OVER (PARTITION BY ${keys.join(', ')}) AS occurrences FROM v ` +
+    `WHERE side = ${side} AND ${keys.map((k) => `${k} IS NOT NULL`).join(' AND ')}) WHERE occurrences = 1`;
   const olds = a.numeric.map((_, i) => `o.x${i}`);
   const news = a.numeric.map((_, i) => `n.x${i}`);
   return {
