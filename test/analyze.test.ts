@@ -7,7 +7,7 @@ import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
-import {CATEGORY_CAP, driftHighlights} from '../tasks/lib/analysis-figures.js';
+import {CATEGORY_CAP, driftHighlights, parseSegmentKey} from '../tasks/lib/analysis-figures.js';
 import {MOVERS_FILTERED_PARAMETERS} from '../tasks/lib/analyze-sql.js';
 import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
@@ -62,6 +62,10 @@ const NESTED = (changed: boolean) =>
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
+// A floating-point segment column holding NaN and infinities besides numbers.
+const FLOAT_SEGMENTS = (changed: boolean) =>
+  `SELECT i AS id, (['nan', 'inf', '-inf', '1.5'])[i % 4 + 1]::DOUBLE AS tier, i / 10.0 ${changed ? '+ 1' : ''} AS x FROM range(200) t(i)`;
+
 // The largest changes are at the largest multiples of 10; keys 990 and 980 occur twice in the
 // old version, 970 and 960 twice in the new one.
 const DUPLICATED = (changed: boolean) =>
@@ -76,7 +80,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -389,6 +393,14 @@ describe('analyze', () => {
       expect(movers.map((m) => Number(m.key['id']))).toEqual(expected.slice(0, topN));
       for (const m of movers) expect(m.change).toBeCloseTo(Number(m.key['id']) / 100, 9);
     }
+  });
+
+  it('segments by a floating-point column holding NaN and infinities, naming them as text', async () => {
+    const {doc} = await run('tiers-new', {segment_by: ['tier'], top_n: 0}, 'tiers-old');
+    const segments = doc.parameters['x']!.segments;
+    expect(segments.map((s) => s.segment)).toEqual([{tier: '-Infinity'}, {tier: 1.5}, {tier: 'Infinity'}, {tier: 'NaN'}]);
+    for (const s of segments) expect([s.old.count, s.new.count, s.mean_change.abs]).toEqual([50, 50, 1]);
+    expect(parseSegmentKey('{"a":NaN,"b":"NaN, or not","c":-Infinity,"d":"say \\"Infinity\\""}')).toEqual({a: 'NaN', b: 'NaN, or not', c: '-Infinity', d: 'say "Infinity"'});
   });
 
   it('lists no movers with top_n: 0', async () => {

@@ -162,7 +162,7 @@ export function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: 
       const g = shift.groups[index + 1]!;
       const p = psiOf(g, so.count, sn.count);
       segmentShifts.push({
-        segment: JSON.parse(key) as SegmentShift['segment'],
+        segment: parseSegmentKey(key),
         old: {count: so.count, mean: round(so.mean), std: round(so.std)},
         new: {count: sn.count, mean: round(sn.mean), std: round(sn.std)},
         mean_change: meanChange(so.mean, sn.mean),
@@ -383,4 +383,32 @@ export function driftHighlights(parameters: Readonly<Record<string, NumericAnaly
   const lines = found.slice(0, HIGHLIGHT_LINES).map((f) => f.line);
   if (found.length > HIGHLIGHT_LINES) lines.push(`and ${found.length - HIGHLIGHT_LINES} more drifted parameters (analysis.json)`);
   return lines;
+}
+
+/**
+ * A segment key as DuckDB's json_object writes it: JSON, except that a floating-point segment
+ * column's NaN and infinities come out as bare NaN, Infinity and -Infinity, which are read
+ * here as the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers).
+ */
+export function parseSegmentKey(key: string): SegmentShift['segment'] {
+  let text = '';
+  let inString = false;
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i]!;
+    if (inString) {
+      text += c;
+      if (c === '\\') text += key[++i] ?? '';
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    const bare = /^-?(?:NaN|Infinity)/.exec(key.slice(i, i + 9));
+    if (bare !== null) {
+      text += JSON.stringify(bare[0]);
+      i += bare[0].length - 1;
+      continue;
+    }
+    text += c;
+  }
+  return JSON.parse(text) as SegmentShift['segment'];
 }
