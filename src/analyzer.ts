@@ -2,6 +2,7 @@
  * Turns a loaded pipeline.yaml into a checked task graph: every dependency exists, no
  * cycles, modules found, references resolvable, outputs unique. All problems at once.
  */
+import {isAbsolute, normalize} from 'node:path';
 import {DiagnosticsError} from './config/diagnostics.js';
 import type {Diagnostic} from './config/diagnostics.js';
 import type {LoadedPipeline} from './config/load.js';
@@ -82,6 +83,8 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
   for (const [name, task] of codeTasks) declarations.set(name, task);
   const names = [...declarations.keys()];
   const knownSettings = settingPaths(loaded.settings);
+  // The log is written into the output folder beside the tasks' outputs (unless given a path elsewhere).
+  const logFile = isAbsolute(loaded.settings.logging.file) ? undefined : normalize(loaded.settings.logging.file);
   const tasks = new Map<TaskName, TaskNode>();
   const edges: Edge<{index: number}>[] = [];
 
@@ -150,6 +153,11 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
         diagnostics.push({
           location: at(name, 'outputs', index),
           message: `Output "${output}" of task "${name}" is written by the runner itself; choose another name.`,
+        });
+      } else if (!declaration.intermediate && output === logFile) {
+        diagnostics.push({
+          location: at(name, 'outputs', index),
+          message: `Output "${output}" of task "${name}" is the run's log file (logging.file); choose another name, or set logging.file to another.`,
         });
       }
     }

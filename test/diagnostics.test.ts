@@ -90,6 +90,33 @@ tasks:
     ]);
   });
 
+  it('refuses task names that are not plain names (a name is also a folder name)', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': `settings: {output: {save_intermediates: true}}
+tasks:
+  "../../escape": {shell: "echo hi > \${output:y.txt}", outputs: [y.txt], intermediate: true}
+  bad name: {run: t}
+`,
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:3:3 Expected each name in "tasks" to be a task name of letters, digits, ".", "_" and "-", got "../../escape".',
+      'pipeline.yaml:4:3 Expected each name in "tasks" to be a task name of letters, digits, ".", "_" and "-", got "bad name".',
+    ]);
+    expect(project.exists('../escape.y.txt')).toBe(false);
+  });
+
+  it("refuses an output named like the run's log file, and a log file named like the runner's own files", () => {
+    const project = new Project({'tasks/t.ts': TASK, 'pipeline.yaml': 'tasks:\n  a: {run: t, outputs: [validation.log]}\n  b: {run: t, outputs: [b.csv]}\n'});
+    const clash = (line: number, output: string, task: string) =>
+      `pipeline.yaml:${line}:25 Output "${output}" of task "${task}" is the run's log file (logging.file); choose another name, or set logging.file to another.`;
+    expectProblems(project.run(['--old', '1', '--new', '2']), [clash(2, 'validation.log', 'a')]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'logging.file=b.csv']), [clash(3, 'b.csv', 'b')]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'logging.file=summary.json']), [
+      '--set logging.file=summary.json Expected "logging.file" to have a name other than summary.json and errors.json, which the runner writes.',
+    ]);
+  });
+
   it('checks shell references to inputs and outputs', () => {
     const project = new Project({
       'tasks/t.ts': TASK,

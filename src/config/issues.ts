@@ -142,6 +142,16 @@ export function issuesToDiagnostics(
         });
         break;
       }
+      case 'invalid_key': {
+        // A name (of a task, say) that its record does not allow: the inner issue says what it should be.
+        const inner = (issue as unknown as {issues?: {message: string}[]}).issues?.[0]?.message ?? issue.message;
+        const owner = dotted(path.slice(0, -1));
+        diagnostics.push({
+          location: locate.key(path),
+          message: `Expected each name in "${owner}" to be ${inner}, got ${describe(path[path.length - 1])}.`,
+        });
+        break;
+      }
       case 'custom':
         // A refinement's message names what is missing (see the schema's refine calls).
         diagnostics.push({location: locate.value(path), message: `Expected "${name}" to have ${issue.message}.`});

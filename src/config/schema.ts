@@ -116,7 +116,11 @@ export const settingsSchema = z.strictObject({
     .strictObject({
       level: z.enum(['DEBUG', 'INFO', 'WARNING', 'ERROR']).default('INFO'),
       format: z.string().default('%(asctime)s - %(levelname)s - %(message)s'),
-      file: z.string().min(1).default('validation.log'),
+      file: z
+        .string()
+        .min(1)
+        .refine((file) => !['summary.json', 'errors.json'].includes(file), {message: 'a name other than summary.json and errors.json, which the runner writes'})
+        .default('validation.log'),
     })
     .prefault({}),
   performance: z
@@ -139,7 +143,7 @@ export const settingsSchema = z.strictObject({
 /** Resolved settings: every key present, defaults applied. */
 export type Settings = z.output<typeof settingsSchema>;
 
-const taskName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a task name of letters, digits, ".", "_" and "-"');
+export const taskName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, 'a task name of letters, digits, ".", "_" and "-"');
 const fileName = z
   .string()
   .regex(/^(?!\.\.?$)[^/\\]+$/, 'a plain file name (no folders)');
@@ -170,5 +174,5 @@ export type TaskDeclaration = z.output<typeof taskSchema>;
 /** The whole pipeline.yaml. */
 export const pipelineSchema = z.strictObject({
   settings: z.record(z.string(), z.unknown()).default({}),
-  tasks: z.record(z.string(), taskSchema),
+  tasks: z.record(taskName, taskSchema),
 });
