@@ -189,6 +189,16 @@ tasks:
     );
   });
 
+  it('takes a logging.format starting with % from --set and the environment, without a warning', () => {
+    const project = new Project({'tasks/t.ts': TASK, 'pipeline.yaml': 'tasks:\n  a: {run: t}\n'});
+    for (const [args, env] of [[['--set', 'logging.format=%(levelname)s: %(message)s'], {}], [[], {PIPELINE_LOGGING_FORMAT: '%(levelname)s: %(message)s'}]] as const) {
+      const result = project.run(['--old', '1', '--new', '2', ...args], env);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+      expect(project.read('output/1_vs_2/validation.log').split('\n')[0]).toMatch(/^INFO: run 1 vs 2 in /);
+    }
+  });
+
   it('refuses bad versions and flags with exit code 2', () => {
     const project = new Project({'tasks/t.ts': TASK, 'pipeline.yaml': 'tasks:\n  a: {run: t}\n'});
     const injection = project.run(['--old', "0.1' OR '1'='1", '--new', '2']);

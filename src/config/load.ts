@@ -89,7 +89,9 @@ function namedLayer(value: Record<string, unknown>, origins: Map<string, string>
 /** A scalar from the command line or the environment, typed as YAML would type it. */
 function parseScalar(text: string): unknown {
   try {
-    return parseYaml(text) ?? null;
+    // (logLevel: a value starting with %, like logging.format's, is a YAML directive to the
+    // parser: it fails, and the text is the value, without a warning on the terminal.)
+    return parseYaml(text, {logLevel: 'error'}) ?? null;
   } catch {
     return text;
   }
