@@ -2,7 +2,7 @@
  * alerts: flags every parameter whose mean moved by more than `threshold_std` standard
  * deviations (of the old version), overall or in any segment, and writes them to
  * alerts.csv, largest move first. Standard deviations rather than percentages: a mean near
- * zero makes percentages explode. A small user task: the README's how-to starts here.
+ * zero makes percentages explode. A parameter constant in the old version moves by Infinity. A small user task: the README's how-to starts here.
  */
 import {readFile, writeFile} from 'node:fs/promises';
 import {ConfigurationError} from '../src/errors.js';
@@ -23,7 +23,7 @@ interface Alert {
 
 const csvField = (value: string | number | null): string => {
   const text = value === null ? '' : String(value);
-  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 };
 
 export default defineTask({
@@ -49,8 +49,9 @@ export default defineTask({
         })),
       ];
       for (const place of places) {
-        if (place.old === null || place.new === null || place.std === null || !(place.std > 0)) continue;
-        const changeStd = (place.new - place.old) / place.std;
+        if (place.old === null || place.new === null || place.new === place.old) continue;
+        // A parameter constant in the old version (or with one value there) has no spread: any move is infinitely many.
+        const changeStd = place.std !== null && place.std > 0 ? (place.new - place.old) / place.std : Math.sign(place.new - place.old) * Infinity;
         if (Math.abs(changeStd) > threshold) {
           alerts.push({parameter, segment: place.segment, oldMean: place.old, newMean: place.new, changeStd, changePct: place.pct, psi: place.psi});
         }

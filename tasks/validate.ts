@@ -139,7 +139,11 @@ function finish(ctx: TaskContext, report: Report, results: ReturnType<typeof eva
 export function whatChanged(report: Pick<Report, 'compared_rows' | 'changed_rows' | 'keys' | 'columns'>): string {
   const count = formatInteger;
   const keys = `${count(report.keys.added)} ${plural(report.keys.added, 'key')} added, ${count(report.keys.removed)} removed`;
-  if (report.compared_rows === 0) return `no key is in both versions, nothing to compare; ${keys}`;
+  if (report.compared_rows === 0) {
+    // Matched keys are compared unless duplicated in a version (then listed, not compared).
+    const none = report.keys.matched === 0 ? 'no key is in both versions' : `every key in both versions is duplicated in one of them (${count(report.keys.matched)})`;
+    return `${none}, nothing to compare; ${keys}`;
+  }
   const share = Number(((100 * report.changed_rows) / report.compared_rows).toPrecision(3));
   const columns = Object.entries(report.columns)
     .filter(([, column]) => column.changed > 0)

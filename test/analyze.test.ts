@@ -2,7 +2,7 @@
  * The analyze task on small Parquet fixtures built with DuckDB SQL; every figure is checked
  * against a plain TypeScript computation over the same values.
  */
-import {readFileSync} from 'node:fs';
+import {readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
@@ -429,5 +429,28 @@ describe('analyze', () => {
   it('names the existing columns when a segment column is missing, and refuses more segments than it takes', async () => {
     await expect(run('new', {segment_by: ['country']})).rejects.toThrow(/analysis\.segment_by names "country".*"id", "region", "x", "y", "z"/);
     await expect(run('many', {segment_by: ['cell']}, 'many')).rejects.toThrow(/analysis\.segment_by \("cell"\) divides the rows into 70,000 segments; an analysis takes at most 65,535\./);
+  });
+});
+
+describe('the alerts task (the example of a task of your own)', () => {
+  it('flags means moved beyond threshold_std old standard deviations, a constant parameter by any move, quoting segments', async () => {
+    const place = (old: number, neu: number, std: number | null) => ({old: {mean: old, std}, new: {mean: neu, std}, mean_change: {abs: neu - old, pct: null}, psi: 0.5});
+    const analysis = {
+      parameters: {
+        constant: {...place(1, 1.5, 0), segments: []},
+        steady: {...place(1, 1.1, 1), segments: [{segment: {region: 'a,\r\nb'}, ...place(1, 3, 1)}]},
+        alone: {...place(2, 2, null), segments: []},
+      },
+    };
+    const dir = temporaryFolder('alerts-');
+    writeFileSync(join(dir, 'analysis.json'), JSON.stringify(analysis));
+    const {default: alerts} = await import('../tasks/alerts.js');
+    const r = await runTaskDirectly(alerts, {args: {threshold_std: 0.25}, inputs: {analyze: {'analysis.json': join(dir, 'analysis.json')}}, outputs: ['alerts.csv']});
+    expect(readFileSync(join(r.outputDir, 'alerts.csv'), 'utf8')).toBe(
+      'parameter,segment,old_mean,new_mean,change_in_old_std,mean_change_pct,psi\n' +
+        'constant,(all),1,1.5,Infinity,,0.5\n' +
+        'steady,"region=a,\r\nb",1,3,2,,0.5\n',
+    );
+    expect(r.result).toMatchObject({rows: 2});
   });
 });

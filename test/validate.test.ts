@@ -37,6 +37,9 @@ describe('keys', () => {
     );
     expect(whatChanged({compared_rows: 10, changed_rows: 1, keys: keys(1, 0), columns: columns({x: 1, y: 0})})).toBe('1 of 10 compared rows changed (10%), most in x (1); 1 key added, 0 removed');
     expect(whatChanged({compared_rows: 0, changed_rows: 0, keys: keys(5, 5), columns: columns({x: 0})})).toBe('no key is in both versions, nothing to compare; 5 keys added, 5 removed');
+    expect(whatChanged({compared_rows: 0, changed_rows: 0, keys: {...keys(0, 0), matched: 100}, columns: columns({x: 0})})).toBe(
+      'every key in both versions is duplicated in one of them (100), nothing to compare; 0 keys added, 0 removed',
+    );
   });
 
   it('counts keys duplicated in either version, lists them, and leaves them out of the comparison', async () => {
