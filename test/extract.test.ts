@@ -222,6 +222,25 @@ describe('a table in a DuckDB database', () => {
     expect(error.message).toMatch(/^version 1\.5 has no rows in Model Runs; versions present: 1, 2/);
   });
 
+  test('carries 128-bit integers exactly (as DECIMAL(38,0): Parquet has none), and says when one does not fit', async () => {
+    const wide = tempProject();
+    await writeDatabase(join(wide, 'wide.duckdb'), `CREATE TABLE runs AS SELECT * FROM (VALUES
+      ('v1', '18446744073709551617'::HUGEINT, '99999999999999999999999999999999999999'::UHUGEINT),
+      ('v1', '18446744073709551618'::HUGEINT, 1::UHUGEINT),
+      ('v2', 1::HUGEINT, '170141183460469231731687303715884105727'::UHUGEINT)) t(version, id, h)`);
+    const config = settings({source: {table: 'runs', version_column: 'version', keys: ['id']}, duckdb: {database: 'wide.duckdb'}});
+    const {output} = await run(wide, 'v1', config);
+    const types = await db.runAndReadAll(`SELECT column_type FROM (DESCRIBE SELECT * FROM read_parquet(${quoteString(output, 'duckdb')}))`);
+    expect(types.getRows().map(([type]) => type)).toEqual(['DECIMAL(38,0)', 'DECIMAL(38,0)']);
+    expect((await readParquet(output, ['id'])).rows.map((row) => row.map(String))).toEqual([
+      ['18446744073709551617', '99999999999999999999999999999999999999'],
+      ['18446744073709551618', '1'],
+    ]);
+    const error = await failure(run(wide, 'v2', config));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toBe('"id", "h" (128-bit integer columns): a value has more than 38 digits, which the Parquet intermediate cannot carry exactly');
+  });
+
   test('integer versions past 2^53 (build numbers) select exactly their rows', async () => {
     const big = tempProject();
     await writeDatabase(join(big, 'big.duckdb'), `CREATE TABLE runs AS SELECT 20240115093012345::BIGINT AS version, i AS id, i::DOUBLE AS x FROM range(10) t(i)

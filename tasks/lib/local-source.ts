@@ -224,7 +224,11 @@ export async function extractLocal(
         : findColumns(schema, spec.columns, 'columns listed in source.columns', name).filter((c) => c.name !== versionColumn.name);
     const columns = unique([...keys, ...rest].map((c) => c.name));
     const q = (column: string) => quoteIdent(column, 'duckdb');
-    const select = `SELECT ${columns.map(q).join(', ')} FROM ${relation} WHERE ${versionPredicate(versionColumn)}`;
+    // Parquet has no 128-bit integers (DuckDB would write them as DOUBLEs, merging keys past
+    // 2^53): they travel as DECIMAL(38,0), exact up to 38 digits.
+    const wide = new Set(schema.filter((c) => WIDE_INTEGER.test(c.type)).map((c) => c.name));
+    const projection = columns.map((c) => (wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0)) AS ${q(c)}` : q(c)));
+    const select = `SELECT ${projection.join(', ')} FROM ${relation} WHERE ${versionPredicate(versionColumn)}`;
     const copy = `COPY (${select}) TO ${quoteString(outputPath, 'duckdb')} (${PARQUET_FORMAT})`;
     const prepared = await connection.prepare(copy);
     prepared.bind({version});
@@ -233,6 +237,11 @@ export async function extractLocal(
       const result = await prepared.runAndReadAll();
       rows = Number(result.getRows()[0]?.[0] ?? 0);
     } catch (error: unknown) {
+      if (wide.size > 0 && /out of range|DECIMAL\(38,0\)/i.test(duckdbMessage(error))) {
+        throw new ConfigurationError(`${[...wide].map((c) => `"${c}"`).join(', ')} (${wide.size === 1 ? 'a 128-bit integer column' : '128-bit integer columns'}): a value has more than 38 digits, which the Parquet intermediate cannot carry exactly`, {
+          hint: 'Leave the column out with source.columns, or read it through a view that casts it (to VARCHAR for an identifier).',
+        });
+      }
       throw sourceFailure(error, source);
     }
     if (rows === 0) {
@@ -352,6 +361,9 @@ function findColumns(schema: readonly Column[], names: readonly string[], what: 
  *   different labels, and "1.10" is not "1.1");
  * - any other type (DATE, ...) matches its text form.
  */
+/** DuckDB's 128-bit integers, which Parquet cannot hold. */
+const WIDE_INTEGER = /^U?HUGEINT$/;
+
 function versionPredicate(column: Column): string {
   const name = quoteIdent(column.name, 'duckdb');
   if (column.type === 'FLOAT') return `${name} = TRY_CAST($version AS FLOAT)`;
