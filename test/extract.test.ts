@@ -327,6 +327,29 @@ describe('Parquet files', () => {
     }
   });
 
+  test('one file per version, of different columns: each version has the columns of its own files', async () => {
+    for (const format of ['parquet', 'csv'] as const) {
+      await copyTo(join(project, `versions/v1.${format}`), `SELECT 'v1' AS version, i AS id, i::INTEGER AS a, 'g' || i AS gone FROM range(3) t(i)`, format);
+      await copyTo(join(project, `versions/v2.${format}`), `SELECT 'v2' AS version, i AS id, (i + 0.5)::DOUBLE AS a, i::INTEGER AS fresh FROM range(3) t(i)`, format);
+      const config = settings({source: {keys: ['id']}, duckdb: {path: `versions/*.${format}`}});
+      const columnsOf = async (version: string) => {
+        const {output} = await run(project, version, config);
+        const types = await db.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${quoteString(output, 'duckdb')}))`);
+        return types.getRows().map(([name, type]) => `${String(name)} ${String(type)}`);
+      };
+      const integer = format === 'csv' ? 'BIGINT' : 'INTEGER'; // as the CSV sniffer types whole numbers
+      expect(await columnsOf('v1'), format).toEqual(['id BIGINT', `a ${integer}`, 'gone VARCHAR']);
+      expect(await columnsOf('v2'), format).toEqual(['id BIGINT', 'a DOUBLE', `fresh ${integer}`]);
+    }
+  });
+
+  test('a key or listed column named in another case is written under the name the settings give it', async () => {
+    await copyTo(join(project, 'cased/rows.parquet'), `SELECT 'v1' AS version, i AS entity_id, i / 2 AS Score, 'x' AS other FROM range(3) t(i)`, 'parquet');
+    const {output, result} = await run(project, 'v1', settings({source: {keys: ['ENTITY_ID'], columns: ['score']}, duckdb: {path: 'cased/rows.parquet'}}));
+    expect((await readParquet(output)).columns).toEqual(['ENTITY_ID', 'score']);
+    expect(result).toMatchObject({details: {columns: ['ENTITY_ID', 'score']}});
+  });
+
   test('a ** glob reads every shard, and 0.3610 finds versions stored as the number 0.361', async () => {
     const {result, output} = await run(project, '0.3610', settings({duckdb: {path: 'lake/**/*.parquet'}}));
     expect(result).toMatchObject({rows: 1000});

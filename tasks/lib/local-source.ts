@@ -214,9 +214,19 @@ export async function extractLocal(
     relation = await fileRelation(connection, source);
   }
   try {
-    const schema = await describe(connection, relation, source);
+    let schema = await describe(connection, relation, source);
     const name = source.kind === 'table' ? source.table : source.display;
     const versionColumn = findColumns(schema, [spec.versionColumn], 'version column', name)[0]!;
+    if (source.kind === 'files') {
+      // Files of different columns (one file per version, a column added in the new one) are
+      // read together by name; each version takes the columns of its own files only, so that
+      // the comparison sees the schema change rather than a column of nulls.
+      const own = await versionFiles(connection, source, relation, versionColumn, version);
+      if (own.length > 0 && own.length < source.files.length) {
+        relation = await fileRelation(connection, {...source, files: own});
+        schema = await describe(connection, relation, source);
+      }
+    }
     const keys = findColumns(schema, spec.keys, spec.keys.length === 1 ? 'key column' : 'key columns', name);
     const rest =
       spec.columns === null
@@ -224,10 +234,21 @@ export async function extractLocal(
         : findColumns(schema, spec.columns, 'columns listed in source.columns', name).filter((c) => c.name !== versionColumn.name);
     const columns = unique([...keys, ...rest].map((c) => c.name));
     const q = (column: string) => quoteIdent(column, 'duckdb');
+    // A key or listed column found in another case (DuckDB's names are case-insensitive) is
+    // written under the name the settings give it, the name validate and analyze look for.
+    const configured = new Map<string, string>();
+    for (const name of [...spec.keys, ...(spec.columns ?? [])]) {
+      const found = schema.find((c) => c.name.toLowerCase() === name.toLowerCase() && !schema.some((d) => d.name === name));
+      if (found !== undefined) configured.set(found.name, name);
+    }
     // Parquet has no 128-bit integers (DuckDB would write them as DOUBLEs, merging keys past
     // 2^53): they travel as DECIMAL(38,0), exact up to 38 digits.
     const wide = new Set(schema.filter((c) => WIDE_INTEGER.test(c.type)).map((c) => c.name));
-    const projection = columns.map((c) => (wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0)) AS ${q(c)}` : q(c)));
+    const projection = columns.map((c) => {
+      const value = wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0))` : q(c);
+      const as = configured.get(c) ?? c;
+      return value === q(as) ? value : `${value} AS ${q(as)}`;
+    });
     const select = `SELECT ${projection.join(', ')} FROM ${relation} WHERE ${versionPredicate(versionColumn)}`;
     const copy = `COPY (${select}) TO ${quoteString(outputPath, 'duckdb')} (${PARQUET_FORMAT})`;
     const prepared = await connection.prepare(copy);
@@ -251,7 +272,7 @@ export async function extractLocal(
         hint: 'Pass one of the versions present (--old/--new), or check source.version_column.',
       });
     }
-    return {rows, columns};
+    return {rows, columns: columns.map((c) => configured.get(c) ?? c)};
   } finally {
     if (detach) await connection.run(`DETACH ${quoteIdent(alias, 'duckdb')}`);
   }
@@ -319,6 +340,32 @@ async function fileRelation(connection: DuckDBConnection, source: Extract<LocalS
     return strict;
   }
   return relation;
+}
+
+/**
+ * The files holding the version being extracted, when the files do not all have the same
+ * columns (else all of them: nothing to tell apart). The version's value is bound, as in the
+ * extraction itself.
+ */
+async function versionFiles(connection: DuckDBConnection, source: Extract<LocalSource, {kind: 'files'}>, relation: string, versionColumn: Column, version: string): Promise<string[]> {
+  if (source.files.length < 2) return source.files;
+  const schemas = new Set<string>();
+  for (const file of source.files) {
+    const columns = await describe(connection, `${source.format === 'parquet' ? 'read_parquet' : 'read_csv'}(${quoteString(file, 'duckdb')})`, source);
+    schemas.add(JSON.stringify(columns.map((c) => [c.name, c.type]).sort()));
+    if (schemas.size > 1) break;
+  }
+  if (schemas.size === 1) return source.files;
+  const named = relation.replace(/\)$/, ', filename = true)');
+  try {
+    const prepared = await connection.prepare(`SELECT DISTINCT filename FROM ${named} WHERE ${versionPredicate(versionColumn)}`);
+    prepared.bind({version});
+    const rows = (await prepared.runAndReadAll()).getRows();
+    const holding = new Set(rows.map(([file]) => String(file)));
+    return source.files.filter((file) => holding.has(file));
+  } catch (error: unknown) {
+    throw sourceFailure(error, source);
+  }
 }
 
 async function describe(connection: DuckDBConnection, relation: string, source: LocalSource): Promise<Column[]> {
