@@ -168,6 +168,7 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
   for (const [name, {declaration}] of declarations) {
     const checks: [string, (string | number)[]][] = [...strings(declaration.with, ['with'])];
     if (declaration.shell !== undefined) checks.push([declaration.shell, ['shell']]);
+    for (const [index, pattern] of declaration.inputs.files.entries()) checks.push([pattern, ['inputs', 'files', index]]);
     for (const [text, path] of checks) {
       for (const {text: written, reference} of references(text)) {
         const location = at(name, ...path);

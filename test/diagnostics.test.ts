@@ -136,6 +136,17 @@ tasks:
     ]);
   });
 
+  it('checks references in inputs.files before the run, as in shell and with', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  f:\n    shell: "true"\n    inputs: {files: ["${oldd}.csv", "${settings.nope.x}", "${input:f/x}", "data/${old}.csv"]}\n',
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:4:22 Task "f": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
+      'pipeline.yaml:4:37 Task "f" refers to ${settings.nope.x}, but setting "nope.x" does not exist.',
+      'pipeline.yaml:4:59 Task "f": ${input:f/x} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().',
+    ]);
+  });
+
   it('reports malformed YAML with its position', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  a:\n    run: t\n   deps: [x]\n'});
     expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:4:1 Invalid YAML: All mapping items must start at the same column']);
