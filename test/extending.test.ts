@@ -127,6 +127,11 @@ describe('graph', () => {
     expect(project.run(['graph', '--format', 'svg']).stderr).toBe('Error: Expected --format mermaid or --format dot, got "svg".\n');
   });
 
+  it('gives names that read alike in Mermaid (a-b, a_b) nodes of their own', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  a-b: {shell: "true"}\n  a_b: {shell: "true", deps: [a-b]}\n'});
+    expect(project.run(['graph']).stdout).toBe('graph TD\n  a_b["a-b"]\n  a_b_2["a_b"]\n  a_b --> a_b_2\n');
+  });
+
   it('marks each task cached or stale for the given versions', () => {
     const project = shipped();
     expect(project.run(['--old', '0.3615', '--new', '0.3621']).code).toBe(0);

@@ -332,7 +332,7 @@ describe('the HTTP API on the shipped pipeline', () => {
     const interrupted = await server.fetch<RunView>(`/runs/${running.body.id}`, {method: 'DELETE'});
     expect(interrupted.status).toBe(202);
     expect(await server.settle(running.body.id)).toMatchObject({state: 'cancelled', exit_code: 130, error: {class: 'InterruptedError'}});
-    expect((await server.run(queued.body.id)).state).toBe('cancelled');
+    expect(await server.run(queued.body.id)).toMatchObject({state: 'cancelled', exit_code: 130});
   });
 });
 
@@ -385,7 +385,7 @@ describe('graceful shutdown', () => {
     await server.started(running.body.id);
     expect(await server.stop('SIGTERM')).toBe(0);
     expect(runJson(project, running.body.id)).toMatchObject({state: 'succeeded', exit_code: 0});
-    expect(runJson(project, queued.body.id)).toMatchObject({state: 'cancelled', error: {message: expect.stringContaining('shut down')}});
+    expect(runJson(project, queued.body.id)).toMatchObject({state: 'cancelled', exit_code: 130, error: {message: expect.stringContaining('shut down')}});
   });
 
   it('interrupts the running validation after the grace period and exits 130; finished runs survive a restart', async () => {

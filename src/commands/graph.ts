@@ -20,7 +20,15 @@ export function renderGraph(
   format: 'mermaid' | 'dot',
   states: ReadonlyMap<string, string>,
 ): string {
-  const id = (name: string) => name.replace(/[^A-Za-z0-9_]/g, '_');
+  // Mermaid ids are letters, digits and _: names that read alike there (a-b, a_b) get a suffix.
+  const ids = new Map<string, string>();
+  for (const {name} of tasks) {
+    const base = name.replace(/[^A-Za-z0-9_]/g, '_');
+    let candidate = base;
+    for (let n = 2; [...ids.values()].includes(candidate); n++) candidate = `${base}_${n}`;
+    ids.set(name, candidate);
+  }
+  const id = (name: string) => ids.get(name) ?? name.replace(/[^A-Za-z0-9_]/g, '_');
   const label = (name: string) => (states.has(name) ? `${name} (${states.get(name)})` : name);
   const lines: string[] = [];
   if (format === 'mermaid') {

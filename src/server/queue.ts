@@ -194,7 +194,7 @@ export class RunQueue {
     if (run === undefined) return undefined;
     if (run.view.state === 'queued') {
       this.#waiting.splice(this.#waiting.indexOf(run), 1);
-      void this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'Cancelled before it started.', task: null, hint: null});
+      void this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'Cancelled before it started.', task: null, hint: null}, 130);
     } else if (run.view.state === 'running') {
       run.controller.abort(new InterruptedError('Cancelled over HTTP.'));
     }
@@ -214,7 +214,7 @@ export class RunQueue {
   async shutdown(graceMs: number): Promise<boolean> {
     this.#closed = true;
     for (const run of this.#waiting.splice(0)) {
-      await this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'The server shut down before the run started.', task: null, hint: null});
+      await this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'The server shut down before the run started.', task: null, hint: null}, 130);
     }
     const active = this.#active;
     if (active === undefined) return false;
