@@ -432,7 +432,7 @@ export class Executor {
       };
       try {
         faultPoint('task-start');
-        const result = (await this.#race(definition.run(ctx), controller.signal)) ?? {};
+        const result = checkedResult(task, (await this.#race(definition.run(ctx), controller.signal)) ?? {});
         faultPoint('task-ran');
         const produced: Record<string, string> = {};
         for (const output of node.declaration.outputs) {
@@ -507,4 +507,30 @@ export class Executor {
       work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
     });
   }
+}
+
+/**
+ * A task's result as the runner stores it: rows a number (a DuckDB count arrives as a
+ * BigInt), a known verdict, lists of lines, JSON details. A task that returns anything else
+ * fails with a message saying what, not a crash when the result is stored.
+ */
+function checkedResult(task: string, result: unknown): TaskResult {
+  const wrong = (what: string) =>
+    new ExecutionError(`Task "${task}" returned ${what}.`, {task, hint: 'Return {rows: number, verdict: "pass" | "warn" | "fail", verdictReasons: [...], highlights: [...], details: {...}} (every part optional).'});
+  if (typeof result !== 'object' || result === null || Array.isArray(result)) throw wrong(`${Array.isArray(result) ? 'a list' : typeof result} instead of an object`);
+  const r = result as Record<string, unknown>;
+  if (typeof r['rows'] === 'bigint') r['rows'] = Number(r['rows']);
+  if (r['rows'] !== undefined && (typeof r['rows'] !== 'number' || !Number.isFinite(r['rows']))) throw wrong(`rows ${String(r['rows'])}, not a number`);
+  if (r['verdict'] !== undefined && !['pass', 'warn', 'fail'].includes(r['verdict'] as string)) throw wrong(`the verdict ${JSON.stringify(r['verdict'])}; expected "pass", "warn" or "fail"`);
+  for (const list of ['verdictReasons', 'highlights']) {
+    if (r[list] !== undefined && !(Array.isArray(r[list]) && (r[list] as unknown[]).every((line) => typeof line === 'string'))) throw wrong(`${list} that is not a list of strings`);
+  }
+  try {
+    // BigInts (DuckDB's integers) in details become numbers; anything else JSON cannot hold is refused.
+    r['details'] = r['details'] === undefined ? undefined : (JSON.parse(JSON.stringify(r['details'], (_, value: unknown) => (typeof value === 'bigint' ? Number(value) : value))) as Record<string, Json>);
+  } catch (error: unknown) {
+    throw wrong(`details that cannot be stored as JSON (${(error as Error).message})`);
+  }
+  if (r['details'] === undefined) delete r['details'];
+  return r as TaskResult;
 }

@@ -87,6 +87,17 @@ describe('user tasks', () => {
     expect(project.run(['--old', '0.3615', '--new', '0.3621']).code).toBeLessThan(2);
   });
 
+  it('takes a DuckDB count (a BigInt) for rows, and refuses a result it cannot store with a message saying what', () => {
+    const task = (result: string) => `import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('a.txt'), 'x'); return ${result}; }};\n`;
+    const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': task('{rows: 12n, details: {scanned: 7n}}')});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.json<{tasks: {rows: number; details: unknown}[]}>('output/1_vs_2/summary.json').tasks[0]).toMatchObject({rows: 12, details: {scanned: 7}});
+    project.write({'tasks/t.ts': task("{verdict: 'bogus'}")});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('  - t failed: Task "t" returned the verdict "bogus"; expected "pass", "warn" or "fail".');
+  });
+
   it('a module without a task export is a clear error', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': 'export const nothing = 1;\n'});
     const result = project.run(['--old', '1', '--new', '2']);
