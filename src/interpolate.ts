@@ -25,7 +25,9 @@ export function parseReference(text: string): Reference | string {
   if (input !== null) return {kind: 'input', task: input[1]!, file: input[2]!};
   const output = /^output:(.+)$/.exec(body);
   if (output !== null) return {kind: 'output', file: output[1]!};
-  return `Unknown reference "\${${text}}". Expected \${old}, \${new}, \${settings.PATH}, \${input:TASK/FILE} or \${output:FILE}.`;
+  // ${HOME} in a shell command was meant for the shell, which reads $HOME as well.
+  const variable = /^[A-Z_][A-Z0-9_]*$/.test(text) ? ` For a variable of the shell, write $${text} (without braces).` : '';
+  return `Unknown reference "\${${text}}". Expected \${old}, \${new}, \${settings.PATH}, \${input:TASK/FILE} or \${output:FILE}.${variable}`;
 }
 
 /** Every reference in a string, with its text. */

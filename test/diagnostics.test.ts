@@ -2,6 +2,7 @@
  * Every configuration problem is reported at once, with file:line:column, what was
  * expected, what was found and a fix; exit code 2, no stack trace, nothing written.
  */
+import {mkdirSync} from 'node:fs';
 import {describe, expect, it} from 'vitest';
 import {Project} from './support/project.js';
 
@@ -144,6 +145,14 @@ tasks:
       'pipeline.yaml:4:22 Task "f": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
       'pipeline.yaml:4:37 Task "f" refers to ${settings.nope.x}, but setting "nope.x" does not exist.',
       'pipeline.yaml:4:59 Task "f": ${input:f/x} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().',
+    ]);
+    project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "echo ${HOME}"}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:2:14 Task "f": Unknown reference "${HOME}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}. For a variable of the shell, write $HOME (without braces).',
+    ]);
+    mkdirSync(project.path('settings.d'));
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'settings.d']), [
+      '--config The config file "settings.d" is a folder. Pass the path of a JSON or YAML settings file.',
     ]);
   });
 

@@ -149,7 +149,7 @@ function configFileLayer(path: string, diagnostics: Diagnostic[]): Layer | undef
   if (!existsSync(path) || !statSync(path).isFile()) {
     diagnostics.push({
       location: {source: '--config'},
-      message: `The config file "${relative(process.cwd(), path) || path}" does not exist. Pass the path of a JSON or YAML settings file.`,
+      message: `The config file "${relative(process.cwd(), path) || path}" ${existsSync(path) ? 'is a folder' : 'does not exist'}. Pass the path of a JSON or YAML settings file.`,
     });
     return undefined;
   }
