@@ -150,6 +150,7 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2']), [
       'pipeline.yaml:2:14 Task "f": Unknown reference "${HOME}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}. For a variable of the shell, write $HOME (without braces).',
     ]);
+    project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "echo $HOME"}\n'});
     mkdirSync(project.path('settings.d'));
     expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'settings.d']), [
       '--config The config file "settings.d" is a folder. Pass the path of a JSON or YAML settings file.',
