@@ -62,6 +62,9 @@ const NESTED = (changed: boolean) =>
 // One segment per row, when segmented by `cell`: more segments than an analysis takes.
 const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 
+// Ids-like numbers of 15 digits, which twelve significant digits would round.
+const LARGE = (changed: boolean) => `SELECT i AS id, (123456789012345 + i ${changed ? '+ CASE WHEN i = 7 THEN 3 ELSE 0 END' : ''})::BIGINT AS n FROM range(100) t(i)`;
+
 // A floating-point segment column holding NaN and infinities besides numbers.
 const FLOAT_SEGMENTS = (changed: boolean) =>
   `SELECT i AS id, (['nan', 'inf', '-inf', '1.5'])[i % 4 + 1]::DOUBLE AS tier, i / 10.0 ${changed ? '+ 1' : ''} AS x FROM range(200) t(i)`;
@@ -80,7 +83,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -401,6 +404,13 @@ describe('analyze', () => {
     expect(segments.map((s) => s.segment)).toEqual([{tier: '-Infinity'}, {tier: 1.5}, {tier: 'Infinity'}, {tier: 'NaN'}]);
     for (const s of segments) expect([s.old.count, s.new.count, s.mean_change.abs]).toEqual([50, 50, 1]);
     expect(parseSegmentKey('{"a":NaN,"b":"NaN, or not","c":-Infinity,"d":"say \\"Infinity\\""}')).toEqual({a: 'NaN', b: 'NaN, or not', c: '-Infinity', d: 'say "Infinity"'});
+  });
+
+  it('writes the values of the data (extremes, quantiles, movers) with every digit', async () => {
+    const {doc} = await run('large-new', {segment_by: []}, 'large-old');
+    const n = doc.parameters['n']!;
+    expect([n.old.min, n.old.p50, n.old.max]).toEqual([123456789012345, 123456789012394.5, 123456789012444]);
+    expect(n.top_movers).toEqual([{key: {id: 7}, old: 123456789012352, new: 123456789012355, change: 3, abs_change: 3}]);
   });
 
   it('lists no movers with top_n: 0', async () => {

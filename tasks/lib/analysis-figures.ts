@@ -140,13 +140,13 @@ export function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: 
     nulls: m.rows - m.global.count,
     mean: round(m.global.mean),
     std: round(m.global.std),
-    min: round(m.global.min),
-    p05: round(q.get(0.05) ?? null),
-    p25: round(q.get(0.25) ?? null),
-    p50: round(q.get(0.5) ?? null),
-    p75: round(q.get(0.75) ?? null),
-    p95: round(q.get(0.95) ?? null),
-    max: round(m.global.max),
+    min: exact(m.global.min),
+    p05: exact(q.get(0.05) ?? null),
+    p25: exact(q.get(0.25) ?? null),
+    p50: exact(q.get(0.5) ?? null),
+    p75: exact(q.get(0.75) ?? null),
+    p95: exact(q.get(0.95) ?? null),
+    max: exact(m.global.max),
   });
   const chartEdges = Array.from({length: CHART_BINS + 1}, (_, j) => round(binEdge(chart.lo, chart.width, j))!);
   if (chart.hi !== null) chartEdges[CHART_BINS] = round(chart.hi)!;
@@ -182,7 +182,7 @@ export function numericFigures([o, n]: [SideMoments, SideMoments], segmentKeys: 
     ks: round(global.ks),
     ...errors(global, o.global.std),
     psi: round(globalPsi?.value ?? null),
-    psi_bins: {edges: shift.edges.map((e) => round(e)!), old: (globalPsi?.po ?? []).map((x) => round(x)!), new: (globalPsi?.pn ?? []).map((x) => round(x)!)},
+    psi_bins: {edges: shift.edges.map((e) => exact(e)!), old: (globalPsi?.po ?? []).map((x) => round(x)!), new: (globalPsi?.pn ?? []).map((x) => round(x)!)},
     wasserstein: round(w1),
     wasserstein_norm: round(w1 !== null && o.global.std ? w1 / o.global.std : null),
     drift: driftLabel(globalPsi?.value ?? null, thresholds),
@@ -300,10 +300,10 @@ export function toMovers(items: readonly {key: Record<string, unknown>; old: num
   return items
     .map((m) => ({
       key: m.key,
-      old: round(m.old)!,
-      new: round(m.new)!,
-      change: round(m.new - m.old)!,
-      abs_change: round(Math.abs(m.new - m.old))!,
+      old: exact(m.old)!,
+      new: exact(m.new)!,
+      change: exact(m.new - m.old)!,
+      abs_change: exact(Math.abs(m.new - m.old))!,
     }))
     .sort((a, b) => b.abs_change - a.abs_change || compareKeys(a.key, b.key));
 }
@@ -334,7 +334,16 @@ export function csvCell(text: string): string {
   return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }
 
-/** Rounds to 12 significant digits so reruns write identical bytes; -0 becomes 0. */
+/**
+ * A value of the data as it is (an order statistic, a key's value, a difference of two):
+ * computed the same way on every run, so not rounded; -0 becomes 0, non-finite null.
+ */
+export function exact(value: number | null): number | null {
+  if (value === null || !Number.isFinite(value)) return null;
+  return value === 0 ? 0 : value;
+}
+
+/** Rounds sums and ratios to 12 significant digits so reruns write identical bytes (parallel sums differ in their last bits); -0 becomes 0. */
 export function round(value: number | null): number | null {
   if (value === null || !Number.isFinite(value)) return null;
   const r = Number(value.toPrecision(12));
