@@ -202,6 +202,9 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2'], {PIPELINE_PERFORMANCE_MAX_MEMORY: 'lots'}), [
       'environment variable PIPELINE_PERFORMANCE_MAX_MEMORY Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB", got "lots".',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'performance.max_memory=4']), [
+      '--set performance.max_memory=4 Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB" (with its unit), got 4.',
+    ]);
     // Other tools' PIPELINE_* variables are left alone; one a typo away from a section is pointed out.
     const misspelt = project.run(['--old', '1', '--new', '2'], {PIPELINE_VALIDATON_ENGINE: 'bigquery', PIPELINE_BUILD_NUMBER: '7'});
     expect(misspelt.code).toBe(0);

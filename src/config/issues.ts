@@ -100,6 +100,11 @@ export function issuesToDiagnostics(
         }
         break;
       case 'invalid_type': {
+        // A schema's own word for what it expects (a size with its unit) before the type's name.
+        if (input !== undefined && !issue.message.startsWith('Invalid input')) {
+          diagnostics.push({location: locate.value(path), message: `Expected "${name}" to be ${issue.message}, got ${describe(input)}.`});
+          break;
+        }
         const expected = issue.expected === 'array' ? 'list' : issue.expected === 'object' ? 'mapping' : issue.expected;
         diagnostics.push({
           location: input === undefined ? locate.key(path) : locate.value(path),

@@ -35,9 +35,10 @@ export const analysisRule = z.discriminatedUnion('check', [
 
 const tolerance = z.strictObject({abs: z.number().min(0).optional(), rel: z.number().min(0).optional()});
 
+const SIZE = 'a size such as "4G", "512MB" or "2GiB"';
 const memory = z
-  .string()
-  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, 'a size such as "4G", "512MB" or "2GiB"');
+  .string({error: (issue) => (typeof issue.input === 'number' ? `${SIZE} (with its unit)` : undefined)})
+  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, SIZE);
 
 /** Every setting with its default. */
 export const settingsSchema = z.strictObject({
