@@ -105,6 +105,7 @@ export class Executor {
   readonly #code: ModuleDigests;
   readonly #outcomes = new Map<TaskName, Promise<Outcome>>();
   readonly #modules = new Map<string, Promise<TaskDefinition>>();
+  readonly #working = new Set<Promise<unknown>>();
   /** Set on the first failure: running tasks finish, no new task starts. */
   #stopped: string | undefined;
 
@@ -432,7 +433,9 @@ export class Executor {
       };
       try {
         faultPoint('task-start');
-        const result = checkedResult(task, (await this.#race(definition.run(ctx), controller.signal)) ?? {});
+        const work = definition.run(ctx);
+        this.#track(work);
+        const result = checkedResult(task, (await this.#race(work, controller.signal)) ?? {});
         faultPoint('task-ran');
         const produced: Record<string, string> = {};
         for (const output of node.declaration.outputs) {
@@ -496,6 +499,31 @@ export class Executor {
     };
     await visit(node);
     return info;
+  }
+
+  /** Task code still running, though its task may have been given up (interrupted, timed out). */
+  #track(work: Promise<unknown>): void {
+    this.#working.add(work);
+    const done = () => this.#working.delete(work);
+    work.then(done, done);
+  }
+
+  /**
+   * Waits, at most `ms`, for task code still running after its task was given up (an
+   * interrupted query returns at once, a task's cleanup follows); true when none is left.
+   * The engine may only be closed then: closing a connection under a running query
+   * deadlocks DuckDB, and the process with it.
+   */
+  async settle(ms: number): Promise<boolean> {
+    if (this.#working.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+    const settled = Promise.allSettled([...this.#working]).then(() => true as const);
+    try {
+      return await Promise.race([settled, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Resolves with the task, or rejects as soon as its signal aborts (a task that ignores it cannot hang the run). */

@@ -72,6 +72,9 @@ export type CodeTaskDefinition = Partial<Omit<TaskDeclaration, 'run' | 'shell'>>
 
 const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
+/** How long a run waits, at its end, for task code given up on (interrupted, timed out) to return before closing the engine. */
+const ENGINE_SETTLE_MS = 10_000;
+
 /** Refuses a version that is empty or could be anything but a version (quotes, spaces, SQL). */
 export function checkVersion(flag: string, version: string | undefined): string {
   if (version === undefined || version.trim() === '') {
@@ -185,6 +188,7 @@ export class ValidationRunner {
     if (lock !== undefined) await rm(join(cacheDir, 'tmp'), {recursive: true, force: true});
     const spill = join(cacheDir, 'tmp', `duckdb-${process.pid}`);
     const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: spill});
+    let executor: Executor | undefined;
     const cache = new CacheStore(cacheDir);
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
@@ -208,7 +212,7 @@ export class ValidationRunner {
       if (versions.old === versions.new) {
         hooks.warning(`--old and --new are the same version (${versions.old}): the comparison can only find no change. Pass the two versions to compare.`);
       }
-      const executor = new Executor(
+      executor = new Executor(
         pipeline,
         {
           versions,
@@ -260,7 +264,8 @@ export class ValidationRunner {
       await folder.discard();
       throw error;
     } finally {
-      engine.close();
+      // Task code given up on (interrupted, timed out) may still be running a query.
+      engine.close({busy: !(await executor?.settle(ENGINE_SETTLE_MS) ?? true)});
       await rm(spill, {recursive: true, force: true}).catch(() => undefined);
       await lock?.release();
     }

@@ -146,4 +146,28 @@ describe('failures', () => {
     expect(next.code).toBe(0);
     expect(project.runs()).toEqual({quick: 1, slow: 2});
   });
+
+  it('Ctrl-C during a DuckDB query exits, even when the task goes on querying after the interruption', async () => {
+    // As validate drops its temp tables in a finally: the run ends while that query runs.
+    // Closing the engine under it deadlocked DuckDB and the process never exited.
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  q: {run: q}\n',
+      'tasks/q.ts': `import {appendFileSync} from 'node:fs';
+export default {async run(ctx) {
+  const db = await ctx.duckdb();
+  appendFileSync('runs.log', 'q\\n');
+  try {
+    await db.run('SELECT count(*) FROM range(1000000000000)');
+  } finally {
+    await db.run('SELECT sum(a.range * b.range) FROM range(20000) a, range(20000) b');
+  }
+}};
+`,
+    });
+    const child = project.start(['--old', '1', '--new', '2']);
+    for (let i = 0; i < 600 && project.runs()['q'] !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    child.kill('SIGINT');
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(130);
+  });
 });

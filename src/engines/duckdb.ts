@@ -34,8 +34,18 @@ export class DuckDBEngine {
     return connection;
   }
 
-  /** Closes every connection and the instance. */
-  close(): void {
+  /**
+   * Closes every connection and the instance. With `busy` (a query may still be running on a
+   * worker thread) nothing is closed: closing a connection under its query deadlocks DuckDB
+   * (its context is destroyed inside the query), and the exiting process waits forever on the
+   * thread; left open, the query ends and the process exits.
+   */
+  close(options: {busy?: boolean} = {}): void {
+    if (options.busy === true) {
+      this.#connections.clear();
+      this.#instance = undefined;
+      return;
+    }
     for (const connection of this.#connections) connection.closeSync();
     this.#connections.clear();
     void this.#instance?.then((instance) => instance.closeSync(), () => undefined);
