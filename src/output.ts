@@ -14,7 +14,7 @@ import {isAlive} from './util/process.js';
 const MANIFEST = '.outputs.json';
 
 /** What the previous run published: file -> content and on-disk signature. */
-type Manifest = Record<string, {integrity: string; signature: string}>;
+export type Manifest = Record<string, {integrity: string; signature: string}>;
 
 export class OutputFolder {
   /** Where the published folder is. */
@@ -52,6 +52,20 @@ export class OutputFolder {
       await cache.copyOut(output, target);
     }
     this.#manifest[file] = {integrity: output.integrity, signature: await fileSignature(target)};
+  }
+
+  /**
+   * Keeps a file of the previous run that this run did not produce, as it was (a failed run
+   * must not take away the last good outputs). False when it is gone or was changed by hand.
+   */
+  async keep(file: string, previous: Manifest): Promise<boolean> {
+    const known = previous[file];
+    const existing = join(this.path, file);
+    if (known === undefined || file in this.#manifest || !existsSync(existing) || (await fileSignature(existing)) !== known.signature) return false;
+    await mkdir(dirname(join(this.staging, file)), {recursive: true});
+    await link(existing, join(this.staging, file));
+    this.#manifest[file] = known;
+    return true;
   }
 
   /** Writes a file the runner produces itself (summary.json, errors.json). */

@@ -283,7 +283,12 @@ export class ValidationRunner {
           await folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous);
         }
       }
-      if (summary.error !== undefined) await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
+      if (summary.error !== undefined) {
+        // A failed run publishes why it failed beside the previous run's outputs it did not
+        // produce again, rather than in their place (summary.json says which run is which).
+        for (const file of Object.keys(previous)) await folder.keep(file, previous);
+        await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
+      }
       await folder.write('summary.json', JSON.stringify(summary, null, 2) + '\n');
       await folder.publish();
     } catch (error) {

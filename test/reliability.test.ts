@@ -143,6 +143,22 @@ describe('the cache', () => {
   });
 });
 
+describe('failed runs', () => {
+  it('a failed run publishes why beside the previous outputs, never in their place', () => {
+    const project = simple(countingTask(['a.txt'], "(process.env['FAIL'] ? (() => { throw new Error('it broke'); })() : 'good')"));
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const failed = project.run(['--old', '1', '--new', '2', '--force'], {FAIL: '1'});
+    expect(failed.code).toBe(3);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good');
+    expect(project.json<{class: string; message: string}>('output/1_vs_2/errors.json')).toMatchObject({message: expect.stringContaining('it broke')});
+    expect(project.json<{status: string}>('output/1_vs_2/summary.json').status).toBe('fail');
+    // The next good run publishes its own outputs only: errors.json goes.
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.exists('output/1_vs_2/errors.json')).toBe(false);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good');
+  });
+});
+
 describe('unwritable places and full disks', () => {
   it('an output folder that cannot be created: exit 2, nothing lost', () => {
     const project = simple();
