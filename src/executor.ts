@@ -193,19 +193,25 @@ export class Executor {
     }
 
     const cacheable = node.declaration.cache;
+    let damaged = false;
     if (cacheable && !this.#options.force) {
       const lookup = await cache.get(key);
       if (lookup.kind === 'hit') {
-        if (!this.#options.dryRun) await cache.recordUse(task, key);
+        if (!this.#options.dryRun) await cache.recordUse(task, key, parts.probe === null ? undefined : alias);
         return {kind: 'cached', task, entry: lookup.entry};
       }
-      if (lookup.kind === 'corrupt') this.#services.hooks.warning(`${task}: ${lookup.problem}; it will be recomputed.`);
+      if (lookup.kind === 'corrupt') {
+        this.#services.hooks.warning(`${task}: ${lookup.problem}; it will be recomputed.`);
+        damaged = true;
+      }
     }
     const reasons = this.#options.force
       ? ['--force']
       : !cacheable
         ? ['cache: false (runs every time)']
-        : explainChange((await cache.previous(task))?.parts, parts);
+        : damaged
+          ? ['its cached result was damaged']
+          : explainChange((await cache.previous(task))?.parts, parts);
     if (this.#options.dryRun) return {kind: 'would-run', task, reasons};
     return this.#pool.run(() => this.#runTask({node, parts, key, alias, reasons, files, upstream: upstream.map(({outcome}) => outcome)}));
   }

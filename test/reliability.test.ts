@@ -84,6 +84,27 @@ describe('the cache', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(/Warning: a: cache entry [0-9a-f]{12} is damaged \(truncated or altered\); it will be recomputed\./);
     expect(project.runs()).toEqual({a: 2});
+    expect(project.json<{tasks: {reason: string}[]}>('output/1_vs_2/summary.json').tasks[0]!.reason).toBe('its cached result was damaged');
+  });
+
+  it('--skip-extraction reuses the extraction the latest run used, not the latest one stored', () => {
+    // The source goes A, B, back to A: the third run is served A's extraction from the cache.
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  e: {run: e, tags: [extraction], outputs: [e.txt]}\n',
+      'tasks/e.ts': `import {readFileSync, writeFileSync} from 'node:fs';
+export default {
+  probe: (ctx) => readFileSync(ctx.projectDir + '/source.txt', 'utf8'),
+  async run(ctx) { writeFileSync(ctx.output('e.txt'), readFileSync(ctx.projectDir + '/source.txt', 'utf8')); },
+};
+`,
+    });
+    for (const content of ['A', 'B', 'A']) {
+      project.write({'source.txt': content});
+      expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    }
+    project.write({'source.txt': 'C'});
+    expect(project.run(['--old', '1', '--new', '2', '--skip-extraction']).code).toBe(0);
+    expect(project.read('output/1_vs_2/e.txt')).toBe('A');
   });
 
   it('status, verify, gc and clear', () => {

@@ -92,11 +92,12 @@ export class CacheStore {
 
   /**
    * Makes `key` the task's latest result (a cache hit counts as much as a run), so the next
-   * change is explained against what the task last produced, whichever way it got it.
+   * change is explained against what the task last produced, whichever way it got it; and,
+   * with `alias`, the result `--skip-extraction` reuses (the one the latest run used).
    */
-  async recordUse(task: string, key: CacheKey): Promise<void> {
-    const path = this.#pointerPath('last', task);
-    if ((await this.#readPointer(path)) !== key) await writeAtomic(path, JSON.stringify({key}));
+  async recordUse(task: string, key: CacheKey, alias?: string): Promise<void> {
+    const paths = [this.#pointerPath('last', task), ...(alias === undefined ? [] : [this.#pointerPath('alias', alias)])];
+    for (const path of paths) if ((await this.#readPointer(path)) !== key) await writeAtomic(path, JSON.stringify({key}));
   }
 
   /** The last entry stored for a task name, to explain what changed since. */
