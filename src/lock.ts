@@ -3,7 +3,7 @@
  * owner is dead (same host, no such process) is stale and taken over.
  */
 import {hostname} from 'node:os';
-import {mkdir, open, readFile, rm} from 'node:fs/promises';
+import {link, mkdir, readFile, rm, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
 import {isAlive} from './util/process.js';
@@ -41,9 +41,15 @@ export async function acquireLock(
   let told = false;
   for (;;) {
     try {
-      const handle = await open(file, 'wx');
-      await handle.writeFile(JSON.stringify(me));
-      await handle.close();
+      // Written whole beside the lock, then linked in its place (which fails if a lock is
+      // there): another run never reads a lock file half written and takes it for a stale one.
+      const draft = `${file}.${me.pid}-${Math.random().toString(36).slice(2)}`;
+      await writeFile(draft, JSON.stringify(me));
+      try {
+        await link(draft, file);
+      } finally {
+        await rm(draft, {force: true});
+      }
       return {
         async release() {
           const owner = await readOwner(file);
@@ -69,7 +75,9 @@ export async function acquireLock(
       });
     }
     if (!told) {
-      options.notify(`Waiting for another run (pid ${owner.pid}, started ${owner.started}) to finish...`);
+      // A run on another machine sharing the cache cannot be checked from here.
+      const elsewhere = owner.host === me.host ? '' : ` It runs on ${owner.host}; if it is gone, delete ${file}.`;
+      options.notify(`Waiting for another run (pid ${owner.pid}, started ${owner.started}) to finish...${elsewhere}`);
       told = true;
     }
     if (options.signal.aborted) throw new InterruptedError('Interrupted while waiting for another run.');

@@ -38,15 +38,20 @@ function tmpfs(path: string, options: string): void {
 
 describe('concurrent runs', () => {
   it('a second run waits for the first, visibly; both succeed and the task runs once', async () => {
-    const project = simple(SLOW(1500));
+    const project = simple(SLOW(4000));
     const first = project.start(['--old', '1', '--new', '2']);
     const firstOut = collect(first);
     for (let i = 0; i < 200 && !project.exists('.cache/lock'); i++) await new Promise((resolve) => setTimeout(resolve, 25));
     const second = project.start(['--old', '1', '--new', '2']);
     const secondOut = collect(second);
-    expect(await exit(first)).toBe(0);
-    expect(await exit(second)).toBe(0);
+    let firstDone = false;
+    const firstExit = exit(first).then((code) => ((firstDone = true), code));
+    // Said while it waits, not once the wait is over.
+    for (let i = 0; i < 400 && !firstDone && !/Waiting for another run/.test(secondOut()); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(firstDone).toBe(false);
     expect(secondOut()).toMatch(/Warning: Waiting for another run \(pid \d+, started [^)]+\) to finish\.\.\./);
+    expect(await firstExit).toBe(0);
+    expect(await exit(second)).toBe(0);
     expect(firstOut()).toContain('PASS 1 vs 2 (1 ran, 0 cached');
     expect(secondOut()).toContain('PASS 1 vs 2 (0 ran, 1 cached');
     expect(project.runs()).toEqual({a: 1});
@@ -60,6 +65,18 @@ describe('concurrent runs', () => {
     expect(second.code).toBe(3);
     expect(second.stderr).toMatch(/^Error: Another run \(pid \d+ on \S+, started \S+\) is using this cache\.\nWait for it to finish, or run without --no-wait to wait automatically\.\n$/);
     expect(await exit(first)).toBe(0);
+  });
+
+  it('names the lock file when the run holding it is on another machine', async () => {
+    const project = simple();
+    mkdirSync(project.path('.cache'));
+    writeFileSync(project.path('.cache/lock'), JSON.stringify({pid: 4242, host: 'elsewhere', started: '2026-01-01T00:00:00.000Z'}));
+    const waiting = project.start(['--old', '1', '--new', '2']);
+    const out = collect(waiting);
+    for (let i = 0; i < 400 && !/Waiting/.test(out()); i++) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(out()).toContain(`Warning: Waiting for another run (pid 4242, started 2026-01-01T00:00:00.000Z) to finish... It runs on elsewhere; if it is gone, delete ${project.path('.cache/lock')}.`);
+    rmSync(project.path('.cache/lock'));
+    expect(await exit(waiting)).toBe(0);
   });
 
   it('takes over the lock of a run that died', () => {

@@ -113,8 +113,13 @@ export class ProgressReporter implements RunHooks {
     if (--this.#remaining <= 0) this.#finishedAll?.();
   }
 
+  /**
+   * Warnings wait for the display to finish, so as not to tear it; one before the display
+   * starts (waiting for another run's lock) is shown at once.
+   */
   warning(message: string): void {
-    this.#warnings.push(message);
+    if (this.#listr === undefined) process.stderr.write(`Warning: ${redact(message)}\n`);
+    else this.#warnings.push(message);
   }
 
   /** Waits for the display to finish; returns the warnings to print after it. */
