@@ -164,6 +164,13 @@ export class ValidationRunner {
     };
     const only = options.only === undefined || options.only.length === 0 ? undefined : select('--only', options.only);
     const selected = only === undefined ? undefined : (closure(only, (task) => pipeline.tasks.get(task as TaskName)!.deps.map((dep) => dep.task)) as Set<TaskName>);
+    const skipped = select('--skip', options.skip);
+    if (only !== undefined && [...only].every((task) => skipped.has(task))) {
+      // Nothing asked for would run, yet the run would pass and publish: a gate passing on nothing.
+      throw new ConfigurationError(`--only ${options.only!.join(' --only ')} asks only for tasks that ${(options.skip ?? []).map((name) => `--skip-${name}`).join(' and ')} leaves out.`, {
+        hint: 'Drop one of the two.',
+      });
+    }
 
     const cacheDir = resolve(pipeline.projectDir, settings.cache.dir);
     const baseDir = resolve(pipeline.projectDir, settings.output.base_dir);
@@ -218,7 +225,7 @@ export class ValidationRunner {
           versions,
           force: options.force ?? false,
           ...(selected === undefined ? {} : {selected}),
-          skip: select('--skip', options.skip),
+          skip: skipped,
           reuse: select('--reuse', options.reuse),
           dryRun: options.dryRun ?? false,
           signal,
