@@ -196,7 +196,7 @@ export class ValidationRunner {
     const spill = join(cacheDir, 'tmp', `duckdb-${process.pid}`);
     const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: spill});
     let executor: Executor | undefined;
-    const cache = new CacheStore(cacheDir);
+    const cache = new CacheStore(cacheDir, {readOnly: options.dryRun ?? false});
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
     try {
@@ -248,7 +248,7 @@ export class ValidationRunner {
       }, 1000);
       heapWatch.unref();
       const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
-      await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
+      if (!options.dryRun) await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
       if (!options.dryRun) {
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));
         if (outcomes.some((outcome) => outcome.kind === 'ran')) {

@@ -239,7 +239,15 @@ describe('the runner', () => {
     expect(result.stdout).toContain('a: cached');
     expect(result.stdout).toContain('b: will run (setting validation.tolerance.abs changed 0.5 -> 1)');
     expect(result.stdout).toContain('d: will run (runs unless b reproduces its previous outputs)');
-    expect(result.stdout).toContain('Dry run: 3 of 5 tasks would run; nothing was run or written.');
+    expect(result.stdout).toContain('Dry run: 3 of 5 tasks would run; nothing was run, and the outputs and the cache are as they were.');
+    // Even a damaged entry is only reported: the real run that follows finds it and says so.
+    const entries = readdirSync(project.path('.cache/entries')).flatMap((shard) => readdirSync(project.path('.cache/entries', shard)).map((file) => project.path('.cache/entries', shard, file)));
+    const before = entries.map((file) => [readFileSync(file, 'utf8'), statSync(file).mtimeMs]);
+    writeFileSync(entries[0]!, 'damaged');
+    before[0] = ['damaged', statSync(entries[0]!).mtimeMs];
+    expect(project.run(['--old', '1', '--new', '2', '--dry-run']).code).toBe(0);
+    expect(entries.map((file) => [readFileSync(file, 'utf8'), statSync(file).mtimeMs])).toEqual(before);
+    expect(project.run(['--old', '1', '--new', '2']).stderr).toMatch(/is damaged \(truncated or altered\); it will be recomputed/);
   });
 
   it('--only runs a task and what it needs; --force reruns even when cached', () => {

@@ -63,9 +63,13 @@ export class CacheStore {
   /** Blobs already hashed and found intact; an unchanged blob is not hashed again. */
   readonly #verified: StatMemo;
 
-  constructor(dir: string) {
+  /** A dry run's store: looked up, never changed (no damaged entry removed, no use recorded). */
+  readonly #readOnly: boolean;
+
+  constructor(dir: string, options: {readOnly?: boolean} = {}) {
     this.dir = dir;
     this.#verified = new StatMemo(join(dir, 'verified-blobs.json'));
+    this.#readOnly = options.readOnly ?? false;
   }
 
   #entryPath(key: string): string {
@@ -158,7 +162,7 @@ export class CacheStore {
   async #lookup(path: string): Promise<Lookup> {
     const lookup = await this.#read(path);
     if (lookup.kind === 'corrupt') {
-      await rm(path, {force: true});
+      if (!this.#readOnly) await rm(path, {force: true});
       return lookup;
     }
     if (lookup.kind === 'miss') return lookup;
@@ -166,14 +170,16 @@ export class CacheStore {
     for (const [name, output] of Object.entries(entry.outputs)) {
       const problem = await this.#check(output);
       if (problem !== undefined) {
-        await rm(path, {force: true});
-        await rm(this.blobPath(output), {force: true});
+        if (!this.#readOnly) {
+          await rm(path, {force: true});
+          await rm(this.blobPath(output), {force: true});
+        }
         return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problem}`};
       }
     }
     // Last use, for `cache gc` (least recently used first).
     const now = new Date();
-    await utimes(path, now, now).catch(() => undefined);
+    if (!this.#readOnly) await utimes(path, now, now).catch(() => undefined);
     return lookup;
   }
 
@@ -299,6 +305,7 @@ export class CacheStore {
 
   /** Saves what was verified in this run. */
   async flush(): Promise<void> {
+    if (this.#readOnly) return;
     await this.#verified.flush();
   }
 }
