@@ -145,7 +145,7 @@ export class Executor {
     for (const {dep, outcome} of upstream) {
       switch (outcome.kind) {
         case 'failed':
-          return {kind: 'skipped', task, reason: `${dep.task} failed`};
+          return {kind: 'skipped', task, reason: `${dep.task} ${outcome.error instanceof InterruptedError ? 'was interrupted' : 'failed'}`};
         case 'skipped':
           if (!dep.optional) return {kind: 'skipped', task, reason: `${dep.task} was skipped`};
           break;

@@ -129,12 +129,17 @@ describe('failures', () => {
     });
     const child = project.start(['--old', '1', '--new', '2']);
     let stderr = '';
+    let stdout = '';
     child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     for (let i = 0; i < 600 && project.runs()['slow'] !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(project.runs()).toEqual({quick: 1, slow: 1});
     child.kill('SIGINT');
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(130);
+    // Stopped, not failed.
+    expect(stdout).toContain('slow: interrupted');
+    expect(stdout).toContain('0 errors');
     expect(stderr).toContain('SIGINT: stopping running tasks');
     expect(stderr).toContain('Error: Interrupted; nothing was published and the cache is consistent.');
     expect(project.exists('output/1_vs_2')).toBe(false);

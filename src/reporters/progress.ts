@@ -12,6 +12,7 @@ import type {TaskName} from '../analyzer.js';
 import type {Outcome, RunHooks} from '../outcome.js';
 import type {Progress} from '../task-api.js';
 import {redact} from '../util/redact.js';
+import {InterruptedError} from '../errors.js';
 
 interface Line {
   task?: Wrapper;
@@ -106,7 +107,7 @@ export class ProgressReporter implements RunHooks {
   }
 
   finished(outcome: Outcome): void {
-    if (outcome.kind === 'failed') this.#errors++;
+    if (outcome.kind === 'failed' && !(outcome.error instanceof InterruptedError)) this.#errors++;
     const line = this.#line(outcome.task);
     line.outcome = outcome;
     line.settle?.(outcome);
@@ -166,6 +167,11 @@ export class ProgressReporter implements RunHooks {
         task.title = `${name}: will run (${outcome.reasons.join('; ')})`;
         return;
       case 'failed':
+        // Stopped by Ctrl-C: not a failure of the task.
+        if (outcome.error instanceof InterruptedError) {
+          task.skip(`${name}: interrupted`);
+          return;
+        }
         throw new Error(redact(`${name}: failed: ${outcome.error.message.split('\n')[0]}`));
     }
   }
