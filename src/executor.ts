@@ -159,7 +159,7 @@ export class Executor {
     }
     if (waitFor.length > 0) {
       const upstream = waitFor.length === 1 ? `${waitFor[0]} reproduces its` : `${waitFor.join(' and ')} reproduce their`;
-      return {kind: 'would-run', task, reasons: [`runs unless ${upstream} previous outputs`]};
+      return {kind: 'would-run', task, reasons: [this.#options.force ? '--force' : `runs unless ${upstream} previous outputs`]};
     }
     if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
     if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
