@@ -38,6 +38,11 @@ Run options:
   --verbose                      show stack traces of unexpected errors
   -h, --help                     show this help
 
+Cache options (cache commands also take --config, --set and --pipeline):
+  --max-size SIZE                gc: keep at most SIZE, least recently used removed first (e.g. 5G)
+  --max-age AGE                  gc: remove entries unused for AGE (e.g. 30d, 12h; 0: all of them)
+  gc never removes the latest run's entries; gc and clear wait for a running run (--no-wait: fail).
+
 Settings priority, highest first: --set/--output-dir, --config file, environment variables
 (PIPELINE_<SECTION>_<KEY>, e.g. PIPELINE_PERFORMANCE_TIMEOUT=600), pipeline.yaml, defaults.
 

@@ -12,6 +12,7 @@ export function parseBytes(text: string, what: string): number {
 const DURATION_UNITS: Record<string, number> = {s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000};
 
 export function parseDuration(text: string, what: string): number {
+  if (text.trim() === '0') return 0;
   const match = /^(\d+(?:\.\d+)?)\s*([smhdw])$/i.exec(text.trim());
   if (match === null) throw new ConfigurationError(`Expected ${what} to be a duration such as 30d, 12h or 90m, got "${text}".`);
   return Number(match[1]) * DURATION_UNITS[match[2]!.toLowerCase()]!;
