@@ -113,7 +113,8 @@ for c in columns:
     a, b = both[c + '_o'], both[c + '_n']
     same = (a == b) | (a.isna() & b.isna())
     if c in tol:
-        same = same | ((b - a).abs() <= tol[c] + 4 * np.finfo(float).eps * (a.abs() + b.abs()))
+        eps = 2 * np.finfo(float).eps
+        same = same | ((b - a).abs() <= tol[c] * (1 + eps) + eps * a.abs() + eps * b.abs())
     counts['changed_' + c] = int((~same).sum())
     changed_any |= (~same).to_numpy()
 counts.update(matched=len(k_old & k_new), added=len(k_new - k_old), removed=len(k_old - k_new),

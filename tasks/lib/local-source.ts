@@ -398,23 +398,23 @@ function findColumns(schema: readonly Column[], names: readonly string[], what: 
   return found;
 }
 
+/** DuckDB's 128-bit integers, which Parquet cannot hold. */
+const WIDE_INTEGER = /^U?HUGEINT$/;
+
 /**
  * How the version given on the command line selects rows. Users store versions as numbers
  * or as text, and a version typed as 0.3610 must find a number stored as 0.361:
  * - a numeric column matches by value (the text is cast to DOUBLE, or to FLOAT for a FLOAT
- *   column so that single-precision values compare at their own precision); text that is
- *   not a number matches nothing;
+ *   column so that single-precision values compare at their own precision; an integer
+ *   column exactly, so that build numbers past 2^53 stay apart, "3.0" selecting 3); text
+ *   that is not a number matches nothing;
  * - a text column matches the exact text (0.3610 does not find '0.361': as text they are
  *   different labels, and "1.10" is not "1.1");
  * - any other type (DATE, ...) matches its text form.
  */
-/** DuckDB's 128-bit integers, which Parquet cannot hold. */
-const WIDE_INTEGER = /^U?HUGEINT$/;
-
 function versionPredicate(column: Column): string {
   const name = quoteIdent(column.name, 'duckdb');
   if (column.type === 'FLOAT') return `${name} = TRY_CAST($version AS FLOAT)`;
-  // Integers compare exactly (build numbers past 2^53 are distinct); "3.0" still selects 3.
   if (/^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT|UHUGEINT)$/.test(column.type)) {
     const number = 'TRY_CAST($version AS DOUBLE)';
     const integer = `CASE WHEN regexp_full_match($version, '[-+]?[0-9]+') THEN TRY_CAST($version AS HUGEINT) END`;
