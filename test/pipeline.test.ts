@@ -63,6 +63,7 @@ describe('the shipped pipeline', () => {
     expect(result.stdout).toContain('  · analyze: learning_rate: drift only in region=east'); // kept with the cached result
     const loaded = project.read('modules.log');
     expect(loaded).toContain('/dist/tasks/extract.js');
+    expect(loaded.includes('/node_modules/tsx/'), 'tsx: the built tasks are loaded, not compiled').toBe(false);
     for (const heavy of ['zod', 'yaml', 'cacache', '@duckdb/node-api']) {
       expect(loaded.includes(`/node_modules/${heavy}/`), heavy).toBe(false);
       // The CLI bundles them into chunks of their own (esbuild marks each bundled file's origin).
