@@ -56,16 +56,15 @@ export class OutputFolder {
 
   /**
    * Keeps a file of the previous run that this run did not produce, as it was (a failed run
-   * must not take away the last good outputs). False when it is gone or was changed by hand.
+   * must not take away the last good outputs); not when it is gone or was changed by hand.
    */
-  async keep(file: string, previous: Manifest): Promise<boolean> {
+  async keep(file: string, previous: Manifest): Promise<void> {
     const known = previous[file];
     const existing = join(this.path, file);
-    if (known === undefined || file in this.#manifest || !existsSync(existing) || (await fileSignature(existing)) !== known.signature) return false;
+    if (known === undefined || file in this.#manifest || !existsSync(existing) || (await fileSignature(existing)) !== known.signature) return;
     await mkdir(dirname(join(this.staging, file)), {recursive: true});
     await link(existing, join(this.staging, file));
     this.#manifest[file] = known;
-    return true;
   }
 
   /** Writes a file the runner produces itself (summary.json, errors.json). */

@@ -248,8 +248,8 @@ export class ValidationRunner {
       }, 1000);
       heapWatch.unref();
       const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
-      if (!options.dryRun) await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
       if (!options.dryRun) {
+        await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));
         if (outcomes.some((outcome) => outcome.kind === 'ran')) {
           const size = await cache.size();

@@ -8,6 +8,7 @@ import {fileURLToPath, pathToFileURL} from 'node:url';
 import {ExecutionError} from './errors.js';
 import type {TaskDefinition} from './task-api.js';
 import {canonicalJson, sha256} from './util/hash.js';
+import {isRecord} from './util/json-path.js';
 import type {ContentDigest} from './util/hash.js';
 
 /** The folder of this package (where the built-in tasks live). */
@@ -176,8 +177,4 @@ export async function loadTaskModule(file: string, codeDigest: string): Promise<
     });
   }
   return definition as TaskDefinition;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null;
 }
