@@ -28,13 +28,12 @@ export class OutputFolder {
     this.staging = join(dirname(path), `.${basename(path)}.staging-${process.pid}`);
   }
 
-  /** Creates the staging folder, removing staging folders of runs that died. */
+  /** Creates the staging folder, removing staging folders of runs that died (of any comparison). */
   async prepare(): Promise<void> {
     const parent = dirname(this.path);
     await mkdir(parent, {recursive: true});
-    const prefix = `.${basename(this.path)}.`;
     for (const entry of await readdir(parent)) {
-      const match = entry.startsWith(prefix) ? /^(staging|previous)-(\d+)$/.exec(entry.slice(prefix.length)) : null;
+      const match = /^\..+\.(staging|previous)-(\d+)$/.exec(entry);
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});
     }
     await rm(this.staging, {recursive: true, force: true});

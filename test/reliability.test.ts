@@ -83,10 +83,13 @@ describe('concurrent runs', () => {
     const project = simple();
     mkdirSync(project.path('.cache'));
     writeFileSync(project.path('.cache/lock'), JSON.stringify({pid: 2 ** 22 + 12345, host: execSync('hostname').toString().trim(), started: '2026-01-01T00:00:00.000Z'}));
+    // What the dead run left in the output folder, for another comparison.
+    mkdirSync(project.path(`output/.3_vs_4.staging-${2 ** 22 + 12345}`), {recursive: true});
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(0);
     expect(result.stderr).toContain(`Warning: Took over the lock of run ${2 ** 22 + 12345} (started 2026-01-01T00:00:00.000Z), which is no longer running.`);
     expect(project.exists('.cache/lock')).toBe(false);
+    expect(readdirSync(project.path('output'))).toEqual(['1_vs_2']);
   });
 });
 
