@@ -136,7 +136,7 @@ export default {
     project.run(['--old', '1', '--new', '3']);
     const status = project.run(['cache', 'status']);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/^Cache \.cache: 2 entries, 2 stored files, \d+ B\n  a +2 entries +\d+ B  latest \S+\n$/);
+    expect(status.stdout).toMatch(/^Cache \.cache: 2 entries, 2 stored files, \d+ B\n  a +2 entries +\d+ B  last used \S+\n$/);
 
     const verify = project.run(['cache', 'verify']);
     expect(verify.stdout).toBe('Verified 2 entries: all intact.\n');

@@ -47,16 +47,17 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       const stored = await store.blobs();
       const total = [...stored.values()].reduce((sum, size) => sum + size, 0);
       out(`Cache ${shown}: ${entries.length} entries, ${stored.size} stored files, ${formatBytes(total)}`);
-      const perTask = new Map<string, {entries: number; bytes: number; latest: string}>();
-      for (const {entry, size} of entries) {
-        const row = perTask.get(entry.task) ?? {entries: 0, bytes: 0, latest: ''};
+      // Last use is what gc goes by (least recently used first).
+      const perTask = new Map<string, {entries: number; bytes: number; lastUsed: number}>();
+      for (const {entry, size, lastUsed} of entries) {
+        const row = perTask.get(entry.task) ?? {entries: 0, bytes: 0, lastUsed: 0};
         row.entries++;
         row.bytes += size;
-        if (entry.created_at > row.latest) row.latest = entry.created_at;
+        row.lastUsed = Math.max(row.lastUsed, lastUsed);
         perTask.set(entry.task, row);
       }
       for (const [task, row] of [...perTask].sort(([a], [b]) => a.localeCompare(b))) {
-        out(`  ${task.padEnd(24)} ${String(row.entries).padStart(4)} entries  ${formatBytes(row.bytes).padStart(10)}  latest ${row.latest}`);
+        out(`  ${task.padEnd(24)} ${String(row.entries).padStart(4)} entries  ${formatBytes(row.bytes).padStart(10)}  last used ${new Date(row.lastUsed).toISOString()}`);
       }
       return 0;
     }
