@@ -3,7 +3,7 @@
  * owner is dead (same host, no such process) is stale and taken over.
  */
 import {hostname} from 'node:os';
-import {link, mkdir, readFile, rm, writeFile} from 'node:fs/promises';
+import {link, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
 import {isAlive} from './util/process.js';
@@ -21,10 +21,35 @@ export interface Lock {
 
 
 async function readOwner(file: string): Promise<Owner | undefined> {
+  return parseOwner(await readFile(file, 'utf8').catch(() => ''));
+}
+
+function parseOwner(text: string): Owner | undefined {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as Owner;
+    return JSON.parse(text) as Owner;
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Removes the stale lock whose text was `stale`, unless another run has replaced it since:
+ * the lock is moved aside (atomically), and put back if it turns out to be a new run's.
+ * Runs taking over the same stale lock at once cannot remove each other's new lock.
+ */
+export async function removeStale(file: string, stale: string, me: Pick<Owner, 'pid'>): Promise<boolean> {
+  const aside = `${file}.stale-${me.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    await rename(file, aside);
+  } catch {
+    return false; // another run moved it first
+  }
+  try {
+    if ((await readFile(aside, 'utf8')) === stale) return true;
+    await link(aside, file).catch(() => undefined); // a new run's lock: back in place
+    return false;
+  } finally {
+    await rm(aside, {force: true});
   }
 }
 
@@ -59,14 +84,17 @@ export async function acquireLock(
     } catch (error) {
       if ((error as {code?: string}).code !== 'EEXIST') throw error;
     }
-    const owner = await readOwner(file);
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined) continue; // released meanwhile
+    const owner = parseOwner(text);
     if (owner === undefined || (owner.host === me.host && !isAlive(owner.pid))) {
-      options.notify(
-        owner === undefined
-          ? 'Removed an unreadable lock file left by an earlier run.'
-          : `Took over the lock of run ${owner.pid} (started ${owner.started}), which is no longer running.`,
-      );
-      await rm(file, {force: true});
+      if (await removeStale(file, text, me)) {
+        options.notify(
+          owner === undefined
+            ? 'Removed an unreadable lock file left by an earlier run.'
+            : `Took over the lock of run ${owner.pid} (started ${owner.started}), which is no longer running.`,
+        );
+      }
       continue;
     }
     if (!options.wait) {

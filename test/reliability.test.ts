@@ -3,11 +3,14 @@
  * unwritable places, a full disk, secrets. Each case: a clear message, the documented exit
  * code, and nothing that was there before lost.
  */
-import {execSync} from 'node:child_process';
+import {execSync, spawn} from 'node:child_process';
 import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
-import {countingTask, Project} from './support/project.js';
+import {countingTask, Project, REPO} from './support/project.js';
 import {temporaryFolder} from './support/temp.js';
+import {removeStale} from '../src/lock.js';
 
 const SLOW = (ms: number) =>
   countingTask(['a.txt'], "'done'").replace('for (const output', `await new Promise((resolve) => setTimeout(resolve, ${ms}));\n    for (const output`);
@@ -77,6 +80,43 @@ describe('concurrent runs', () => {
     expect(out()).toContain(`Warning: Waiting for another run (pid 4242, started 2026-01-01T00:00:00.000Z) to finish... It runs on elsewhere; if it is gone, delete ${project.path('.cache/lock')}.`);
     rmSync(project.path('.cache/lock'));
     expect(await exit(waiting)).toBe(0);
+  });
+
+  it("a run taking over a dead run's lock never removes the lock another run took meanwhile", async () => {
+    const dir = temporaryFolder('lock-stale-');
+    const stale = JSON.stringify({pid: 2 ** 22 + 777, host: 'here', started: '2026-01-01T00:00:00.000Z'});
+    const fresh = JSON.stringify({pid: process.pid, host: 'here', started: '2026-11-28T00:00:00.000Z'});
+    // Seen stale, but replaced by another run's lock before this run removes it: kept.
+    writeFileSync(join(dir, 'lock'), fresh);
+    expect(await removeStale(join(dir, 'lock'), stale, {pid: 1})).toBe(false);
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(fresh);
+    // Still the stale one: removed.
+    writeFileSync(join(dir, 'lock'), stale);
+    expect(await removeStale(join(dir, 'lock'), stale, {pid: 1})).toBe(true);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it("runs taking over a dead run's lock at the same moment never hold it together", async () => {
+    // Three runs start at once against a lock left by a dead run; each holds the lock for a
+    // while, claiming a marker file that only one may hold. Ten rounds.
+    const dir = temporaryFolder('lock-race-');
+    const holder = `
+      import {openSync, closeSync, rmSync} from 'node:fs';
+      import {acquireLock} from ${JSON.stringify(pathToFileURL(join(REPO, 'dist/src/lock.js')).href)};
+      const lock = await acquireLock(process.argv[1] + '/lock', {wait: true, signal: new AbortController().signal, notify() {}, pollMs: 5});
+      let marker;
+      try { marker = openSync(process.argv[1] + '/held', 'wx'); } catch { console.log('overlap'); process.exit(1); }
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      closeSync(marker);
+      rmSync(process.argv[1] + '/held');
+      await lock.release();
+    `;
+    for (let round = 0; round < 10; round++) {
+      writeFileSync(join(dir, 'lock'), JSON.stringify({pid: 2 ** 22 + 777, host: execSync('hostname').toString().trim(), started: '2026-01-01T00:00:00.000Z'}));
+      const runs = Array.from({length: 3}, () => spawn(process.execPath, ['--input-type=module', '-e', holder, dir], {stdio: ['ignore', 'pipe', 'inherit']}));
+      const codes = await Promise.all(runs.map(exit));
+      expect(codes, `round ${round}`).toEqual([0, 0, 0]);
+    }
   });
 
   it('takes over the lock of a run that died', () => {
