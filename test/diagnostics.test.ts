@@ -170,12 +170,15 @@ tasks:
       'pipeline.yaml': 'settings:\n  validation:\n    rules:\n      - {check: row_count_change, max_pct: 5}\n      - {check: changed_rows, max_pct: 25}\ntasks:\n  a: {run: t}\n',
       'list.json': '[1, 2]\n',
       'broken.json': '{"a": \n',
+      'lenient.json': '{"analysis": {"bins": 12,}}\n',
       'settings.yaml': 'validation:\n  rules:\n    - {check: row_count_chnage, max_pct: 5}\n    - {check: changed_rows}\n',
     });
     expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'list.json']), [
       'list.json:1:1 Expected the config file to be a mapping of settings (JSON object or YAML mapping), got a list.',
     ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'broken.json']), ['broken.json:1:7 Invalid JSON: Flow map must end with a }']);
+    // YAML would take the trailing comma; a .json file is held to JSON.
+    expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'lenient.json']), ['lenient.json:1:26 Invalid JSON: Expected double-quoted property name']);
     expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'missing.yaml']), [
       '--config The config file "missing.yaml" does not exist. Pass the path of a JSON or YAML settings file.',
     ]);

@@ -30,7 +30,20 @@ export class YamlSource {
         message: `Invalid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${error.message.split('\n')[0]}`,
       });
     }
-    this.value = this.#document.errors.length === 0 ? this.#document.toJS({maxAliasCount: 100}) : undefined;
+    // YAML reads more than JSON allows (a trailing comma, comments): a .json file is held to JSON.
+    if (this.diagnostics.length === 0 && /\.json$/i.test(file)) {
+      try {
+        JSON.parse(text);
+      } catch (error: unknown) {
+        const message = (error as Error).message;
+        const position = /at position (\d+)/.exec(message);
+        this.diagnostics.push({
+          location: this.#at(position === null ? 0 : Number(position[1])),
+          message: `Invalid JSON: ${message.replace(/ in JSON at position \d+.*$/s, '')}`,
+        });
+      }
+    }
+    this.value = this.diagnostics.length === 0 ? this.#document.toJS({maxAliasCount: 100}) : undefined;
   }
 
   /** Parses `text`; `file` names it in messages (shown relative to the working directory). */
