@@ -193,6 +193,14 @@ describe('extraction through the real client', () => {
     expect(await rows(`SELECT column_name FROM (DESCRIBE SELECT * FROM '${parquet}')`)).toEqual([['entity_id'], ['score']]);
   });
 
+  it('selects versions held in a DATE or TIMESTAMP column', async () => {
+    // The client reads such parameters from `.value`: a plain string went out empty (NULL).
+    await server.run(`CREATE TABLE ds.dated AS SELECT i AS id, DATE '2024-01-02' + (i % 2)::INTEGER AS day,
+      TIMESTAMP '2024-01-02 10:00:00' + INTERVAL (i % 2) HOUR AS at, i / 2 AS x FROM range(10) t(i)`);
+    expect((await extract('dated', '2024-01-03', {source: {version_column: 'day'}})).result).toMatchObject({rows: 5});
+    expect((await extract('dated', '2024-01-02 11:00:00', {source: {version_column: 'at'}})).result).toMatchObject({rows: 5});
+  });
+
   it('reports the bytes the dry run estimated, and refuses a query over bigquery.maximum_bytes_billed', async () => {
     server.resetLog();
     const {result} = await extract('preds', 'v1', {source: predsSource});

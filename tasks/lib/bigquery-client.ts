@@ -172,7 +172,7 @@ class ClientSource implements BigQuerySource {
   async dryRun(query: BigQueryQuery): Promise<number> {
     const [, response] = (await this.#client.createQueryJob({
       query: query.sql,
-      params: query.params,
+      params: wireParams(query),
       ...(query.types !== undefined ? {types: query.types} : {}),
       location: this.#location,
       dryRun: true,
@@ -187,7 +187,7 @@ class ClientSource implements BigQuerySource {
     const [rows, , response] = (await this.#client.query(
       {
         query: query.sql,
-        params: query.params,
+        params: wireParams(query),
         ...(query.types !== undefined ? {types: query.types} : {}),
         location: this.#location,
         maxResults: pageSize,
@@ -264,4 +264,17 @@ export function decodeScalar(field: BigQueryField, value: unknown): string | num
     default:
       return String(value);
   }
+}
+
+/**
+ * The parameters as the client sends them: it reads the value of a DATE, DATETIME, TIME or
+ * TIMESTAMP parameter from `.value` (of its BigQuery.date(...) objects), so a plain string
+ * of those types is wrapped; otherwise it would be sent empty (NULL) and match nothing.
+ */
+function wireParams(query: BigQueryQuery): Record<string, unknown> {
+  const params: Record<string, unknown> = {...query.params};
+  for (const [name, type] of Object.entries(query.types ?? {})) {
+    if (/DATE|TIME/.test(type) && typeof params[name] === 'string') params[name] = {value: params[name]};
+  }
+  return params;
 }
