@@ -256,6 +256,14 @@ async function compareInBigQuery(
     Object.fromEntries(Object.entries(row).filter(([name]) => name.startsWith(prefix)).map(([name, value]) => [name.slice(2), value]));
   const profileOld = side('o_');
   const profileNew = side('n_');
+  // Nothing was extracted to tell an unknown version: the comparison's counts are the first look.
+  for (const [which, profile, version] of [['--old', profileOld, plan.sources.old], ['--new', profileNew, plan.sources.new]] as const) {
+    if (num(profile['row_count']) === 0) {
+      throw new ConfigurationError(`version ${version} (${which}) has no rows in ${table} (column ${reference.version_column})`, {
+        hint: 'Pass a version present in the table (--old/--new), or check source.version_column.',
+      });
+    }
+  }
   const report = buildReport(plan, settings.tolerance, profileOld, profileNew, row);
   const results = evaluateRules(rules, report);
   const status = overallStatus(results);

@@ -8,6 +8,7 @@ import {copyFileSync, mkdirSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {Parser} from 'node-sql-parser';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
+import {ConfigurationError} from '../src/errors.js';
 import analyze from '../tasks/analyze.js';
 import extract from '../tasks/extract.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
@@ -81,9 +82,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-function settings(engine: 'local' | 'bigquery', extra: {validation?: Record<string, Json>; bigquery?: Record<string, Json>} = {}): Record<string, Json> {
+function settings(engine: 'local' | 'bigquery', extra: {validation?: Record<string, Json>; bigquery?: Record<string, Json>; source?: Record<string, Json>} = {}): Record<string, Json> {
   return {
-    source: {engine: 'bigquery', table: 'cases', version_column: 'version', keys: ['id', 'region'], columns: null},
+    source: {engine: 'bigquery', table: 'cases', version_column: 'version', keys: ['id', 'region'], columns: null, ...extra.source},
     bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01, ...extra.bigquery},
     validation: {engine, max_mismatch_rows: 10_000, tolerance: TOLERANCE, rules: [{check: 'changed_rows', max_pct: 50, severity: 'warn'}], ...extra.validation},
     analysis: {engine},
@@ -92,10 +93,10 @@ function settings(engine: 'local' | 'bigquery', extra: {validation?: Record<stri
 }
 
 /** Extracts both versions and validates them, as the pipeline would, with one engine. */
-async function compare(engine: 'local' | 'bigquery', extra: Parameters<typeof settings>[1] = {}) {
+async function compare(engine: 'local' | 'bigquery', extra: Parameters<typeof settings>[1] = {}, versions: [string, string] = ['v1', 'v2']) {
   const all = settings(engine, extra);
   const paths: Record<string, string> = {};
-  for (const [side, version] of [['old', 'v1'], ['new', 'v2']] as const) {
+  for (const [side, version] of [['old', versions[0]], ['new', versions[1]]] as const) {
     const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
     paths[side] = join(run.outputDir, 'rows.parquet');
   }
@@ -141,6 +142,29 @@ describe('the comparison pushed down to BigQuery', () => {
     expect(server.count('jobs.insert')).toBe(2);
     expect(server.count('jobs.query')).toBe(2);
     expect(pushed.result.details?.['bytes_processed']).toBeGreaterThan(0);
+  });
+
+  it('refuses a version with no rows, as the extraction does locally (nothing was extracted to tell)', async () => {
+    const error = await compare('bigquery', {}, ['v1', 'v9']).then(
+      () => undefined,
+      (thrown: unknown) => thrown as Error,
+    );
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error!.message).toBe('version v9 (--new) has no rows in scale-proj.ds.cases (column version)');
+  });
+
+  it('computes differences of integers exactly, as the local comparison does', async () => {
+    // Each change exceeds the tolerance of 0.5, but not by enough to survive doubles: 2^53 + 1
+    // is 2^53 as a double, and at 4e15 a double's rounding allowance would swallow 4.
+    await server.run(`CREATE TABLE ds.bigints AS SELECT * FROM (VALUES (1, 'v1', 9007199254740992), (1, 'v2', 9007199254740993),
+      (2, 'v1', 4000000000000000), (2, 'v2', 4000000000000004), (3, 'v1', 7), (3, 'v2', 7)) t(id, version, big)`);
+    const extra = {source: {table: 'bigints', keys: ['id']}, validation: {tolerance: {abs: 0.5, rel: 0, columns: {}}, rules: []}};
+    const [local, pushed] = [await compare('local', extra), await compare('bigquery', extra)];
+    expect(pushed.json.engine).toBe('bigquery');
+    for (const run of [local, pushed]) {
+      expect(run.json.columns.big).toMatchObject({changed: 2, max_abs_diff: 4});
+      expect(run.json.changed_rows).toBe(2);
+    }
   });
 
   it('states a truncated sample: how many rows are listed of how many', async () => {

@@ -579,8 +579,8 @@ export function bigQueryCountsSql(plan: ComparePlan): SqlStatement {
   const perColumn = plan.columns.map((c, i) => {
     const diffs =
       c.kind === 'numeric'
-        ? `, COALESCE(MAX(IF(${both}, ${bigQueryAbsDiff(i)}, NULL)), 0) AS max_abs_${i}` +
-          `, COALESCE(MAX(IF(${both}, ${bigQueryRelDiff(i)}, NULL)), 0) AS max_rel_${i}`
+        ? `, COALESCE(MAX(IF(${both}, ${bigQueryAbsDiff(c, i)}, NULL)), 0) AS max_abs_${i}` +
+          `, COALESCE(MAX(IF(${both}, ${bigQueryRelDiff(c, i)}, NULL)), 0) AS max_rel_${i}`
         : `, CAST(NULL AS FLOAT64) AS max_abs_${i}, CAST(NULL AS FLOAT64) AS max_rel_${i}`;
     return `, COUNTIF(${both} AND ${changed[i]}) AS changed_${i}${diffs}`;
   });
@@ -645,7 +645,7 @@ function bigQueryMismatches(plan: ComparePlan, params: Record<string, string | n
     return (
       `SELECT 'mismatch' AS kind, ${keys}, ${i} AS column_index, CAST(@column_${i} AS STRING) AS column_name, ` +
       `${bigQueryText(plan, c, 'old', `o${i}`)} AS old_value, ${bigQueryText(plan, c, 'new', `n${i}`)} AS new_value, ` +
-      `${numeric ? bigQueryAbsDiff(i) : 'CAST(NULL AS FLOAT64)'} AS abs_diff, ${numeric ? bigQueryRelDiff(i) : 'CAST(NULL AS FLOAT64)'} AS rel_diff, ` +
+      `${numeric ? bigQueryAbsDiff(c, i) : 'CAST(NULL AS FLOAT64)'} AS abs_diff, ${numeric ? bigQueryRelDiff(c, i) : 'CAST(NULL AS FLOAT64)'} AS rel_diff, ` +
       `${noCounts} FROM j WHERE in_old AND in_new AND ${bigQueryChangedExpr(c, i, params, types)}`
     );
   });
@@ -769,27 +769,32 @@ function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<s
   types[`abs_${i}`] = 'FLOAT64';
   types[`rel_${i}`] = 'FLOAT64';
   const limit = `(CAST(@abs_${i} AS FLOAT64) + CAST(@rel_${i} AS FLOAT64) * ABS(${o}))`;
-  const within =
-    `${finite(o)} AND ${finite(n)} AND ABS(${n} - ${o}) <= ` +
-    `${limit} + ${ROUNDING_SLACK} * ABS(${o}) + ${ROUNDING_SLACK} * ABS(${n}) + ${ROUNDING_SLACK} * ${limit}`;
+  const slack = exactIntegers(column) ? `${ROUNDING_SLACK} * ${limit}` : `${ROUNDING_SLACK} * ABS(${o}) + ${ROUNDING_SLACK} * ABS(${n}) + ${ROUNDING_SLACK} * ${limit}`;
+  const within = `${finite(o)} AND ${finite(n)} AND ${bigQueryDifference(column, i)} <= ${limit} + ${slack}`;
   return `(${distinct} AND NOT COALESCE(${within}, FALSE))`;
+}
+
+// |new - old| as a FLOAT64, computed exactly for integers (as NUMERIC, which holds any INT64), as in `difference`.
+function bigQueryDifference(column: ComparedColumn, i: number): string {
+  if (exactIntegers(column)) return `CAST(ABS(CAST(n${i} AS NUMERIC) - CAST(o${i} AS NUMERIC)) AS FLOAT64)`;
+  return `ABS(CAST(n${i} AS FLOAT64) - CAST(o${i} AS FLOAT64))`;
 }
 
 function finite(x: string): string {
   return `NOT IS_INF(${x}) AND NOT IS_NAN(${x})`;
 }
 
-function bigQueryAbsDiff(i: number): string {
+function bigQueryAbsDiff(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS FLOAT64)`;
   const n = `CAST(n${i} AS FLOAT64)`;
-  return `IF(${finite(o)} AND ${finite(n)}, ABS(${n} - ${o}), NULL)`;
+  return `IF(${finite(o)} AND ${finite(n)}, ${bigQueryDifference(column, i)}, NULL)`;
 }
 
 // IEEE_DIVIDE never raises, even if the planner evaluates the division before the guard.
-function bigQueryRelDiff(i: number): string {
+function bigQueryRelDiff(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS FLOAT64)`;
   const n = `CAST(n${i} AS FLOAT64)`;
-  return `IF(${finite(o)} AND ${finite(n)} AND ${o} <> 0, IEEE_DIVIDE(ABS(${n} - ${o}), ABS(${o})), NULL)`;
+  return `IF(${finite(o)} AND ${finite(n)} AND ${o} <> 0, IEEE_DIVIDE(${bigQueryDifference(column, i)}, ABS(${o})), NULL)`;
 }
 
 /** The DuckDB table validate stages the BigQuery samples in (the rows of `bigQuerySamplesSql`). */

@@ -517,9 +517,10 @@ class ServerState {
 
 type Json = null | boolean | number | string | Json[] | {[key: string]: Json};
 
-/** BigQuery words with another spelling in DuckDB (INT64, STRING, BOOL, NUMERIC are shared). */
+/** BigQuery words with another spelling in DuckDB (INT64, STRING, BOOL are shared). */
 // DuckDB's own countif is a sum: NULL over no rows, where BigQuery's COUNTIF gives 0.
-const WORDS: Record<string, string> = {FLOAT64: 'DOUBLE', SAFE_CAST: 'TRY_CAST', BIGNUMERIC: 'DECIMAL(38, 9)', COUNTIF: 'bq_countif'};
+// DuckDB's NUMERIC is DECIMAL(18,3); BigQuery's is DECIMAL(38,9) (BIGNUMERIC's 76 digits do not fit DuckDB).
+const WORDS: Record<string, string> = {FLOAT64: 'DOUBLE', SAFE_CAST: 'TRY_CAST', NUMERIC: 'DECIMAL(38, 9)', BIGNUMERIC: 'DECIMAL(38, 9)', COUNTIF: 'bq_countif'};
 
 interface QueryParameter {
   name?: string;
