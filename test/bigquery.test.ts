@@ -191,6 +191,9 @@ describe('extraction through the real client', () => {
   it('extracts only the chosen columns, keys first', async () => {
     const {parquet} = await extract('preds', 'v1', {source: {keys: ['entity_id'], columns: ['score']}});
     expect(await rows(`SELECT column_name FROM (DESCRIBE SELECT * FROM '${parquet}')`)).toEqual([['entity_id'], ['score']]);
+    // Named in another case: extracted under the configured name, which validate looks for.
+    const cased = await extract('preds', 'v1', {source: {keys: ['ENTITY_ID'], columns: ['Score']}});
+    expect(await rows(`SELECT column_name FROM (DESCRIBE SELECT * FROM '${cased.parquet}')`)).toEqual([['ENTITY_ID'], ['Score']]);
   });
 
   it('selects versions held in a DATE or TIMESTAMP column', async () => {

@@ -311,10 +311,18 @@ function planQuery(settings: BigQuerySettings, metadata: BigQueryTableMetadata, 
     settings.columns === null
       ? metadata.fields.filter((f) => f !== versionField)
       : settings.columns.map((c, i) => find(c, `source.columns[${i}]`));
-  const columns = [...keys.filter((k) => !chosen.includes(k)), ...chosen];
-  for (const field of columns) checkSupported(field, field.name);
+  const fields = [...keys.filter((k) => !chosen.includes(k)), ...chosen];
+  for (const field of fields) checkSupported(field, field.name);
+  // A key or listed column named in another case is extracted under the configured name, the
+  // name validate and analyze look for (BigQuery itself reads names case-insensitively).
+  const configured = new Map<BigQueryField, string>();
+  for (const name of [...settings.keys, ...(settings.columns ?? [])]) {
+    const field = byName.get(name.toLowerCase())!;
+    if (field.name !== name) configured.set(field, name);
+  }
+  const columns = fields.map((f) => (configured.has(f) ? {...f, name: configured.get(f)!} : f));
   const sql =
-    `SELECT ${columns.map((c) => quoteBigQuery(c.name)).join(', ')} ` +
+    `SELECT ${fields.map((f) => (configured.has(f) ? `${quoteBigQuery(f.name)} AS ${quoteBigQuery(configured.get(f)!)}` : quoteBigQuery(f.name))).join(', ')} ` +
     `FROM ${quoteBigQuery(tableName)} WHERE ${quoteBigQuery(versionField.name)} = @version`;
   const query: BigQueryQuery = {sql, ...versionParameter(versionField, version)};
   if (settings.maximumBytesBilled !== undefined) query.maximumBytesBilled = String(settings.maximumBytesBilled);
