@@ -37,6 +37,17 @@ describe('README', () => {
     expect(project.read('output/0.3615_vs_0.3621/row-delta.txt')).toBe('114');
   });
 
+  it('the shell task example runs', () => {
+    const project = new Project({});
+    const shipped = readFileSync(join(REPO, 'pipeline.yaml'), 'utf8');
+    const example = block('A shell task needs no code', 'yaml');
+    project.write({'pipeline.yaml': `${shipped.trimEnd()}\n\n${example}`});
+    const result = project.run(['--old', '0.3615', '--new', '0.3621']);
+    expect(result.code, result.stdout + result.stderr).toBeLessThan(2);
+    const lines = Number(project.read('output/0.3615_vs_0.3621/mismatch-lines.txt').trim());
+    expect(lines).toBe(project.read('output/0.3615_vs_0.3621/mismatches.csv').split('\n').length - 1);
+  });
+
   it('the help text lists every option the README documents', () => {
     const help = execFileSync(process.execPath, [CLI, '--help'], {encoding: 'utf8'});
     for (const option of README.matchAll(/^\| `(--[a-z-]+)/gm)) expect(help).toContain(option[1]!);

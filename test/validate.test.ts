@@ -358,6 +358,17 @@ describe('rules', () => {
     expect(run.result.verdictReasons).toEqual([`[warn] ${fail.message}`]);
   });
 
+  it('names the limits a rule of two limits exceeded, and both when it passes', async () => {
+    const run = await check([
+      {check: 'added_keys', max: 5, max_pct: 1, severity: 'warn'},
+      {check: 'added_keys', max: 5, max_pct: 3, severity: 'warn'},
+    ]);
+    expect(run.json.rules.map((rule: {message: string}) => rule.message)).toEqual([
+      "added_keys: 2 added keys (2% of the old version's keys), above the limit of 1%",
+      "added_keys: 2 added keys (2% of the old version's keys), within the limit of 5 keys and 3%",
+    ]);
+  });
+
   it('fails the run when an error rule fails, and passes it when none does', async () => {
     const failing = await check([
       {check: 'row_count_change', max_pct: 0.5, severity: 'error'},

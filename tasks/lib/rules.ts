@@ -98,7 +98,8 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
       const pctOk = rule.max_pct === undefined || observedPct <= rule.max_pct;
       const passed = countOk && pctOk;
       const what = `${count} ${rule.check === 'added_keys' ? 'added' : 'removed'} keys (${pct(observedPct)} of the old version's keys)`;
-      const limits = [rule.max === undefined ? null : `${rule.max} keys`, rule.max_pct === undefined ? null : pct(rule.max_pct)]
+      // A failure names the limits exceeded; a pass, every limit it is within.
+      const limits = [rule.max === undefined || (!passed && countOk) ? null : `${rule.max} keys`, rule.max_pct === undefined || (!passed && pctOk) ? null : pct(rule.max_pct)]
         .filter((x) => x !== null).join(' and ');
       let observed: RuleResult['observed'];
       let limit: RuleResult['limit'];
