@@ -84,8 +84,13 @@ export async function acquireLock(
     } catch (error) {
       if ((error as {code?: string}).code !== 'EEXIST') throw error;
     }
-    const text = await readFile(file, 'utf8').catch(() => undefined);
-    if (text === undefined) continue; // released meanwhile
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as {code?: string}).code === 'ENOENT') continue; // released meanwhile
+      throw error;
+    }
     const owner = parseOwner(text);
     if (owner === undefined || (owner.host === me.host && !isAlive(owner.pid))) {
       if (await removeStale(file, text, me)) {
