@@ -433,6 +433,7 @@ export class Executor {
         projectDir: this.#pipeline.projectDir,
         tmpDir,
         log: {debug: log('DEBUG'), info: log('INFO'), warn: log('WARNING'), error: log('ERROR')},
+        warn: (message) => hooks.warning(`${task}: ${message}`),
         progress: (update) => hooks.progress(task, update),
         signal: controller.signal,
         duckdb: () => this.#services.duckdb(controller.signal),

@@ -60,6 +60,8 @@ export interface TaskContext {
   /** A private scratch folder, removed after the task. */
   readonly tmpDir: string;
   readonly log: TaskLogger;
+  /** A warning for the user (a setting that has no effect): shown on the terminal after the run, and logged. */
+  warn(message: string): void;
   progress(update: Progress): void;
   /** Aborted on Ctrl-C, SIGTERM or timeout; long work must stop promptly when it fires. */
   readonly signal: AbortSignal;

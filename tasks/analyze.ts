@@ -113,7 +113,7 @@ export default defineTask({
       });
     }
     if (references[0] === null && settings.engine === 'bigquery') {
-      ctx.log.warn(
+      ctx.warn(
         'analysis.engine is bigquery, but the extractions hold the rows (the analysis runs inside BigQuery only when source.engine, ' +
           'validation.engine and analysis.engine are all bigquery); analysed locally.',
       );

@@ -69,12 +69,12 @@ export default defineTask({
 
     const numeric = new Set(plan.columns.filter((c) => c.kind === 'numeric').map((c) => c.name));
     for (const name of Object.keys(settings.tolerance.columns)) {
-      if (!numeric.has(name)) ctx.log.warn(`validation.tolerance.columns.${name} applies to no numeric column present in both versions`);
+      if (!numeric.has(name)) ctx.warn(`validation.tolerance.columns.${name} applies to no numeric column present in both versions`);
     }
 
     if (remote !== null) return compareInBigQuery(ctx, sql, plan, remote.new, settings, rules);
     if (settings.mismatchTable !== null) {
-      ctx.log.warn(`validation.mismatch_table (${settings.mismatchTable}) is written only when the comparison runs in BigQuery; here mismatches.csv lists every mismatch.`);
+      ctx.warn(`validation.mismatch_table (${settings.mismatchTable}) is written only when the comparison runs in BigQuery; here mismatches.csv lists every mismatch.`);
     }
     try {
       const [profileOld, profileNew] = [await profile(sql, plan, 'old'), await profile(sql, plan, 'new')];
@@ -169,7 +169,7 @@ async function references(
   const [old, neu] = [await readBigQueryReference(connection, sources.old), await readBigQueryReference(connection, sources.new)];
   if (old === null && neu === null) {
     if (settings.engine === 'bigquery') {
-      ctx.log.warn(
+      ctx.warn(
         'validation.engine is bigquery, but the extractions hold the rows (the comparison runs inside BigQuery only when ' +
           'source.engine, validation.engine and analysis.engine are all bigquery); compared locally.',
       );
@@ -294,7 +294,7 @@ async function compareInBigQuery(
       const rows = Math.min(totals[kind], settings.maxMismatchRows);
       sampled[file] = {rows, total: totals[kind], truncated: rows < totals[kind]};
       if (rows < totals[kind]) {
-        ctx.log.warn(`${file} lists the first ${rows} of ${totals[kind]} rows (validation.max_mismatch_rows: ${settings.maxMismatchRows}).`);
+        ctx.warn(`${file} lists the first ${rows} of ${totals[kind]} rows (validation.max_mismatch_rows: ${settings.maxMismatchRows}).`);
       }
     }
   } finally {

@@ -90,6 +90,13 @@ describe('the shipped pipeline', () => {
     expect(reasons.find((task) => task.name === 'validate')?.reason).toBe('setting validation.tolerance.abs changed 0 -> 0.001');
   });
 
+  it('a setting that takes no effect is said on the terminal, not only in the log', () => {
+    const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.columns.scroe.abs=0.1']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Warning: validate: validation.tolerance.columns.scroe applies to no numeric column present in both versions');
+    expect(project.read('output/0.3615_vs_0.3621/validation.log')).toContain('WARNING - validate: validation.tolerance.columns.scroe applies to no numeric column');
+  });
+
   it('an analysis tweak reruns analyze and what depends on it, never validate or the extraction', () => {
     const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'analysis.bins=20']);
     expect(result.code).toBe(0);

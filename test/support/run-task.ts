@@ -77,6 +77,7 @@ export async function runTaskDirectly(
       warn: (m) => logs.push(`WARNING ${m}`),
       error: (m) => logs.push(`ERROR ${m}`),
     },
+    warn: (m) => logs.push(`WARNING ${m}`),
     progress: (p) => progress.push(p),
     signal: controller.signal,
     duckdb: () => engine.connect(controller.signal),
