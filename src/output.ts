@@ -37,7 +37,8 @@ export class OutputFolder {
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});
     }
     await rm(this.staging, {recursive: true, force: true});
-    await mkdir(this.staging, {recursive: true});
+    // Not recursive: its parent exists, and a read-only file system is then reported as such (EROFS), not as ENOENT.
+    await mkdir(this.staging);
   }
 
   /** Places a stored output in the staging folder (linked from the previous run when unchanged). */

@@ -271,6 +271,14 @@ describe('unwritable places and full disks', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^Error: Cannot write to the cache folder \S+\/\.cache: .*read-only file system.*\nMake the folder writable, or point cache\.dir at a writable folder/);
   });
+
+  it('a read-only output folder: exit 2, saying it is read-only', () => {
+    const project = simple();
+    tmpfs(project.path('out'), 'ro,size=64k');
+    const result = project.run(['--old', '1', '--new', '2', '--output-dir', 'out']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^Error: Cannot write to the output folder \S+\/out: .*read-only file system/);
+  });
 });
 
 describe('memory', () => {
