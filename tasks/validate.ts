@@ -294,7 +294,7 @@ async function compareInBigQuery(
       const rows = Math.min(totals[kind], settings.maxMismatchRows);
       sampled[file] = {rows, total: totals[kind], truncated: rows < totals[kind]};
       if (rows < totals[kind]) {
-        ctx.warn(`${file} lists the first ${rows} of ${totals[kind]} rows (validation.max_mismatch_rows: ${settings.maxMismatchRows}).`);
+        ctx.log.warn(`${file} lists the first ${rows} of ${totals[kind]} rows (validation.max_mismatch_rows: ${settings.maxMismatchRows}).`);
       }
     }
   } finally {
