@@ -3,7 +3,7 @@
  * owner is dead (same host, no such process) is stale and taken over.
  */
 import {hostname} from 'node:os';
-import {link, mkdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
+import {link, mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
 import {isAlive} from './util/process.js';
@@ -33,23 +33,44 @@ function parseOwner(text: string): Owner | undefined {
 }
 
 /**
- * Removes the stale lock whose text was `stale`, unless another run has replaced it since:
- * the lock is moved aside (atomically), and put back if it turns out to be a new run's.
- * Runs taking over the same stale lock at once cannot remove each other's new lock.
+ * Removes the stale lock whose text was `stale`, unless it has changed since. One run at a
+ * time does this, holding `<lock>.takeover` (created whole, like the lock): a run that finds
+ * it taken retries later. Under it the lock is read again and removed only if it is still the
+ * stale one; nothing else removes a lock whose owner is dead, so two runs taking over at
+ * once cannot remove each other's new lock, nor leave a moment without one.
  */
 export async function removeStale(file: string, stale: string, me: Pick<Owner, 'pid'>): Promise<boolean> {
-  const aside = `${file}.stale-${me.pid}-${Math.random().toString(36).slice(2)}`;
-  try {
-    await rename(file, aside);
-  } catch {
-    return false; // another run moved it first
+  const mutex = `${file}.takeover`;
+  if (!(await createWhole(mutex, String(me.pid)))) {
+    // A run that died while taking over (a matter of milliseconds) leaves it behind.
+    const age = await stat(mutex).then((s) => Date.now() - s.mtimeMs, () => 0);
+    if (age > TAKEOVER_ABANDONED_MS) await rm(mutex, {force: true});
+    return false;
   }
   try {
-    if ((await readFile(aside, 'utf8')) === stale) return true;
-    await link(aside, file).catch(() => undefined); // a new run's lock: back in place
-    return false;
+    if ((await readFile(file, 'utf8').catch(() => undefined)) !== stale) return false;
+    await rm(file, {force: true});
+    return true;
   } finally {
-    await rm(aside, {force: true});
+    await rm(mutex, {force: true});
+  }
+}
+
+/** How old a takeover file must be to have been left by a run that died. */
+const TAKEOVER_ABANDONED_MS = 10_000;
+
+/** Creates `file` with `content` at once (written beside it, then linked); false when it exists. */
+async function createWhole(file: string, content: string): Promise<boolean> {
+  const draft = `${file}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+  await writeFile(draft, content);
+  try {
+    await link(draft, file);
+    return true;
+  } catch (error) {
+    if ((error as {code?: string}).code === 'EEXIST') return false;
+    throw error;
+  } finally {
+    await rm(draft, {force: true});
   }
 }
 
@@ -65,24 +86,15 @@ export async function acquireLock(
   const me: Owner = {pid: process.pid, host: hostname(), started: new Date().toISOString()};
   let told = false;
   for (;;) {
-    try {
-      // Written whole beside the lock, then linked in its place (which fails if a lock is
-      // there): another run never reads a lock file half written and takes it for a stale one.
-      const draft = `${file}.${me.pid}-${Math.random().toString(36).slice(2)}`;
-      await writeFile(draft, JSON.stringify(me));
-      try {
-        await link(draft, file);
-      } finally {
-        await rm(draft, {force: true});
-      }
+    // Written whole, then linked in place: another run never reads a lock file half written
+    // and takes it for a stale one.
+    if (await createWhole(file, JSON.stringify(me))) {
       return {
         async release() {
           const owner = await readOwner(file);
           if (owner?.pid === me.pid && owner.host === me.host) await rm(file, {force: true});
         },
       };
-    } catch (error) {
-      if ((error as {code?: string}).code !== 'EEXIST') throw error;
     }
     let text: string;
     try {

@@ -90,19 +90,26 @@ describe('concurrent runs', () => {
     writeFileSync(join(dir, 'lock'), fresh);
     expect(await removeStale(join(dir, 'lock'), stale, {pid: 1})).toBe(false);
     expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(fresh);
-    // Still the stale one: removed.
+    // Another run taking it over at this moment: leave it to that run.
     writeFileSync(join(dir, 'lock'), stale);
+    writeFileSync(join(dir, 'lock.takeover'), '2');
+    expect(await removeStale(join(dir, 'lock'), stale, {pid: 1})).toBe(false);
+    expect(readFileSync(join(dir, 'lock'), 'utf8')).toBe(stale);
+    rmSync(join(dir, 'lock.takeover'));
+    // Still the stale one, nobody else at it: removed.
     expect(await removeStale(join(dir, 'lock'), stale, {pid: 1})).toBe(true);
     expect(readdirSync(dir)).toEqual([]);
   });
 
   it("runs taking over a dead run's lock at the same moment never hold it together", async () => {
-    // Three runs start at once against a lock left by a dead run; each holds the lock for a
-    // while, claiming a marker file that only one may hold. Ten rounds.
+    // Four runs start at once against a lock left by a dead run; each holds the lock for a
+    // while, claiming a marker file that only one may hold. Twenty rounds.
     const dir = temporaryFolder('lock-race-');
     const holder = `
       import {openSync, closeSync, rmSync} from 'node:fs';
       import {acquireLock} from ${JSON.stringify(pathToFileURL(join(REPO, 'dist/src/lock.js')).href)};
+      const {existsSync} = await import('node:fs');
+      while (!existsSync(process.argv[1] + '/go')) await new Promise((resolve) => setTimeout(resolve, 1));
       const lock = await acquireLock(process.argv[1] + '/lock', {wait: true, signal: new AbortController().signal, notify() {}, pollMs: 5});
       let marker;
       try { marker = openSync(process.argv[1] + '/held', 'wx'); } catch { console.log('overlap'); process.exit(1); }
@@ -111,11 +118,15 @@ describe('concurrent runs', () => {
       rmSync(process.argv[1] + '/held');
       await lock.release();
     `;
-    for (let round = 0; round < 10; round++) {
+    for (let round = 0; round < 20; round++) {
+      rmSync(join(dir, 'go'), {force: true});
       writeFileSync(join(dir, 'lock'), JSON.stringify({pid: 2 ** 22 + 777, host: execSync('hostname').toString().trim(), started: '2026-01-01T00:00:00.000Z'}));
-      const runs = Array.from({length: 3}, () => spawn(process.execPath, ['--input-type=module', '-e', holder, dir], {stdio: ['ignore', 'pipe', 'inherit']}));
+      const runs = Array.from({length: 4}, () => spawn(process.execPath, ['--input-type=module', '-e', holder, dir], {stdio: ['ignore', 'pipe', 'inherit']}));
+      // Every run loaded and waiting, then all go at once.
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      writeFileSync(join(dir, 'go'), '');
       const codes = await Promise.all(runs.map(exit));
-      expect(codes, `round ${round}`).toEqual([0, 0, 0]);
+      expect(codes, `round ${round}`).toEqual([0, 0, 0, 0]);
     }
   });
 
