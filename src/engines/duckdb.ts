@@ -15,24 +15,47 @@ export interface DuckDBOptions {
   threads?: number;
 }
 
+/** How often the connection of an interrupted task interrupts the query it runs. */
+const INTERRUPT_EVERY_MS = 50;
+
 /** One in-memory DuckDB instance per run; each task gets its own connection. */
 export class DuckDBEngine {
   readonly #options: DuckDBOptions;
   #instance: Promise<DuckDBInstance> | undefined;
   readonly #connections = new Set<DuckDBConnection>();
+  readonly #timers = new Set<NodeJS.Timeout>();
 
   constructor(options: DuckDBOptions) {
     this.#options = options;
   }
 
-  /** A new connection; interrupted when `signal` aborts, closed by `close()`. */
+  /**
+   * A new connection; interrupted when `signal` aborts, and then every query it starts too
+   * (task code may go on querying after the abort, a cleanup in a finally), so that the run
+   * can end promptly; closed by `close()`.
+   */
   async connect(signal?: AbortSignal): Promise<DuckDBConnection> {
     this.#instance ??= this.#create();
     const connection = await (await this.#instance).connect();
     this.#connections.add(connection);
-    signal?.addEventListener('abort', () => connection.interrupt(), {once: true});
+    if (this.#connections.size === 1) process.on('exit', this.#interruptAll);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        connection.interrupt();
+        const timer = setInterval(() => connection.interrupt(), INTERRUPT_EVERY_MS);
+        timer.unref();
+        this.#timers.add(timer);
+      },
+      {once: true},
+    );
     return connection;
   }
+
+  // Process exit (a second Ctrl-C) waits for DuckDB's threads: their queries are stopped first.
+  readonly #interruptAll = () => {
+    for (const connection of this.#connections) connection.interrupt();
+  };
 
   /**
    * Closes every connection and the instance. With `busy` (a query may still be running on a
@@ -42,10 +65,13 @@ export class DuckDBEngine {
    */
   close(options: {busy?: boolean} = {}): void {
     if (options.busy === true) {
-      this.#connections.clear();
+      // Its connections go on interrupting what they run, and once more at process exit.
       this.#instance = undefined;
       return;
     }
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers.clear();
+    process.off('exit', this.#interruptAll);
     for (const connection of this.#connections) connection.closeSync();
     this.#connections.clear();
     void this.#instance?.then((instance) => instance.closeSync(), () => undefined);
