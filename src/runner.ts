@@ -165,11 +165,20 @@ export class ValidationRunner {
     const only = options.only === undefined || options.only.length === 0 ? undefined : select('--only', options.only);
     const selected = only === undefined ? undefined : (closure(only, (task) => pipeline.tasks.get(task as TaskName)!.deps.map((dep) => dep.task)) as Set<TaskName>);
     const skipped = select('--skip', options.skip);
-    if (only !== undefined && [...only].every((task) => skipped.has(task))) {
-      // Nothing asked for would run, yet the run would pass and publish: a gate passing on nothing.
-      throw new ConfigurationError(`--only ${options.only!.join(' --only ')} asks only for tasks that ${(options.skip ?? []).map((name) => `--skip-${name}`).join(' and ')} leaves out.`, {
-        hint: 'Drop one of the two.',
+    if (only !== undefined) {
+      // A task asked for that is left out, or needs one that is, would not run, yet the run
+      // would pass and publish: a gate passing on nothing.
+      const needs = (task: TaskName) => closure([task], (t) => pipeline.tasks.get(t as TaskName)!.deps.filter((dep) => !dep.optional).map((dep) => dep.task)) as Set<TaskName>;
+      const blocked = [...only].flatMap((task) => {
+        if (skipped.has(task)) return [task];
+        const missing = [...needs(task)].filter((t) => skipped.has(t));
+        return missing.length === 0 ? [] : [`${task} (it needs ${missing.join(', ')})`];
       });
+      if (blocked.length > 0) {
+        throw new ConfigurationError(`--only asks for ${blocked.join(', ')}, which ${(options.skip ?? []).map((name) => `--skip-${name}`).join(' and ')} leaves out.`, {
+          hint: 'Drop one of the two.',
+        });
+      }
     }
 
     const cacheDir = resolve(pipeline.projectDir, settings.cache.dir);

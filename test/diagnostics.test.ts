@@ -247,10 +247,13 @@ tasks:
     const only = project.run(['--old', '1', '--new', '2', '--only', 'b']);
     expect(only.code).toBe(2);
     expect(only.stderr).toBe('Error: --only b: no task or tag of that name. Did you mean "a"?\nThe tasks are a.\n');
-    project.write({'pipeline.yaml': 'tasks:\n  a: {run: t, tags: [analysis]}\n'});
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: t, tags: [analysis]}\n  b: {run: t, deps: [a]}\n'});
     const nothing = project.run(['--old', '1', '--new', '2', '--only', 'a', '--skip-analysis']);
     expect(nothing.code).toBe(2);
-    expect(nothing.stderr).toBe('Error: --only a asks only for tasks that --skip-analysis leaves out.\nDrop one of the two.\n');
+    expect(nothing.stderr).toBe('Error: --only asks for a, which --skip-analysis leaves out.\nDrop one of the two.\n');
+    const needing = project.run(['--old', '1', '--new', '2', '--only', 'b', '--skip-analysis']);
+    expect(needing.code).toBe(2);
+    expect(needing.stderr).toBe('Error: --only asks for b (it needs a), which --skip-analysis leaves out.\nDrop one of the two.\n');
     expect(project.exists('output')).toBe(false);
   });
 
