@@ -12,6 +12,7 @@ import type {Edge} from './graph.js';
 import {references, strings} from './interpolate.js';
 import type {TaskDefinition} from './task-api.js';
 import {availableTaskModules, resolveTaskModule} from './task-modules.js';
+import {getPath} from './util/json-path.js';
 import {didYouMean} from './util/suggest.js';
 
 /** A task's name; never mixed up with other strings. */
@@ -54,7 +55,7 @@ export interface CodeTask {
 }
 
 /** Files the runner itself writes into the output folder. */
-const RESERVED_OUTPUTS = ['summary.json', 'errors.json'];
+const RESERVED_OUTPUTS = ['summary.json', 'errors.json', '.outputs.json'];
 
 /** Whether `path` names a setting (a key inside a list is not one). */
 export function settingExists(settings: Settings, path: readonly string[]): boolean {
@@ -178,6 +179,13 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
           diagnostics.push({
             location,
             message: `Task "${name}" refers to ${written}, but setting "${reference.path.join('.')}" does not exist.${didYouMean(reference.path.join('.'), knownSettings)}`,
+          });
+        } else if (reference.kind === 'setting' && path[0] === 'inputs' && !['string', 'number'].includes(typeof getPath(loaded.settings, reference.path))) {
+          // A file name is made of text: null would read "null", a list "a,b".
+          const value = getPath(loaded.settings, reference.path);
+          diagnostics.push({
+            location,
+            message: `Task "${name}" refers to ${written} in a file name, but it is ${value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : String(value)}; a file name needs text or a number.`,
           });
         } else if ((reference.kind === 'input' || reference.kind === 'output') && path[0] !== 'shell') {
           diagnostics.push({location, message: `Task "${name}": ${written} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().`});

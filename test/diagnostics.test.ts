@@ -114,8 +114,10 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2']), [clash(2, 'validation.log', 'a')]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'logging.file=b.csv']), [clash(3, 'b.csv', 'b')]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'logging.file=summary.json']), [
-      '--set logging.file=summary.json Expected "logging.file" to have a name other than summary.json and errors.json, which the runner writes.',
+      '--set logging.file=summary.json Expected "logging.file" to have a name other than summary.json, errors.json and .outputs.json, which the runner writes.',
     ]);
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: t, outputs: [.outputs.json]}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:2:25 Output ".outputs.json" of task "a" is written by the runner itself; choose another name.']);
   });
 
   it('checks shell references to inputs and outputs', () => {
@@ -145,6 +147,11 @@ tasks:
       'pipeline.yaml:4:22 Task "f": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
       'pipeline.yaml:4:37 Task "f" refers to ${settings.nope.x}, but setting "nope.x" does not exist.',
       'pipeline.yaml:4:59 Task "f": ${input:f/x} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().',
+    ]);
+    project.write({'pipeline.yaml': 'tasks:\n  f:\n    shell: "true"\n    inputs: {files: ["${settings.duckdb.path}.csv", "${settings.source.keys}.csv"]}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:4:22 Task "f" refers to ${settings.duckdb.path} in a file name, but it is null; a file name needs text or a number.',
+      'pipeline.yaml:4:53 Task "f" refers to ${settings.source.keys} in a file name, but it is a list; a file name needs text or a number.',
     ]);
     project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "echo ${HOME}"}\n'});
     expectProblems(project.run(['--old', '1', '--new', '2']), [

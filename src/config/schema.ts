@@ -120,7 +120,7 @@ export const settingsSchema = z.strictObject({
       file: z
         .string()
         .min(1)
-        .refine((file) => !['summary.json', 'errors.json'].includes(file), {message: 'a name other than summary.json and errors.json, which the runner writes'})
+        .refine((file) => !['summary.json', 'errors.json', '.outputs.json'].includes(file), {message: 'a name other than summary.json, errors.json and .outputs.json, which the runner writes'})
         .default('validation.log'),
     })
     .prefault({}),
