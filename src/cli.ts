@@ -101,7 +101,7 @@ function printVerdict(summary: RunSummary): void {
   const where = relative(process.cwd(), summary.output_dir) || '.';
   if (summary.dry_run) {
     const running = summary.tasks.filter((task) => task.status === 'would-run').length;
-    print(`Dry run: ${running} of ${summary.tasks.length} tasks would run; nothing was run, and the outputs and the cache are as they were.`);
+    print(`Dry run: ${running} of ${summary.tasks.length} tasks would run; nothing was run, and the outputs and the cached results are as they were.`);
     return;
   }
   const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];

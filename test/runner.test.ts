@@ -240,7 +240,7 @@ describe('the runner', () => {
     expect(result.stdout).toContain('b: will run (setting validation.tolerance.abs changed 0.5 -> 1)');
     expect(result.stdout).toContain('d: will run (runs unless b reproduces its previous outputs)');
     expect(project.run(['--old', '1', '--new', '2', '--dry-run', '--force']).stdout).toContain('d: will run (--force)');
-    expect(result.stdout).toContain('Dry run: 3 of 5 tasks would run; nothing was run, and the outputs and the cache are as they were.');
+    expect(result.stdout).toContain('Dry run: 3 of 5 tasks would run; nothing was run, and the outputs and the cached results are as they were.');
     // Even a damaged entry is only reported: the real run that follows finds it and says so.
     const entries = readdirSync(project.path('.cache/entries')).flatMap((shard) => readdirSync(project.path('.cache/entries', shard)).map((file) => project.path('.cache/entries', shard, file)));
     const before = entries.map((file) => [readFileSync(file, 'utf8'), statSync(file).mtimeMs]);
