@@ -215,6 +215,7 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'performance.max_memory=4']), [
       '--set performance.max_memory=4 Expected "performance.max_memory" to be a size such as "4G", "512MB" or "2GiB" (with its unit), got 4.',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'performance.max_memory=0G']), ['--set performance.max_memory=0G Expected "performance.max_memory" to have at least 64MB.']);
     // Other tools' PIPELINE_* variables are left alone; one a typo away from a section is pointed out.
     const misspelt = project.run(['--old', '1', '--new', '2'], {PIPELINE_VALIDATON_ENGINE: 'bigquery', PIPELINE_BUILD_NUMBER: '7'});
     expect(misspelt.code).toBe(0);

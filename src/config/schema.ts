@@ -4,6 +4,7 @@
  * `pipeline.schema.json` is generated from here for editors.
  */
 import {z} from 'zod';
+import {parseBytes} from '../util/units.js';
 
 const severity = z.enum(['error', 'warn']).default('error');
 const column = z.string().min(1);
@@ -36,9 +37,11 @@ export const analysisRule = z.discriminatedUnion('check', [
 const tolerance = z.strictObject({abs: z.number().min(0).optional(), rel: z.number().min(0).optional()});
 
 const SIZE = 'a size such as "4G", "512MB" or "2GiB"';
+
+const SIZE_PATTERN = /^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 const memory = z
   .string({error: (issue) => (typeof issue.input === 'number' ? `${SIZE} (with its unit)` : undefined)})
-  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, SIZE);
+  .regex(SIZE_PATTERN, SIZE);
 
 /** Every setting with its default. */
 export const settingsSchema = z.strictObject({
@@ -126,7 +129,8 @@ export const settingsSchema = z.strictObject({
     .prefault({}),
   performance: z
     .strictObject({
-      max_memory: memory.default('4G'),
+      // DuckDB cannot start a query in much less; 0 would fail every task out of memory.
+      max_memory: memory.refine((size) => !SIZE_PATTERN.test(size) || parseBytes(size, 'performance.max_memory') >= 64 * 2 ** 20, {message: 'at least 64MB'}).default('4G'),
       timeout: z.number().positive().default(3600),
       retry_count: z.number().int().min(0).max(20).default(3),
       /** Seconds before the first retry; doubled each time, with jitter. */
