@@ -3,7 +3,7 @@
  * cycles, modules found, references resolvable, outputs unique. All problems at once.
  */
 import {isAbsolute, normalize} from 'node:path';
-import {DiagnosticsError} from './config/diagnostics.js';
+import {describe, DiagnosticsError} from './config/diagnostics.js';
 import type {Diagnostic} from './config/diagnostics.js';
 import type {LoadedPipeline} from './config/load.js';
 import type {Settings, TaskDeclaration} from './config/schema.js';
@@ -173,6 +173,7 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
     for (const [text, path] of checks) {
       for (const {text: written, reference} of references(text)) {
         const location = at(name, ...path);
+        const value = typeof reference !== 'string' && reference.kind === 'setting' ? getPath(loaded.settings, reference.path) : undefined;
         if (typeof reference === 'string') {
           diagnostics.push({location, message: `Task "${name}": ${reference}`});
         } else if (reference.kind === 'setting' && !settingExists(loaded.settings, reference.path)) {
@@ -180,13 +181,9 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
             location,
             message: `Task "${name}" refers to ${written}, but setting "${reference.path.join('.')}" does not exist.${didYouMean(reference.path.join('.'), knownSettings)}`,
           });
-        } else if (reference.kind === 'setting' && path[0] === 'inputs' && !['string', 'number'].includes(typeof getPath(loaded.settings, reference.path))) {
+        } else if (reference.kind === 'setting' && path[0] === 'inputs' && !['string', 'number'].includes(typeof value)) {
           // A file name is made of text: null would read "null", a list "a,b".
-          const value = getPath(loaded.settings, reference.path);
-          diagnostics.push({
-            location,
-            message: `Task "${name}" refers to ${written} in a file name, but it is ${value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value === 'object' ? 'a mapping' : String(value)}; a file name needs text or a number.`,
-          });
+          diagnostics.push({location, message: `Task "${name}" refers to ${written} in a file name, but it is ${describe(value)}; a file name needs text or a number.`});
         } else if ((reference.kind === 'input' || reference.kind === 'output') && path[0] !== 'shell') {
           diagnostics.push({location, message: `Task "${name}": ${written} can only be used in "shell"; a module gets its paths from ctx.input() and ctx.output().`});
         } else if (reference.kind === 'input') {

@@ -552,7 +552,7 @@ export class Executor {
 function checkedResult(task: string, result: unknown): TaskResult {
   const wrong = (what: string) =>
     new ExecutionError(`Task "${task}" returned ${what}.`, {task, hint: 'Return {rows: number, verdict: "pass" | "warn" | "fail", verdictReasons: [...], highlights: [...], details: {...}} (every part optional).'});
-  if (typeof result !== 'object' || result === null || Array.isArray(result)) throw wrong(`${Array.isArray(result) ? 'a list' : typeof result} instead of an object`);
+  if (!isRecord(result)) throw wrong(`${Array.isArray(result) ? 'a list' : typeof result} instead of an object`);
   const r = result as Record<string, unknown>;
   if (typeof r['rows'] === 'bigint') r['rows'] = Number(r['rows']);
   if (r['rows'] !== undefined && (typeof r['rows'] !== 'number' || !Number.isFinite(r['rows']))) throw wrong(`rows ${String(r['rows'])}, not a number`);

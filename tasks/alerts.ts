@@ -7,7 +7,7 @@
 import {readFile, writeFile} from 'node:fs/promises';
 import {ConfigurationError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
-import {segmentName} from './lib/analysis-figures.js';
+import {csvCell, segmentName} from './lib/analysis-figures.js';
 import type {AnalysisDocument} from './lib/analyze-sql.js';
 
 /** One alert: a parameter whose mean moved too much in one place. */
@@ -21,10 +21,6 @@ interface Alert {
   psi: number | null;
 }
 
-const csvField = (value: string | number | null): string => {
-  const text = value === null ? '' : String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-};
 
 export default defineTask({
   async run(ctx) {
@@ -61,7 +57,8 @@ export default defineTask({
     const round = (value: number | null) => (value === null ? null : Number(value.toPrecision(6)));
     const lines = ['parameter,segment,old_mean,new_mean,change_in_old_std,mean_change_pct,psi'];
     for (const alert of alerts) {
-      lines.push([alert.parameter, alert.segment, alert.oldMean, alert.newMean, alert.changeStd, alert.changePct, alert.psi].map((value) => csvField(typeof value === 'number' ? round(value) : value)).join(','));
+      const cells = [alert.parameter, alert.segment, alert.oldMean, alert.newMean, alert.changeStd, alert.changePct, alert.psi];
+      lines.push(cells.map((value) => csvCell(value === null ? '' : String(typeof value === 'number' ? round(value) : value))).join(','));
     }
     await writeFile(ctx.output('alerts.csv'), lines.join('\n') + '\n');
     ctx.log.info(`${alerts.length} parameter means moved more than ${threshold} standard deviations`);

@@ -19,10 +19,10 @@ interface CacheFlags {
 }
 
 /** The stored files no entry refers to. */
-function unreferenced(store: CacheStore, kept: CacheEntry[], blobs: Map<string, number>): {paths: string[]; files: number; bytes: number} {
+function unreferenced(store: CacheStore, kept: CacheEntry[], blobs: Map<string, number>): {paths: string[]; bytes: number} {
   const referenced = new Set(kept.flatMap((entry) => Object.values(entry.outputs).map((output) => store.blobPath(output))));
   const paths = [...blobs.keys()].filter((path) => !referenced.has(path));
-  return {paths, files: paths.length, bytes: paths.reduce((sum, path) => sum + blobs.get(path)!, 0)};
+  return {paths, bytes: paths.reduce((sum, path) => sum + blobs.get(path)!, 0)};
 }
 
 /** Removes blobs no entry refers to, and cacache's own index (the store's entries are authoritative). */
@@ -30,7 +30,7 @@ async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: num
   const unused = unreferenced(store, kept, await store.blobs());
   for (const path of unused.paths) await rm(path, {force: true});
   await rm(join(store.dir, 'index-v5'), {recursive: true, force: true});
-  return {files: unused.files, bytes: unused.bytes};
+  return {files: unused.paths.length, bytes: unused.bytes};
 }
 
 export async function cacheCommand(args: string[], flags: CacheFlags): Promise<number> {
@@ -78,7 +78,8 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       }
       out(damaged === 0 ? `Verified ${entries.length} entries: all intact.` : `Verified ${entries.length} entries: removed ${damaged} damaged; they will be recomputed when needed.`);
       const unused = unreferenced(store, intact, await store.blobs());
-      if (unused.files > 0) out(`${unused.files} stored ${unused.files === 1 ? 'file belongs' : 'files belong'} to no entry (${formatBytes(unused.bytes)}); \`cache gc\` removes them.`);
+      const files = unused.paths.length;
+      if (files > 0) out(`${files} stored ${files === 1 ? 'file belongs' : 'files belong'} to no entry (${formatBytes(unused.bytes)}); \`cache gc\` removes them.`);
       return 0;
     }
     case 'gc':

@@ -38,10 +38,10 @@ const tolerance = z.strictObject({abs: z.number().min(0).optional(), rel: z.numb
 
 const SIZE = 'a size such as "4G", "512MB" or "2GiB"';
 
-const SIZE_PATTERN = /^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 const memory = z
   .string({error: (issue) => (typeof issue.input === 'number' ? `${SIZE} (with its unit)` : undefined)})
-  .regex(SIZE_PATTERN, SIZE);
+  // abort: a value that is no size is not measured by the checks after this one.
+  .regex(/^\d+(\.\d+)?\s*(B|K|M|G|T|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i, {message: SIZE, abort: true});
 
 /** Every setting with its default. */
 export const settingsSchema = z.strictObject({
@@ -130,7 +130,7 @@ export const settingsSchema = z.strictObject({
   performance: z
     .strictObject({
       // DuckDB cannot start a query in much less; 0 would fail every task out of memory.
-      max_memory: memory.refine((size) => !SIZE_PATTERN.test(size) || parseBytes(size, 'performance.max_memory') >= 64 * 2 ** 20, {message: 'at least 64MB'}).default('4G'),
+      max_memory: memory.refine((size) => parseBytes(size, 'performance.max_memory') >= 64 * 2 ** 20, {message: 'at least 64MB'}).default('4G'),
       timeout: z.number().positive().default(3600),
       retry_count: z.number().int().min(0).max(20).default(3),
       /** Seconds before the first retry; doubled each time, with jitter. */

@@ -23,15 +23,16 @@ export class YamlSource {
     this.file = file;
     this.#lines = new LineCounter();
     this.#document = parseDocument(text, {lineCounter: this.#lines, prettyErrors: false, uniqueKeys: true});
+    const json = /\.json$/i.test(file);
     for (const error of this.#document.errors) {
       const [start] = error.pos;
       this.diagnostics.push({
         location: this.#at(start),
-        message: `Invalid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${error.message.split('\n')[0]}`,
+        message: `Invalid ${json ? 'JSON' : 'YAML'}: ${error.message.split('\n')[0]}`,
       });
     }
     // YAML reads more than JSON allows (a trailing comma, comments): a .json file is held to JSON.
-    if (this.diagnostics.length === 0 && /\.json$/i.test(file)) {
+    if (this.diagnostics.length === 0 && json) {
       try {
         JSON.parse(text);
       } catch (error: unknown) {

@@ -372,6 +372,9 @@ export function countsSql(plan: ComparePlan): SqlStatement[] {
 /** Rows where `condition` holds; 0, not null, over no rows. */
 const countIf = (condition: string) => `coalesce(count_if(${condition}), 0)`;
 
+/** The slot of the values already turned into text (a key no DuckDB type name can take). */
+const TEXT_SLOT = 'text';
+
 /**
  * `mismatches.csv`: one row per changed cell of a compared row, ordered by keys then column.
  *
@@ -388,7 +391,7 @@ export function mismatchesCopySql(plan: ComparePlan, target: string): SqlStateme
   const keys = keyAliases(plan);
   const slots = {old: new Map<string, string>(), new: new Map<string, string>()};
   const slotOf = (side: 'old' | 'new', type: string | null) => {
-    const key = type ?? 'text';
+    const key = type ?? TEXT_SLOT;
     const known = slots[side].get(key);
     if (known !== undefined) return known;
     const name = type === null ? `${side}_text` : `${side}_${slots[side].size}`;
@@ -412,7 +415,7 @@ export function mismatchesCopySql(plan: ComparePlan, target: string): SqlStateme
     return `SELECT ${keys}, ${i} AS column_index, CAST($column_${i} AS VARCHAR) AS column_name, ${values.join(', ')}, ${diffs} FROM ${DIFF_TABLE} WHERE ${where}`;
   });
   const text = (side: 'old' | 'new') => {
-    const names = [...slots[side].values()].map((slot) => (slot.endsWith('_text') ? `src.${slot}` : `CAST(src.${slot} AS VARCHAR)`));
+    const names = [...slots[side]].map(([type, slot]) => (type === TEXT_SLOT ? `src.${slot}` : `CAST(src.${slot} AS VARCHAR)`));
     return names.length === 0 ? 'CAST(NULL AS VARCHAR)' : names.length === 1 ? names[0]! : `coalesce(${names.join(', ')})`;
   };
   if (parts.length === 0) {
@@ -467,9 +470,17 @@ function changedExpr(column: ComparedColumn, i: number, params: Record<string, s
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
   const limit = `(CAST($abs_${i} AS DOUBLE) + CAST($rel_${i} AS DOUBLE) * abs(${o}))`;
-  const slack = exactIntegers(column) ? `${ROUNDING_SLACK} * ${limit}` : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + ${ROUNDING_SLACK} * ${limit}`;
-  const within = `isfinite(${o}) AND isfinite(${n}) AND ${difference(column, i)} <= ${limit} + ${slack}`;
+  const within = `isfinite(${o}) AND isfinite(${n}) AND ${difference(column, i)} <= ${toleranceBound(column, o, n, limit)}`;
   return `(${distinct} AND NOT coalesce(${within}, false))`;
+}
+
+/**
+ * The largest |new - old| a column's tolerance (`limit`, the SQL of `abs + rel * |old|`)
+ * allows, with the rounding of ROUNDING_SLACK forgiven: the same SQL in both dialects.
+ */
+function toleranceBound(column: ComparedColumn, o: string, n: string, limit: string): string {
+  const operands = exactIntegers(column) ? '' : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + `;
+  return `${limit} + ${operands}${ROUNDING_SLACK} * ${limit}`;
 }
 
 function exactIntegers(column: ComparedColumn): boolean {
@@ -769,8 +780,7 @@ function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<s
   types[`abs_${i}`] = 'FLOAT64';
   types[`rel_${i}`] = 'FLOAT64';
   const limit = `(CAST(@abs_${i} AS FLOAT64) + CAST(@rel_${i} AS FLOAT64) * ABS(${o}))`;
-  const slack = exactIntegers(column) ? `${ROUNDING_SLACK} * ${limit}` : `${ROUNDING_SLACK} * ABS(${o}) + ${ROUNDING_SLACK} * ABS(${n}) + ${ROUNDING_SLACK} * ${limit}`;
-  const within = `${finite(o)} AND ${finite(n)} AND ${bigQueryDifference(column, i)} <= ${limit} + ${slack}`;
+  const within = `${finite(o)} AND ${finite(n)} AND ${bigQueryDifference(column, i)} <= ${toleranceBound(column, o, n, limit)}`;
   return `(${distinct} AND NOT COALESCE(${within}, FALSE))`;
 }
 
