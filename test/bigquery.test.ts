@@ -238,6 +238,17 @@ describe('transient failures', () => {
     expect(server.count('jobs.query')).toBe(4);
   });
 
+  it('says an exceeded quota was not retried, rather than that it gave up after retries', async () => {
+    server.resetLog();
+    server.failNext(1, 403, {route: 'tables.get', reason: 'quotaExceeded', message: 'Quota exceeded: too many table reads'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error.message).toMatch(/test-proj\.ds\.preds: the project is over a quota \(HTTP 403: Quota exceeded: too many table reads\)\. Not retried/);
+    expect(error.message).not.toMatch(/Gave up/);
+    expect((error as ExecutionError).hint).toMatch(/quota/);
+    expect(server.count('tables.get')).toBe(1);
+  });
+
   it('does not retry when performance.retry_count is 0', async () => {
     server.resetLog();
     server.failNext(1, 503, {route: 'tables.get'});

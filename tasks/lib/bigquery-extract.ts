@@ -593,6 +593,9 @@ export async function callBigQuery<T>(settings: BigQuerySettings, what: string, 
   }
 }
 
+/** The HTTP statuses the BigQuery client retries (with 403 rate limits): @google-cloud/common's shouldRetryRequest. */
+const RETRIED_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+
 function explain(error: unknown, settings: BigQuerySettings, what: string): Error {
   if (error instanceof ValidationError) return error;
   const table = `${settings.projectId}.${settings.datasetId}.${settings.tableId}`;
@@ -622,8 +625,20 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
         hint: 'Check source.columns, source.keys and source.version_column against the table.',
       });
     }
+    if (reason === 'quotaExceeded') {
+      return new ExecutionError(`BigQuery refused to ${what} ${table}: the project is over a quota (HTTP ${e.code}: ${message}). Not retried: BigQuery answers the same until the quota resets.`, {
+        hint: `Wait for the quota to reset, or raise it for the project ${settings.projectId} (IAM & Admin > Quotas in the Google Cloud console).`,
+        cause: error,
+      });
+    }
+    if (!RETRIED_STATUSES.has(e.code) && reason !== 'rateLimitExceeded' && reason !== 'userRateLimitExceeded') {
+      return new ExecutionError(`BigQuery failed while trying to ${what} ${table}: HTTP ${e.code}: ${message}. Not retried (the client retries only timeouts, rate limits and server errors).`, {
+        hint: 'Rerun; if it persists, check the message against the BigQuery documentation.',
+        cause: error,
+      });
+    }
     return new ExecutionError(`BigQuery kept failing while trying to ${what} ${table}: HTTP ${e.code}: ${message}. Gave up after ${attempts}.`, {
-      hint: 'BigQuery may be overloaded or over quota; retry later, or raise performance.retry_count.',
+      hint: 'BigQuery may be overloaded; retry later, or raise performance.retry_count.',
       cause: error,
     });
   }

@@ -1,0 +1,14 @@
+import {DuckDBInstance} from '@duckdb/node-api';
+import {handWrittenSql} from '../bench/lib/datasets.ts';
+const database = process.argv[2]!;
+const base = '/tmp/peer';
+const instance = await DuckDBInstance.create(':memory:');
+const db = await instance.connect();
+await db.run(`ATTACH '${database}' AS w (READ_ONLY)`);
+let t = performance.now();
+await db.run(`COPY (SELECT * EXCLUDE (version) FROM w.model_parameters WHERE version = 'v1') TO '${base}-old.parquet' (FORMAT parquet)`);
+await db.run(`COPY (SELECT * EXCLUDE (version) FROM w.model_parameters WHERE version = 'v2') TO '${base}-new.parquet' (FORMAT parquet)`);
+const readMs = performance.now() - t;
+t = performance.now();
+await db.runAndReadAll(handWrittenSql(`read_parquet('${base}-old.parquet')`, `read_parquet('${base}-new.parquet')`));
+console.log(JSON.stringify({readMs: Math.round(readMs), sqlMs: Math.round(performance.now() - t)}));
