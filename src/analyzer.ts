@@ -207,19 +207,25 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
     }
   }
 
-  const published = new Map<string, string>();
+  // Intermediates are published as <task>.<file> when output.save_intermediates is set.
+  const saveIntermediates = getPath(loaded.settings, ['output', 'save_intermediates']) === true;
+  const published = new Map<string, {task: string; output: string; intermediate: boolean}>();
+  const described = (task: string, output: string, intermediate: boolean) =>
+    intermediate ? `Intermediate output "${output}" of task "${task}" (published as "${task}.${output}" by output.save_intermediates)` : `Output "${output}" of task "${task}"`;
   for (const [name, {declaration}] of declarations) {
-    if (declaration.intermediate) continue;
+    if (declaration.intermediate && !saveIntermediates) continue;
     for (const [index, output] of declaration.outputs.entries()) {
-      const owner = published.get(output);
-      if (owner !== undefined && owner !== name) {
-        const first = source.locate(['tasks', owner, 'outputs']);
+      const file = declaration.intermediate ? `${name}.${output}` : output;
+      const owner = published.get(file);
+      if (owner !== undefined && owner.task !== name) {
+        const first = source.locate(['tasks', owner.task, 'outputs']);
+        const other = owner.intermediate ? `the intermediate output "${owner.output}" of task "${owner.task}", published under that name by output.save_intermediates` : `an output of task "${owner.task}"`;
         diagnostics.push({
           location: at(name, 'outputs', index),
-          message: `Output "${output}" of task "${name}" is also an output of task "${owner}" (${first.source}:${first.line}:${first.column}); both would be written to the same folder. Rename one, or mark the task "intermediate: true".`,
+          message: `${described(name, output, declaration.intermediate)} is also ${other} (${first.source}:${first.line}:${first.column}); both would be written to the same folder. Rename one${declaration.intermediate || owner.intermediate ? '' : ', or mark the task "intermediate: true"'}.`,
         });
       } else {
-        published.set(output, name);
+        published.set(file, {task: name, output, intermediate: declaration.intermediate});
       }
     }
   }

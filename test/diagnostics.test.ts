@@ -120,6 +120,18 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:2:25 Output ".outputs.json" of task "a" is written by the runner itself; choose another name.']);
   });
 
+  it('refuses an output named like an intermediate that output.save_intermediates publishes', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': 'tasks:\n  a: {run: t, outputs: [rows.csv], intermediate: true}\n  b: {run: t, outputs: [a.rows.csv]}\n',
+    });
+    // Without save_intermediates, a's file is not published: no clash.
+    expect(project.run(['--old', '1', '--new', '2', '--dry-run']).code).toBe(0);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'output.save_intermediates=true']), [
+      'pipeline.yaml:3:25 Output "a.rows.csv" of task "b" is also the intermediate output "rows.csv" of task "a", published under that name by output.save_intermediates (pipeline.yaml:2:24); both would be written to the same folder. Rename one.',
+    ]);
+  });
+
   it('checks shell references to inputs and outputs', () => {
     const project = new Project({
       'tasks/t.ts': TASK,
