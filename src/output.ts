@@ -13,6 +13,9 @@ import {isAlive} from './util/process.js';
 
 const MANIFEST = '.outputs.json';
 
+/** The integrity of a kept file that changed since it was published: matches no stored output. */
+const UNKNOWN_CONTENT = '';
+
 /** What the previous run published: file -> content and on-disk signature. */
 export type Manifest = Record<string, {integrity: string; signature: string}>;
 
@@ -55,16 +58,19 @@ export class OutputFolder {
   }
 
   /**
-   * Keeps a file of the previous run that this run did not produce, as it was (a failed run
-   * must not take away the last good outputs); not when it is gone or was changed by hand.
+   * Keeps a file of the previous run that this run did not produce, as it is (a failed run
+   * must not take away the last good outputs). One changed since (edited, or the folder
+   * copied) is kept too, but its content is no longer vouched for: a later run that
+   * produces it copies it from the store rather than linking this one.
    */
   async keep(file: string, previous: Manifest): Promise<void> {
     const known = previous[file];
     const existing = join(this.path, file);
-    if (known === undefined || file in this.#manifest || !existsSync(existing) || (await fileSignature(existing)) !== known.signature) return;
+    if (known === undefined || file in this.#manifest || !existsSync(existing)) return;
     await mkdir(dirname(join(this.staging, file)), {recursive: true});
     await link(existing, join(this.staging, file));
-    this.#manifest[file] = known;
+    const signature = await fileSignature(existing);
+    this.#manifest[file] = signature === known.signature ? known : {integrity: UNKNOWN_CONTENT, signature};
   }
 
   /** Writes a file the runner produces itself (summary.json, errors.json). */

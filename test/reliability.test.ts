@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync, spawn} from 'node:child_process';
-import {mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -247,6 +247,25 @@ describe('failed runs', () => {
     // The next good run publishes its own outputs only: errors.json goes.
     expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
     expect(project.exists('output/1_vs_2/errors.json')).toBe(false);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good');
+  });
+
+  it('a failed run keeps previous outputs that were copied or edited since, and a later run does not trust their content', () => {
+    const project = simple(countingTask(['a.txt'], "(process.env['FAIL'] ? (() => { throw new Error('it broke'); })() : 'good')"));
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    // The folder copied (as `cp -r` of a project does): every file has a new inode and time.
+    cpSync(project.path('output/1_vs_2'), project.path('output/copy'), {recursive: true});
+    rmSync(project.path('output/1_vs_2'), {recursive: true});
+    renameSync(project.path('output/copy'), project.path('output/1_vs_2'));
+    expect(project.run(['--old', '1', '--new', '2', '--force'], {FAIL: '1'}).code).toBe(3);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good');
+    // Edited by hand, then two failed runs: still there, as edited.
+    writeFileSync(project.path('output/1_vs_2/a.txt'), 'edited');
+    expect(project.run(['--old', '1', '--new', '2', '--force'], {FAIL: '1'}).code).toBe(3);
+    expect(project.run(['--old', '1', '--new', '2', '--force'], {FAIL: '1'}).code).toBe(3);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('edited');
+    // A good run (from the cache) publishes the stored content, not the edited file.
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
     expect(project.read('output/1_vs_2/a.txt')).toBe('good');
   });
 });
