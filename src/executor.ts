@@ -500,6 +500,7 @@ export class Executor {
           computed_at: outcome.kind === 'ran' || outcome.kind === 'cached' ? outcome.entry.created_at : null,
           rows: result?.rows ?? null,
           verdict: result?.verdict ?? null,
+          verdict_reasons: result?.verdict === undefined || result.verdict === 'pass' ? [] : (result.verdictReasons ?? []),
         };
         await visit(this.#pipeline.tasks.get(dep.task)!);
       }

@@ -84,6 +84,8 @@ export interface UpstreamInfo {
   computed_at: string | null;
   rows: number | null;
   verdict: Verdict | null;
+  /** Why, when the verdict is not `pass` (its `verdictReasons`). */
+  verdict_reasons: string[];
 }
 
 /** What a task returns; everything here is stored with its cache entry. */

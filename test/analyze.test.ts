@@ -422,9 +422,11 @@ describe('analyze', () => {
   it('sets the verdict from drift rules', async () => {
     const error = await run('new', {rules: [{check: 'drift', column: 'x', max_psi: 0.05, severity: 'error'}]});
     expect(error.result && error.result.verdict).toBe('fail');
-    expect(error.doc.rules[0]).toMatchObject({check: 'drift', severity: 'error', passed: false, limit: 0.05});
+    expect(error.doc.rules[0]).toMatchObject({check: 'drift', severity: 'error', column: 'x', passed: false, limit: 0.05});
     const warn = await run('new', {rules: [{check: 'drift', max_psi: 0.05, severity: 'warn'}]});
     expect(warn.result && warn.result.verdict).toBe('warn');
+    // A rule over every parameter names none.
+    expect(warn.doc.rules[0]).not.toHaveProperty('column');
     const pass = await run('new', {rules: [{check: 'drift', column: 'x', max_psi: 100, severity: 'error'}]});
     expect(pass.result && pass.result.verdict).toBe('pass');
     expect(pass.doc.status).toBe('pass');

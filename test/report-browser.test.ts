@@ -50,7 +50,7 @@ async function buildReport(): Promise<string> {
   const reported = await runTaskDirectly(report, {
     args: {old: '1.0', new: '1.1'},
     inputs: {validate: {'validation.json': join(validated.outputDir, 'validation.json')}, analyze: {'analysis.json': join(analyzed.outputDir, 'analysis.json')}},
-    upstream: {validate: {status: 'ran', duration_ms: 1200, reason: 'no previous run', computed_at: '2024-05-01T10:00:00.000Z', rows: 294, verdict: 'fail'}},
+    upstream: {validate: {status: 'ran', duration_ms: 1200, reason: 'no previous run', computed_at: '2024-05-01T10:00:00.000Z', rows: 294, verdict: 'fail', verdict_reasons: []}},
     outputs: ['report.html'],
   });
   return join(reported.outputDir, 'report.html');
@@ -78,7 +78,7 @@ describe('report.html in headless Chromium', () => {
     const lines = page.text.split('\n').map((l) => l.trim()).filter((l) => l !== '');
     expect(lines.slice(0, 3)).toEqual(['VERSION COMPARISON REPORT', '1.0 → 1.1', '✗ Verdict: FAIL']);
     expect(lines[3]).toMatch(/^1 of 1 rule failed \(1 error, 0 warnings\)\. A rule of severity error failed/);
-    expect(page.text).toMatch(/✗ error\tremoved_keys\t2\t1\tremoved_keys: 6 removed keys/);
+    expect(page.text).toMatch(/✗ error\tremoved_keys\t2%\t1%\tremoved_keys: 6 removed keys/);
   });
 
   it('renders the data as text, escaped', () => {

@@ -42,10 +42,10 @@ const RULES: Json[] = [
 ];
 
 const UPSTREAM: Record<string, UpstreamInfo> = {
-  'extract-old': {status: 'cached', duration_ms: 1500, reason: null, computed_at: '2024-05-01T09:00:00.000Z', rows: 400, verdict: null},
-  'extract-new': {status: 'ran', duration_ms: 1400, reason: 'source changed', computed_at: '2024-05-01T10:00:00.000Z', rows: 395, verdict: null},
-  validate: {status: 'ran', duration_ms: 2100, reason: 'input extract-new.rows changed', computed_at: '2024-05-01T10:00:02.000Z', rows: 390, verdict: 'fail'},
-  analyze: {status: 'ran', duration_ms: 3300, reason: 'input extract-new.rows changed', computed_at: '2024-05-01T10:00:03.000Z', rows: 795, verdict: 'warn'},
+  'extract-old': {status: 'cached', duration_ms: 1500, reason: null, computed_at: '2024-05-01T09:00:00.000Z', rows: 400, verdict: null, verdict_reasons: []},
+  'extract-new': {status: 'ran', duration_ms: 1400, reason: 'source changed', computed_at: '2024-05-01T10:00:00.000Z', rows: 395, verdict: null, verdict_reasons: []},
+  validate: {status: 'ran', duration_ms: 2100, reason: 'input extract-new.rows changed', computed_at: '2024-05-01T10:00:02.000Z', rows: 390, verdict: 'fail', verdict_reasons: []},
+  analyze: {status: 'ran', duration_ms: 3300, reason: 'input extract-new.rows changed', computed_at: '2024-05-01T10:00:03.000Z', rows: 795, verdict: 'warn', verdict_reasons: []},
 };
 
 /** Writes two versions as Parquet and runs the real validate and analyze tasks on them. */
@@ -134,7 +134,7 @@ describe('report.html', () => {
     expect(full.text).toContain('1 of 4 rules failed (1 error, 0 warnings)');
     // The deciding rule with severity, observed and limit, in the table under the verdict.
     const deciding = full.text.slice(full.text.indexOf('The rules that decided the verdict'), full.text.indexOf('Key counts'));
-    expect(deciding).toMatch(/✗ error removed_keys 2\.5 1 removed_keys: 10 removed keys \(2\.5% of the old version's keys\), above the limit of 1%/);
+    expect(deciding).toMatch(/✗ error removed_keys 2\.5% 1% removed_keys: 10 removed keys \(2\.5% of the old version's keys\), above the limit of 1%/);
     expect(deciding).not.toContain('added_keys');
     expect(full.page).toMatch(/<title>FAIL: 0\.3615 → 0\.3621 version comparison<\/title>/);
   });
@@ -222,7 +222,7 @@ describe('report.html', () => {
   });
 
   it('says so when the analysis was skipped', async () => {
-    const upstream = {...UPSTREAM, analyze: {status: 'skipped', duration_ms: 0, reason: 'skipped on request', computed_at: null, rows: null, verdict: null} as const};
+    const upstream: Record<string, UpstreamInfo> = {...UPSTREAM, analyze: {status: 'skipped', duration_ms: 0, reason: 'skipped on request', computed_at: null, rows: null, verdict: null, verdict_reasons: []}};
     const skipped = await runReport({validation: files.validation}, upstream);
     expect(skipped.text).toContain('Analysis was skipped (--skip-analysis)');
     expect(skipped.text).toContain('Verdict: FAIL');
@@ -241,6 +241,49 @@ describe('report.html', () => {
     expect(minimal.text).toContain('All 1 rule passed.');
     expect(minimal.text).toContain('Matched keys n/a');
     expect(minimal.text).toContain('No non-null values to chart');
+  });
+
+  it("takes the verdict of another task it reads (a user's gate), with its reasons, and says whose verdict it is", async () => {
+    const dir = temporaryFolder('report-gate-');
+    const passing = {rows: {old: 3, new: 3}, rules: [{check: 'row_count_change', severity: 'error', passed: true, observed: 0, limit: 5, unit: '%'}], status: 'pass'};
+    writeFileSync(join(dir, 'validation.json'), JSON.stringify(passing));
+    const info = (verdict: UpstreamInfo['verdict'], reasons: string[] = []): UpstreamInfo => ({status: 'ran', duration_ms: 5, reason: 'no previous run', computed_at: null, rows: null, verdict, verdict_reasons: reasons});
+    const gated = await runReport({validation: join(dir, 'validation.json')}, {validate: info('pass'), gate: info('fail', ['custom business check failed'])});
+    expect(gated.page).toContain('<title>FAIL: 0.3615 → 0.3621 version comparison</title>');
+    expect(gated.text).toContain('Verdict: FAIL All 1 rule passed. Another task this report reads failed its check (below)');
+    expect(gated.text).toContain('✗ error gate : custom business check failed');
+    expect(gated.text).toContain('The verdict of validate and gate , the tasks this report reads');
+    // Without the gate, the same documents pass.
+    const alone = await runReport({validation: join(dir, 'validation.json')}, {validate: info('pass')});
+    expect(alone.text).toContain('Verdict: PASS');
+    expect(alone.text).toContain('The verdict of validate , the tasks this report reads');
+  });
+
+  it('gives an observed value digits enough to differ from its limit, and units to every limit', async () => {
+    const dir = temporaryFolder('report-digits-');
+    const rule = (check: string, observed: number, limit: number, unit?: string) => ({check, severity: 'error', passed: observed <= limit, observed, limit, ...(unit ? {unit} : {}), message: check});
+    const rules = [rule('row_count_change', 5.004, 5, '%'), rule('max_abs_diff', 0.10004, 0.1), rule('added_keys', 7, 5, 'keys'), rule('null_rate_change', 2.5, 2, 'pp')];
+    writeFileSync(join(dir, 'validation.json'), JSON.stringify({rows: {old: 100000, new: 105004}, compared_rows: 100000, changed_rows: 99999, rules, status: 'fail'}));
+    const page = await runReport({validation: join(dir, 'validation.json')}, {});
+    expect(page.text).toContain('row_count_change 5.004% 5% row_count_change');
+    expect(page.text).toContain('max_abs_diff 0.10004 0.1 max_abs_diff');
+    expect(page.text).toContain('added_keys 7 keys 5 keys added_keys');
+    expect(page.text).toContain('null_rate_change 2.5 pp 2 pp null_rate_change');
+    // 99,999 of 100,000 rows changed is not 100%.
+    expect(page.text).toContain('99.999% of 100,000 compared');
+  });
+
+  it('keeps a NULL segment, a segment named "null" and an empty one apart in the heat map', async () => {
+    const region = "CASE i % 3 WHEN 0 THEN NULL WHEN 1 THEN 'null' ELSE '' END";
+    const segmented = await compare(
+      `SELECT i AS id, ${region} AS region, (i % 50)::DOUBLE AS p FROM range(600) t(i)`,
+      `SELECT i AS id, ${region} AS region, ((i % 50) + CASE WHEN i % 3 = 0 THEN 1000 ELSE 0 END)::DOUBLE AS p FROM range(600) t(i)`,
+    );
+    const page = await runReport(segmented);
+    const table = page.page.slice(page.page.indexOf('<table class="heatmap">'), page.page.indexOf('</table>', page.page.indexOf('<table class="heatmap">')));
+    expect([...table.matchAll(/<th scope="col">([^<]*)<\/th>/g)].map((m) => m[1])).toEqual(['Parameter', '(empty)', '(null)', 'null']);
+    const row = table.slice(table.indexOf('<code>p</code>'));
+    expect([...row.matchAll(/heat drift-(\w+)/g)].map((m) => m[1])).toEqual(['none', 'major', 'none']);
   });
 
   it('fails with a clear message when validation.json is not JSON', async () => {

@@ -329,21 +329,21 @@ describe('rules', () => {
     versions ??= writeVersions(old, neu);
     return runValidate(await versions, validateSettings({rules: rules as never}));
   };
-  const cases: [name: string, passing: object, failing: object, observed: unknown][] = [
-    ['row_count_change', {check: 'row_count_change', max_pct: 1}, {check: 'row_count_change', max_pct: 0.5}, 1],
-    ['added_keys by count', {check: 'added_keys', max: 2}, {check: 'added_keys', max: 1}, 2],
-    ['added_keys by percent', {check: 'added_keys', max_pct: 2}, {check: 'added_keys', max_pct: 1.9}, 2],
-    ['added_keys by both', {check: 'added_keys', max: 2, max_pct: 2}, {check: 'added_keys', max: 5, max_pct: 1}, {count: 2, pct: 2}],
-    ['removed_keys', {check: 'removed_keys', max_pct: 2}, {check: 'removed_keys', max: 1}, undefined],
-    ['duplicate_keys', {check: 'duplicate_keys', max: 1}, {check: 'duplicate_keys', max: 0}, 1],
-    ['changed_rows', {check: 'changed_rows', max_pct: 7}, {check: 'changed_rows', max_pct: 6}, (6 / 97) * 100],
-    ['changed_rows of a column', {check: 'changed_rows', column: 'v', max_pct: 2}, {check: 'changed_rows', column: 'v', max_pct: 1}, (1 / 97) * 100],
-    ['null_rate_change', {check: 'null_rate_change', max_pp: 5}, {check: 'null_rate_change', max_pp: 4}, (5 / 101) * 100],
-    ['null_rate_change of a column', {check: 'null_rate_change', column: 'v', max_pp: 0}, {check: 'null_rate_change', column: 'w', max_pp: 0}, undefined],
-    ['max_abs_diff', {check: 'max_abs_diff', column: 'v', max: 0.5}, {check: 'max_abs_diff', column: 'v', max: 0.4}, 0.5],
+  const cases: [name: string, passing: object, failing: object, observed: unknown, unit: string | undefined][] = [
+    ['row_count_change', {check: 'row_count_change', max_pct: 1}, {check: 'row_count_change', max_pct: 0.5}, 1, '%'],
+    ['added_keys by count', {check: 'added_keys', max: 2}, {check: 'added_keys', max: 1}, 2, 'keys'],
+    ['added_keys by percent', {check: 'added_keys', max_pct: 2}, {check: 'added_keys', max_pct: 1.9}, 2, '%'],
+    ['added_keys by both', {check: 'added_keys', max: 2, max_pct: 2}, {check: 'added_keys', max: 5, max_pct: 1}, {count: 2, pct: 2}, undefined],
+    ['removed_keys', {check: 'removed_keys', max_pct: 2}, {check: 'removed_keys', max: 1}, undefined, 'keys'],
+    ['duplicate_keys', {check: 'duplicate_keys', max: 1}, {check: 'duplicate_keys', max: 0}, 1, 'keys'],
+    ['changed_rows', {check: 'changed_rows', max_pct: 7}, {check: 'changed_rows', max_pct: 6}, (6 / 97) * 100, '%'],
+    ['changed_rows of a column', {check: 'changed_rows', column: 'v', max_pct: 2}, {check: 'changed_rows', column: 'v', max_pct: 1}, (1 / 97) * 100, '%'],
+    ['null_rate_change', {check: 'null_rate_change', max_pp: 5}, {check: 'null_rate_change', max_pp: 4}, (5 / 101) * 100, 'pp'],
+    ['null_rate_change of a column', {check: 'null_rate_change', column: 'v', max_pp: 0}, {check: 'null_rate_change', column: 'w', max_pp: 0}, undefined, 'pp'],
+    ['max_abs_diff', {check: 'max_abs_diff', column: 'v', max: 0.5}, {check: 'max_abs_diff', column: 'v', max: 0.4}, 0.5, undefined],
   ];
 
-  it.each(cases)('%s passes within its limit and fails beyond it', async (_name, passing, failing, observed) => {
+  it.each(cases)('%s passes within its limit and fails beyond it, saying in what unit', async (_name, passing, failing, observed, unit) => {
     const run = await check([
       {...passing, severity: 'error'},
       {...failing, severity: 'warn'},
@@ -353,6 +353,7 @@ describe('rules', () => {
     expect(fail).toMatchObject({passed: false, severity: 'warn'});
     if (typeof observed === 'number') expect(fail.observed).toBeCloseTo(observed, 9);
     else if (observed !== undefined) expect(fail.observed).toEqual(observed);
+    expect(fail.unit).toBe(unit);
     expect(run.json.status).toBe('warn');
     expect(run.result.verdict).toBe('warn');
     expect(run.result.verdictReasons).toEqual([`[warn] ${fail.message}`]);
@@ -389,6 +390,7 @@ describe('rules', () => {
       passed: true,
       observed: 1,
       limit: 5,
+      unit: '%',
       message: 'row_count_change: row count changed by 1% (100 -> 101), within the limit of 5%',
     });
   });

@@ -292,7 +292,7 @@ export function evaluateRule(rule: DriftRule, parameters: Record<string, Numeric
   const message = passed
     ? `drift: PSI of ${scope} is within ${rule.max_psi}${worst ? ` (max ${worst.psi} for "${worst.column}")` : ''}`
     : `drift: PSI of "${worst!.column}" is ${worst!.psi}, above ${rule.max_psi}`;
-  return {check: 'drift', severity: rule.severity, passed, observed: worst?.psi ?? null, limit: rule.max_psi, message};
+  return {check: 'drift', severity: rule.severity, ...(rule.column === undefined ? {} : {column: rule.column}), passed, observed: worst?.psi ?? null, limit: rule.max_psi, message};
 }
 
 /** Movers, largest absolute change first (ties by key). */

@@ -109,6 +109,8 @@ export interface CategoricalAnalysis {
 export interface AnalysisRuleResult {
   check: 'drift';
   severity: 'error' | 'warn';
+  /** The parameter the rule checks; absent when it checks every parameter. */
+  column?: string;
   passed: boolean;
   observed: number | null;
   limit: number;

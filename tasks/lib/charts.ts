@@ -79,13 +79,22 @@ export function plural(n: number, one: string, many = `${one}s`): string {
   return n === 1 ? one : many;
 }
 
-/** A percentage with up to 2 decimals (3 significant digits under 1%). */
-export function formatPercent(value: number | null | undefined): string {
+/**
+ * A percentage with up to `decimals` decimals (one more significant digit under 1%); never
+ * 100% for less than all, nor 0% for more than none.
+ */
+export function formatPercent(value: number | null | undefined, decimals = 2): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return 'n/a';
   if (value === 0) return '0%';
   const magnitude = Math.abs(value);
-  const text = magnitude < 1 ? formatNumber(value, 3) : String(Math.round(value * 100) / 100);
+  if (magnitude < 1) return `${formatNumber(value, decimals + 1)}%`;
+  let text = roundTo(value, decimals);
+  for (let more = decimals + 1; Math.abs(Number(text)) === 100 && magnitude !== 100 && more <= 12; more++) text = roundTo(value, more);
   return `${text}%`;
+}
+
+function roundTo(value: number, decimals: number): string {
+  return String(Number(value.toFixed(decimals)));
 }
 
 function trimZeros(text: string): string {

@@ -55,7 +55,7 @@ export function renderReport(input: ReportInput): string {
     ...(v.rules ?? []).map((r) => ({...r, source: 'validation' as const})),
     ...(a?.rules ?? []).map((r) => ({...r, source: 'analysis' as const})),
   ];
-  const verdict = overallVerdict(v, a, rules);
+  const verdict = overallVerdict(v, a, rules, input.upstream);
   const parameters = sortedParameters(a);
   const sections: {id: string; title: string; body: Html}[] = [
     {id: 'counts', title: 'Key counts', body: countsSection(input, parameters)},
@@ -103,13 +103,23 @@ const VERDICT_TEXT: Record<Verdict, {symbol: string; word: string; meaning: stri
   fail: {symbol: '✗', word: 'FAIL', meaning: 'A rule of severity error failed: the new version should not be promoted as is.'},
 };
 
-function overallVerdict(v: Loose<ValidationDocument>, a: Loose<AnalysisDocument> | null, rules: readonly Rule[]): Verdict {
+/** What a verdict means when no rule failed and another task gave it. */
+const OTHER_VERDICT_MEANING: Record<'warn' | 'fail', string> = {
+  warn: 'Another task this report reads warns (below): the new version may be promoted after a look at it.',
+  fail: 'Another task this report reads failed its check (below): the new version should not be promoted as is.',
+};
+
+/** The tasks whose results are in validation.json and analysis.json; others' verdicts come from ctx.upstream. */
+const DOCUMENT_TASKS = new Set(['validate', 'analyze']);
+
+function overallVerdict(v: Loose<ValidationDocument>, a: Loose<AnalysisDocument> | null, rules: readonly Rule[], upstream: ReportInput['upstream']): Verdict {
   const fromRules: Verdict = rules.some((r) => r.passed === false && r.severity === 'error')
     ? 'fail'
     : rules.some((r) => r.passed === false)
       ? 'warn'
       : 'pass';
-  return worst([fromRules, v.status, a?.status]);
+  const others = Object.entries(upstream).filter(([name]) => !DOCUMENT_TASKS.has(name)).map(([, info]) => info.verdict ?? undefined);
+  return worst([fromRules, v.status, a?.status, ...others]);
 }
 
 function worst(verdicts: readonly (Verdict | undefined)[]): Verdict {
@@ -129,16 +139,24 @@ function verdictBanner(verdict: Verdict, rules: readonly Rule[], input: ReportIn
   const deciding =
     failed.length === 0
       ? ''
-      : html`<table class="deciding">
+      : html`<div class="scroll"><table class="deciding">
 <caption>The rules that decided the verdict</caption>
 <thead><tr><th scope="col">Severity</th><th scope="col">Rule</th><th scope="col">Observed</th><th scope="col">Limit</th><th scope="col">What was found</th></tr></thead>
 <tbody>${failed.slice(0, REPORT_LIMITS.rules).map((r) => html`<tr><td>${severityBadge(r.severity)}</td><th scope="row">${ruleName(r)}</th><td class="num">${observedText(r)}</td><td class="num">${limitText(r, r.limit)}</td><td>${r.message ?? ''}</td></tr>`)}</tbody>
-</table>`;
+</table></div>`;
   const skippedNote = input.analysis === null ? html`<p class="note">${skippedText(input)}</p>` : '';
+  // Tasks other than validate and analyze that gave a verdict (a user's gate the report depends on).
+  const others = Object.entries(input.upstream).filter(([name, info]) => !DOCUMENT_TASKS.has(name) && info.verdict !== null);
+  const otherFailures = others.filter(([, info]) => info.verdict !== 'pass');
+  const otherList = otherFailures.length === 0
+    ? ''
+    : html`<ul class="other-verdicts">${otherFailures.map(([name, info]) => html`<li>${severityBadge(info.verdict === 'fail' ? 'error' : 'warn')} <code>${name}</code>${info.verdict_reasons.length > 0 ? html`: ${info.verdict_reasons.join('; ')}` : ''}</li>`)}</ul>`;
+  const scope = ['validate', ...(input.analysis === null ? [] : ['analyze']), ...others.map(([name]) => name)];
   return html`<section class="verdict verdict-${verdict}" aria-labelledby="verdict-h">
 <h2 id="verdict-h" class="verdict-title"><span class="verdict-symbol" aria-hidden="true">${text.symbol}</span> Verdict: <strong>${text.word}</strong></h2>
-<p class="verdict-summary">${summary} ${text.meaning}</p>
-${deciding}${skippedNote}
+<p class="verdict-summary">${summary} ${failed.length === 0 && verdict !== 'pass' ? OTHER_VERDICT_MEANING[verdict] : text.meaning}</p>
+${deciding}${otherList}${skippedNote}
+<p class="small muted">The verdict of ${scope.map((name, i) => html`${i === 0 ? '' : i === scope.length - 1 ? ' and ' : ', '}<code>${name}</code>`)}, the tasks this report reads; the run's status, over every task, is in <code>summary.json</code>.</p>
 </section>`;
 }
 
@@ -155,18 +173,25 @@ function ruleName(rule: Rule): Html {
   return html`${rule.check ?? 'rule'}${column !== undefined ? html` <span class="muted">(${column})</span>` : ''}${rule.source === 'analysis' ? html` <span class="muted">· analysis</span>` : ''}`;
 }
 
-// Which checks measure a percentage or percentage points, to print the unit; added/removed
-// key rules with a single limit do not say which (see the helper's report).
-const PERCENT_CHECKS = new Set(['row_count_change', 'changed_rows']);
-
 function observedText(rule: Rule): string {
   return limitText(rule, rule.observed);
 }
 
+/**
+ * An observed value or a limit, with its unit, and with digits enough that an observed value
+ * that differs from its limit never reads the same (a 5.004% change failing a 5% limit).
+ */
 function limitText(rule: Rule, value: Loose<RuleResult['observed']> | undefined): string {
   if (value === null || value === undefined) return 'n/a';
-  const unit = PERCENT_CHECKS.has(rule.check ?? '') ? '%' : rule.check === 'null_rate_change' ? ' pp' : '';
-  if (typeof value === 'number') return unit === '%' ? formatPercent(value) : `${formatNumber(value)}${unit}`;
+  const unit = 'unit' in rule ? rule.unit : undefined;
+  const other = value === rule.observed ? rule.limit : rule.observed;
+  if (typeof value === 'number') {
+    const format = (extra: number) => (unit === '%' ? formatPercent(value, 2 + extra) : `${formatNumber(value, 4 + extra)}${unit === undefined ? '' : ` ${unit}`}`);
+    const formatOther = (extra: number) => (typeof other !== 'number' ? null : unit === '%' ? formatPercent(other, 2 + extra) : `${formatNumber(other, 4 + extra)}${unit === undefined ? '' : ` ${unit}`}`);
+    let extra = 0;
+    while (extra < 13 && typeof other === 'number' && other !== value && format(extra) === formatOther(extra)) extra++;
+    return format(extra);
+  }
   return Object.entries(value)
     .map(([k, n]) => (k === 'pct' || k === 'max_pct' ? formatPercent(n) : k === 'count' || k === 'max' ? `${formatNumber(n)} keys` : `${k} ${formatNumber(n)}`))
     .join(', ');
@@ -212,14 +237,21 @@ function countsSection(input: ReportInput, parameters: readonly [string, Paramet
 
 function rulesSection(rules: readonly Rule[]): Html {
   if (rules.length === 0) return html`<p>No rules are configured (<code>validation.rules</code>, <code>analysis.rules</code>).</p>`;
-  return html`<table>
+  return html`<div class="scroll"><table>
 <caption>Validation rules, then analysis rules, in the order configured</caption>
 <thead><tr><th scope="col">Result</th><th scope="col">Rule</th><th scope="col">Severity</th><th scope="col">Observed</th><th scope="col">Limit</th><th scope="col">What was found</th></tr></thead>
 <tbody>${rules.slice(0, REPORT_LIMITS.rules).map((r) => html`<tr><td>${r.passed === false ? html`<span class="badge badge-${r.severity === 'error' ? 'fail' : 'warn'}">✗ failed</span>` : html`<span class="badge badge-pass">✓ passed</span>`}</td><th scope="row">${ruleName(r)}</th><td>${r.severity ?? ''}</td><td class="num">${observedText(r)}</td><td class="num">${limitText(r, r.limit)}</td><td>${r.message ?? ''}</td></tr>`)}</tbody>
-</table>${rules.length > REPORT_LIMITS.rules ? html`<p class="note">${count(rules.length - REPORT_LIMITS.rules)} more rules are in validation.json and analysis.json.</p>` : ''}`;
+</table></div>${rules.length > REPORT_LIMITS.rules ? html`<p class="note">${count(rules.length - REPORT_LIMITS.rules)} more rules are in validation.json and analysis.json.</p>` : ''}`;
 }
 
 // --- Columns ----------------------------------------------------------------------------
+
+/** A column's largest difference; a dash where no two numbers differed (every change was to or from a null or NaN). */
+function maxAbsDiff(c: Loose<ValidationColumn>): Html | string {
+  if (c.max_abs_diff === undefined || c.max_abs_diff === null) return '–';
+  if (c.max_abs_diff === 0 && (c.changed ?? 0) > 0) return html`– <span class="muted small">(changes to or from null or NaN only)</span>`;
+  return formatNumber(c.max_abs_diff);
+}
 
 function columnsSection(v: Loose<ValidationDocument>): Html {
   const columns = Object.entries(v.columns ?? {}).filter((e): e is [string, Loose<ValidationColumn>] => e[1] !== undefined);
@@ -229,7 +261,7 @@ function columnsSection(v: Loose<ValidationDocument>): Html {
   const most = Math.max(...columns.map(([, c]) => c.changed ?? 0), 1);
   const unchanged = columns.filter(([, c]) => (c.changed ?? 0) === 0).length;
   return html`<p>${count(columns.length - unchanged)} of ${count(columns.length)} compared columns changed in at least one of the ${count(compared)} rows compared (matched keys that are unique in both versions).</p>
-<table class="columns">
+<div class="scroll"><table class="columns">
 <caption>Compared columns, most changed first</caption>
 <thead><tr><th scope="col">Column</th><th scope="col">Type</th><th scope="col">Changed rows</th><th scope="col">Share of compared</th><th scope="col">Nulls old</th><th scope="col">Nulls new</th><th scope="col">Max abs diff</th><th scope="col">Tolerance</th></tr></thead>
 <tbody>${columns.map(([name, c]) => {
@@ -237,9 +269,9 @@ function columnsSection(v: Loose<ValidationDocument>): Html {
     const share = compared > 0 ? (changed / compared) * 100 : 0;
     const type = c.type_old !== undefined && c.type !== undefined && c.type_old !== c.type ? `${c.type_old} → ${c.type}` : (c.type ?? '');
     const tolerance = c.tolerance ? `abs ${formatNumber(c.tolerance.abs)}, rel ${formatNumber(c.tolerance.rel)}` : c.kind === 'numeric' ? '' : 'exact';
-    return html`<tr><th scope="row"><code>${name}</code></th><td>${type}</td><td class="num">${count(changed)}</td><td><span class="bar" aria-hidden="true"><span style="width:${fixed1((changed / most) * 100)}%"></span></span> ${formatPercent(share)}</td><td class="num">${count(c.nulls_old)}</td><td class="num">${count(c.nulls_new)}</td><td class="num">${c.max_abs_diff === undefined || c.max_abs_diff === null ? '–' : formatNumber(c.max_abs_diff)}</td><td>${tolerance}</td></tr>`;
+    return html`<tr><th scope="row"><code>${name}</code></th><td>${type}</td><td class="num">${count(changed)}</td><td><span class="bar" aria-hidden="true"><span style="width:${fixed1((changed / most) * 100)}%"></span></span> ${formatPercent(share)}</td><td class="num">${count(c.nulls_old)}</td><td class="num">${count(c.nulls_new)}</td><td class="num">${maxAbsDiff(c)}</td><td>${tolerance}</td></tr>`;
   })}</tbody>
-</table>`;
+</table></div>`;
 }
 
 // --- Parameters -------------------------------------------------------------------------
@@ -266,11 +298,11 @@ function parametersSection(input: ReportInput, parameters: readonly [string, Par
   if (parameters.length === 0) return html`<p>No numeric parameter is present in both versions.</p>`;
   const psi = input.analysis?.settings?.psi;
   const thresholds = psi ? html` Drift is <em>moderate</em> from PSI ${formatNumber(psi.warn)} and <em>major</em> from ${formatNumber(psi.fail)}.` : '';
-  const table = html`<table>
+  const table = html`<div class="scroll"><table>
 <caption>Numeric parameters, most drifted first</caption>
-<thead><tr><th scope="col">Parameter</th><th scope="col">Drift</th><th scope="col">PSI</th><th scope="col">KS</th><th scope="col">Wasserstein (in old σ)</th><th scope="col">Mean old</th><th scope="col">Mean new</th><th scope="col">Mean change</th><th scope="col">Nulls old → new</th><th scope="col">Drifted segments</th></tr></thead>
+<thead><tr><th scope="col">Parameter</th><th scope="col">Drift</th><th scope="col">PSI</th><th scope="col">KS</th><th scope="col">Wasserstein (in old σ)</th><th scope="col">Mean old</th><th scope="col">Mean new</th><th scope="col">Mean change</th><th scope="col">Nulls (with NaN, ±∞) old → new</th><th scope="col">Drifted segments</th></tr></thead>
 <tbody>${parameters.map(([name, p], i) => html`<tr><th scope="row"><a href="#param-${i}"><code>${name}</code></a></th><td>${driftBadge(p.drift)}</td><td class="num">${formatNumber(p.psi)}</td><td class="num">${formatNumber(p.ks)}</td><td class="num">${formatNumber(p.wasserstein_norm)}</td><td class="num">${formatNumber(p.old?.mean)}</td><td class="num">${formatNumber(p.new?.mean)}</td><td class="num">${meanChange(p.mean_change)}</td><td class="num">${count(p.old?.nulls)} → ${count(p.new?.nulls)}</td><td>${segmentList(p)}</td></tr>`)}</tbody>
-</table>`;
+</table></div>`;
   const charts = parameters.map(([name, p], i) => parameterFigure(input, name, p, i));
   return html`<p>Each chart overlays the share of rows per bin in the old version (filled bars) and the new one (line), on bins shared by both.${thresholds} KS is the largest gap between the two cumulative distributions (0 to 1); Wasserstein is how far values moved on average, here in units of the old standard deviation.</p>
 ${table}
@@ -298,7 +330,7 @@ function parameterFigure(input: ReportInput, name: string, p: Parameter, index: 
   return html`<article class="param" id="param-${index}" aria-labelledby="param-${index}-h">
 <h3 id="param-${index}-h"><code>${name}</code> ${driftBadge(p.drift)}</h3>
 <figure>${chart}<figcaption>${figures}; mean ${meanChange(p.mean_change)}.</figcaption></figure>
-<div class="scroll"><table class="stats"><caption class="sr-only">Summary statistics of ${name}</caption><thead><tr><th scope="col">Version</th>${stats.map(([label]) => html`<th scope="col">${label}</th>`)}<th scope="col">Nulls</th></tr></thead>
+<div class="scroll"><table class="stats"><caption class="sr-only">Summary statistics of ${name}</caption><thead><tr><th scope="col">Version</th>${stats.map(([label]) => html`<th scope="col">${label}</th>`)}<th scope="col">Nulls (with NaN, ±∞)</th></tr></thead>
 <tbody>${row('Old', p.old)}${row('New', p.new)}</tbody></table></div>
 </article>`;
 }
@@ -322,11 +354,12 @@ function segmentsSection(a: Loose<AnalysisDocument>, parameters: readonly [strin
   const segmentBy = a.settings?.segment_by ?? [];
   if (segmentBy.length === 0) return html`<p>No segments: <code>analysis.segment_by</code> is empty.</p>`;
   // Columns: segments by the rows they hold (largest first), capped.
-  const sizes = new Map<string, {label: string; rows: number}>();
+  // Keyed by the segment's values, not its label: a NULL and the text 'null' are two segments.
+  const sizes = new Map<string, {key: string; label: string; rows: number}>();
   for (const [, p] of parameters) {
     for (const s of p.segments ?? []) {
-      const key = segmentLabel(s.segment);
-      const entry = sizes.get(key) ?? {label: key, rows: 0};
+      const key = segmentKey(s.segment);
+      const entry = sizes.get(key) ?? {key, label: segmentLabel(s.segment), rows: 0};
       entry.rows = Math.max(entry.rows, (s.old?.count ?? 0) + (s.new?.count ?? 0));
       sizes.set(key, entry);
     }
@@ -338,8 +371,8 @@ function segmentsSection(a: Loose<AnalysisDocument>, parameters: readonly [strin
   const legend = psi
     ? html`<ul class="legend" aria-label="Legend"><li><span class="swatch drift-none"></span>○ none: PSI below ${formatNumber(psi.warn)}</li><li><span class="swatch drift-moderate"></span>▲ moderate: ${formatNumber(psi.warn)} to ${formatNumber(psi.fail)}</li><li><span class="swatch drift-major"></span>▲▲ major: ${formatNumber(psi.fail)} or more</li></ul>`
     : '';
-  const cell = (p: Parameter, label: string): Html => {
-    const s = (p.segments ?? []).find((x) => segmentLabel(x.segment) === label);
+  const cell = (p: Parameter, key: string): Html => {
+    const s = (p.segments ?? []).find((x) => segmentKey(x.segment) === key);
     if (!s) return html`<td class="num">–</td>`;
     const d = s.drift ? DRIFT_TEXT[s.drift] : null;
     const title = `mean ${formatNumber(s.old?.mean)} → ${formatNumber(s.new?.mean)}, KS ${formatNumber(s.ks)}, rows ${count(s.old?.count)} → ${count(s.new?.count)}`;
@@ -350,7 +383,7 @@ ${legend}
 <div class="scroll"><table class="heatmap">
 <caption>PSI per parameter and segment</caption>
 <thead><tr><th scope="col">Parameter</th>${shown.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
-<tbody>${parameters.map(([name, p]) => html`<tr><th scope="row"><code>${name}</code></th>${shown.map((s) => cell(p, s.label))}</tr>`)}</tbody>
+<tbody>${parameters.map(([name, p]) => html`<tr><th scope="row"><code>${name}</code></th>${shown.map((s) => cell(p, s.key))}</tr>`)}</tbody>
 </table></div>${sizes.size > shown.length ? html`<p class="note">The ${count(shown.length)} largest of ${count(sizes.size)} segments are shown; analysis.json has them all.</p>` : ''}`;
 }
 
@@ -367,10 +400,19 @@ function driftedSegments(p: Parameter): {label: string; psi: number; drift: Drif
     .sort((x, y) => y.psi - x.psi || compareText(x.label, y.label));
 }
 
-function segmentLabel(segment: Loose<Record<string, string | number | boolean | null>> | undefined): string {
+type Segment = Loose<Record<string, string | number | boolean | null>> | undefined;
+
+/** A segment for people: its value, or column=value pairs; a NULL reads (null), an empty text (empty). */
+function segmentLabel(segment: Segment): string {
+  const text = (value: unknown) => (value === null || value === undefined ? '(null)' : value === '' ? '(empty)' : valueText(value));
   const entries = Object.entries(segment ?? {});
-  if (entries.length === 1) return valueText(entries[0]![1]);
-  return entries.map(([k, value]) => `${k}=${valueText(value)}`).join(', ');
+  if (entries.length === 1) return text(entries[0]![1]);
+  return entries.map(([k, value]) => `${k}=${text(value)}`).join(', ');
+}
+
+/** A segment's identity: its values as JSON (labels of distinct segments may read alike). */
+function segmentKey(segment: Segment): string {
+  return JSON.stringify(Object.entries(segment ?? {}));
 }
 
 // --- Movers -----------------------------------------------------------------------------
@@ -382,11 +424,11 @@ function moversSection(parameters: readonly [string, Parameter][]): Html {
   return html`<p>The matched keys whose value moved most, per parameter (the ${REPORT_LIMITS.movers} largest absolute changes; analysis.json keeps up to <code>analysis.top_n</code>).</p>
 <div class="movers">${withMovers.map(([name, movers]) => {
     const keyColumns = Object.keys(movers[0]?.key ?? {});
-    return html`<table class="compact">
+    return html`<div class="scroll"><table class="compact">
 <caption><code>${name}</code></caption>
 <thead><tr>${keyColumns.map((k) => html`<th scope="col">${k}</th>`)}<th scope="col">Old</th><th scope="col">New</th><th scope="col">Change</th></tr></thead>
 <tbody>${movers.slice(0, REPORT_LIMITS.movers).map((m) => html`<tr>${keyColumns.map((k, i) => (i === 0 ? html`<th scope="row">${valueText(m.key?.[k])}</th>` : html`<td>${valueText(m.key?.[k])}</td>`))}<td class="num">${formatNumber(m.old)}</td><td class="num">${formatNumber(m.new)}</td><td class="num">${(m.change ?? 0) > 0 ? '+' : ''}${formatNumber(m.change)}</td></tr>`)}</tbody>
-</table>`;
+</table></div>`;
   })}</div>`;
 }
 
@@ -409,11 +451,11 @@ ${columns.map(([name, c], index) => {
     return html`<article class="category" aria-labelledby="cat-${index}-h">
 <h3 id="cat-${index}-h"><code>${name}</code> <span class="muted small">JS distance ${formatNumber(c.js_distance)}</span></h3>
 <ul class="facts"><li>Distinct values: ${count(c.old?.distinct)} → ${count(c.new?.distinct)}; nulls ${count(c.old?.nulls)} → ${count(c.new?.nulls)}</li>${names(c.new_categories, 'new')}${names(c.vanished_categories, 'vanished')}</ul>
-${categories.length === 0 ? '' : html`<table class="compact">
+${categories.length === 0 ? '' : html`<div class="scroll"><table class="compact">
 <caption class="sr-only">Most frequent categories of ${name}</caption>
 <thead><tr><th scope="col">Value</th><th scope="col">Old rows</th><th scope="col">Old share</th><th scope="col">New rows</th><th scope="col">New share</th><th scope="col">Change</th></tr></thead>
 <tbody>${categories.map((k) => html`<tr><th scope="row">${k.value ?? ''}</th><td class="num">${count(k.old)}</td><td class="num">${formatPercent(k.old_pct)}</td><td class="num">${count(k.new)}</td><td class="num">${formatPercent(k.new_pct)}</td><td class="num">${signed((k.new_pct ?? 0) - (k.old_pct ?? 0))} pp</td></tr>`)}</tbody>
-</table>`}${(c.categories?.length ?? 0) > categories.length ? html`<p class="note">The ${count(categories.length)} most frequent of ${count(c.categories?.length ?? 0)}${c.truncated ? '+' : ''} categories are shown.</p>` : ''}
+</table></div>`}${(c.categories?.length ?? 0) > categories.length ? html`<p class="note">The ${count(categories.length)} most frequent of ${count(c.categories?.length ?? 0)}${c.truncated ? '+' : ''} categories are shown.</p>` : ''}
 </article>`;
   })}`;
 }
@@ -428,11 +470,11 @@ function schemaSection(v: Loose<ValidationDocument>): Html {
     ...(s.retyped ?? []).map((c) => ({change: '~ retyped', column: c.column, type: `${c.old ?? '?'} → ${c.new ?? '?'}`})),
   ];
   if (rows.length === 0) return html`<p>No schema changes: both versions have the same columns with the same types.</p>`;
-  return html`<table class="compact">
+  return html`<div class="scroll"><table class="compact">
 <caption>Columns added, removed or retyped by the new version</caption>
 <thead><tr><th scope="col">Change</th><th scope="col">Column</th><th scope="col">Type</th></tr></thead>
 <tbody>${rows.map((r) => html`<tr><td>${r.change}</td><th scope="row"><code>${r.column ?? ''}</code></th><td>${r.type}</td></tr>`)}</tbody>
-</table>`;
+</table></div>`;
 }
 
 // --- Run --------------------------------------------------------------------------------
@@ -483,11 +525,11 @@ function runSection(input: ReportInput): Html {
     settings.push(['PSI bins / thresholds', `${count(s.bins)} bins; warn ${formatNumber(s.psi?.warn)}, fail ${formatNumber(s.psi?.fail)}`]);
     settings.push(['Movers kept', count(s.top_n)]);
   }
-  return html`${cacheNote}${tasks.length === 0 ? '' : html`<table>
+  return html`${cacheNote}${tasks.length === 0 ? '' : html`<div class="scroll"><table>
 <caption>Upstream tasks of this report</caption>
 <thead><tr><th scope="col">Task</th><th scope="col">Outcome</th><th scope="col">Duration</th><th scope="col">Why</th><th scope="col">Computed at (UTC)</th><th scope="col">Rows</th><th scope="col">Verdict</th></tr></thead>
 <tbody>${tasks.map(([name, t]) => html`<tr><th scope="row"><code>${name}</code></th><td>${STATUS_TEXT[t.status] ?? t.status}</td><td class="num">${t.status === 'skipped' ? '–' : duration(t.duration_ms)}</td><td>${t.reason ?? (t.status === 'cached' ? 'inputs, settings and code unchanged' : '')}</td><td>${t.computed_at ? t.computed_at.replace('T', ' ').replace(/\.\d+Z$|Z$/, '') : '–'}</td><td class="num">${t.rows === null ? '–' : count(t.rows)}</td><td>${t.verdict ? verdictWord(t.verdict) : '–'}</td></tr>`)}</tbody>
-</table>`}${settings.length === 0 ? '' : html`<h3>Settings behind the figures</h3><dl class="settings">${settings.map(([k, value]) => html`<dt>${k}</dt><dd>${value}</dd>`)}</dl>`}`;
+</table></div>`}${settings.length === 0 ? '' : html`<h3>Settings behind the figures</h3><dl class="settings">${settings.map(([k, value]) => html`<dt>${k}</dt><dd>${value}</dd>`)}</dl>`}`;
 }
 
 function verdictWord(verdict: Verdict): string {
@@ -553,7 +595,7 @@ header.top{padding-top:20px}
 h1{margin:2px 0 14px;font-size:28px;line-height:1.2}
 h2{margin:34px 0 10px;font-size:21px;border-bottom:2px solid var(--line);padding-bottom:4px}
 h3{margin:18px 0 6px;font-size:16px}
-code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;overflow-wrap:break-word}
+code{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",monospace;overflow-wrap:anywhere}
 a{color:var(--accent)}
 .muted{color:var(--muted);font-weight:normal}.small{font-size:13px}
 .note{color:var(--muted);font-style:italic}
@@ -580,8 +622,8 @@ td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .card .big{display:block;font-size:21px;font-weight:650;font-variant-numeric:tabular-nums}
 .bar{display:inline-block;width:90px;height:10px;background:var(--soft);border:1px solid var(--line);vertical-align:middle}
 .bar span{display:block;height:100%;background:#2f6fb0}
-.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:14px 24px}
-.param{border:1px solid var(--line);border-radius:8px;padding:4px 14px 8px;break-inside:avoid}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(480px,100%),1fr));gap:14px 24px}
+.param{border:1px solid var(--line);border-radius:8px;padding:4px 14px 8px;break-inside:avoid;min-width:0}.param svg{max-width:100%;height:auto}
 .param h3{display:flex;gap:8px;align-items:center}
 figure{margin:0}
 svg.chart{width:100%;height:auto;display:block}
@@ -594,7 +636,7 @@ table.heatmap td.heat{min-width:64px}
 .swatch{display:inline-block;width:14px;height:14px;border:1px solid var(--muted);vertical-align:-2px;margin-right:5px}
 .swatch.drift-none{background:#f0fdf4}.swatch.drift-moderate{background:#fde68a}.swatch.drift-major{background:#fca5a5}
 .sym{font-size:11px}
-.movers{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:4px 24px}
+.movers{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(340px,100%),1fr));gap:4px 24px}
 table.compact{font-size:13px;width:auto;min-width:min(100%,520px)}table.compact td,table.compact th{padding:3px 6px}
 .category{break-inside:avoid}
 .facts{margin:4px 0;padding-left:20px;font-size:14px}

@@ -27,8 +27,13 @@ export interface RuleResult {
   passed: boolean;
   observed: number | Record<string, number> | null;
   limit: number | Record<string, number>;
+  /** What a plain-number observed and limit count in (absent for a value of the column, and for the two-limit form). */
+  unit?: RuleUnit;
   message: string;
 }
+
+/** `%` of rows or keys, percentage points, or a number of keys or columns. */
+export type RuleUnit = '%' | 'pp' | 'keys' | 'columns';
 
 /** The per-column counts rules read. */
 export interface ColumnCounts {
@@ -87,7 +92,7 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
     case 'row_count_change': {
       const observed = percent(Math.abs(counts.rows.new - counts.rows.old), counts.rows.old);
       const passed = observed <= rule.max_pct;
-      return {check, severity, passed, observed, limit: rule.max_pct,
+      return {check, severity, passed, observed, limit: rule.max_pct, unit: '%',
         message: `row_count_change: row count changed by ${pct(observed)} (${counts.rows.old} -> ${counts.rows.new}), ${verdict(passed)} the limit of ${pct(rule.max_pct)}`};
     }
     case 'added_keys':
@@ -102,6 +107,7 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
       const limits = [rule.max === undefined || (!passed && countOk) ? null : `${rule.max} keys`, rule.max_pct === undefined || (!passed && pctOk) ? null : pct(rule.max_pct)]
         .filter((x) => x !== null).join(' and ');
       let observed: RuleResult['observed'];
+      let unit: RuleUnit | undefined;
       let limit: RuleResult['limit'];
       if (rule.max !== undefined && rule.max_pct !== undefined) {
         observed = {count, pct: observedPct};
@@ -109,16 +115,18 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
       } else if (rule.max !== undefined) {
         observed = count;
         limit = rule.max;
+        unit = 'keys';
       } else {
         observed = observedPct;
         limit = rule.max_pct ?? 0;
+        unit = '%';
       }
-      return {check, severity, passed, observed, limit, message: `${check}: ${what}, ${verdict(passed)} the limit of ${limits}`};
+      return {check, severity, passed, observed, limit, ...(unit === undefined ? {} : {unit}), message: `${check}: ${what}, ${verdict(passed)} the limit of ${limits}`};
     }
     case 'duplicate_keys': {
       const observed = counts.keys.duplicated_old + counts.keys.duplicated_new;
       const passed = observed <= rule.max;
-      return {check, severity, passed, observed, limit: rule.max,
+      return {check, severity, passed, observed, limit: rule.max, unit: 'keys',
         message: `duplicate_keys: ${observed} duplicated keys (${counts.keys.duplicated_old} in the old version, ${counts.keys.duplicated_new} in the new), ${verdict(passed)} the limit of ${rule.max}`};
     }
     case 'changed_rows': {
@@ -126,20 +134,20 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
       let subject = 'rows';
       if (rule.column !== undefined) {
         const column = compared(counts, rule.column, where);
-        if (typeof column === 'string') return missingColumn(rule, rule.max_pct, column);
+        if (typeof column === 'string') return missingColumn(rule, rule.max_pct, column, '%');
         changed = column.changed;
         subject = `rows in column "${rule.column}"`;
       }
       const observed = percent(changed, counts.compared_rows);
       const passed = observed <= rule.max_pct;
-      return {check, severity, ...columnField(rule.column), passed, observed, limit: rule.max_pct,
+      return {check, severity, ...columnField(rule.column), passed, observed, limit: rule.max_pct, unit: '%',
         message: `changed_rows: ${changed} of ${counts.compared_rows} compared ${subject} changed (${pct(observed)}), ${verdict(passed)} the limit of ${pct(rule.max_pct)}`};
     }
     case 'null_rate_change': {
       let names = Object.keys(counts.columns);
       if (rule.column !== undefined) {
         const column = compared(counts, rule.column, where);
-        if (typeof column === 'string') return missingColumn(rule, rule.max_pp, column);
+        if (typeof column === 'string') return missingColumn(rule, rule.max_pp, column, 'pp');
         names = [rule.column];
       }
       let observed = 0;
@@ -155,7 +163,7 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
       }
       const passed = observed <= rule.max_pp;
       const what = worst === null ? 'no compared columns' : `null rate of "${worst}" changed by ${round(observed)} percentage points`;
-      return {check, severity, ...columnField(rule.column), passed, observed, limit: rule.max_pp,
+      return {check, severity, ...columnField(rule.column), passed, observed, limit: rule.max_pp, unit: 'pp',
         message: `null_rate_change: ${what}, ${verdict(passed)} the limit of ${rule.max_pp}`};
     }
     case 'schema_unchanged': {
@@ -167,7 +175,7 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
         ...removed.map((c) => `removed "${c.column}" (${c.type})`),
         ...retyped.map((c) => `retyped "${c.column}" (${c.old} -> ${c.new})`),
       ];
-      return {check, severity, passed, observed, limit: 0,
+      return {check, severity, passed, observed, limit: 0, unit: 'columns',
         message: passed ? 'schema_unchanged: both versions have the same columns and types' : `schema_unchanged: ${parts.join(', ')}`};
     }
     case 'max_abs_diff': {
@@ -198,8 +206,8 @@ function compared(counts: ComparisonCounts, name: string, where: string): Column
   });
 }
 
-function missingColumn(rule: Rule & {column?: string}, limit: number, reason: string): RuleResult {
-  return {check: rule.check, severity: rule.severity, ...columnField(rule.column), passed: false, observed: null, limit,
+function missingColumn(rule: Rule & {column?: string}, limit: number, reason: string, unit?: RuleUnit): RuleResult {
+  return {check: rule.check, severity: rule.severity, ...columnField(rule.column), passed: false, observed: null, limit, ...(unit === undefined ? {} : {unit}),
     message: `${rule.check}: ${reason}, so it cannot be compared`};
 }
 
