@@ -112,6 +112,11 @@ function printVerdict(summary: RunSummary): void {
     for (const failure of summary.error.failures) print(`  - ${failure.task} failed: ${failure.message}`);
     if (summary.error.hint !== null) print(`  ${summary.error.hint}`);
   }
+  if (summary.kept_from_previous_run !== undefined) {
+    print(`Errors: ${where}/errors.json`);
+    if (summary.kept_from_previous_run.includes('report.html')) print(`The previous run's report, left in place: ${where}/report.html`);
+    return;
+  }
   const report = summary.outputs.includes('report.html') ? 'report.html' : 'summary.json';
   print(`Report: ${where}/${report}`);
 }

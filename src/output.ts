@@ -59,18 +59,19 @@ export class OutputFolder {
 
   /**
    * Keeps a file of the previous run that this run did not produce, as it is (a failed run
-   * must not take away the last good outputs). One changed since (edited, or the folder
+   * must not take away the last good outputs); false when it is gone. One changed since (edited, or the folder
    * copied) is kept too, but its content is no longer vouched for: a later run that
    * produces it copies it from the store rather than linking this one.
    */
-  async keep(file: string, previous: Manifest): Promise<void> {
+  async keep(file: string, previous: Manifest): Promise<boolean> {
     const known = previous[file];
     const existing = join(this.path, file);
-    if (known === undefined || file in this.#manifest || !existsSync(existing)) return;
+    if (known === undefined || file in this.#manifest || !existsSync(existing)) return false;
     await mkdir(dirname(join(this.staging, file)), {recursive: true});
     await link(existing, join(this.staging, file));
     const signature = await fileSignature(existing);
     this.#manifest[file] = signature === known.signature ? known : {integrity: UNKNOWN_CONTENT, signature};
+    return true;
   }
 
   /** Writes a file the runner produces itself (summary.json, errors.json). */

@@ -274,8 +274,7 @@ export class ValidationRunner {
       }
       const publishedLog = logFile === undefined ? undefined : isAbsolute(settings.logging.file) ? logFile : join(folder.path, settings.logging.file);
       const summary = summarize({versions, outcomes, startedAt, outputDir: folder.path, logFile: publishedLog, dryRun: options.dryRun ?? false, pipeline});
-      if (!options.dryRun) await this.#publish(folder, outcomes, pipeline, cache, summary);
-      return summary;
+      return options.dryRun ? summary : await this.#publish(folder, outcomes, pipeline, cache, summary);
     } catch (error) {
       await folder.discard();
       throw error;
@@ -287,11 +286,16 @@ export class ValidationRunner {
     }
   }
 
-  async #publish(folder: OutputFolder, outcomes: Outcome[], pipeline: Pipeline, cache: CacheStore, summary: RunSummary): Promise<void> {
+  /** Publishes the run's outputs; returns the summary as published (what the folder holds). */
+  async #publish(folder: OutputFolder, outcomes: Outcome[], pipeline: Pipeline, cache: CacheStore, summary: RunSummary): Promise<RunSummary> {
     try {
       const previous = await folder.previousManifest();
+      // A failed run publishes why it failed and leaves the previous run's outputs together
+      // as they were: its own finished outputs beside them would be a mix of two runs (a new
+      // validation.json beside the old report). With no previous run, it publishes them.
+      const keepPrevious = summary.error !== undefined && Object.keys(previous).length > 0;
       const save = pipeline.settings.output.save_intermediates;
-      for (const outcome of outcomes) {
+      for (const outcome of keepPrevious ? [] : outcomes) {
         if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
         const intermediate = pipeline.tasks.get(outcome.task)!.declaration.intermediate;
         if (intermediate && !save) continue;
@@ -299,14 +303,16 @@ export class ValidationRunner {
           await folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous);
         }
       }
-      if (summary.error !== undefined) {
-        // A failed run publishes why it failed beside the previous run's outputs it did not
-        // produce again, rather than in their place (summary.json says which run is which).
-        for (const file of Object.keys(previous)) await folder.keep(file, previous);
-        await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
+      let published = summary;
+      if (keepPrevious) {
+        const kept: string[] = [];
+        for (const file of Object.keys(previous)) if (await folder.keep(file, previous)) kept.push(file);
+        published = {...summary, outputs: [...kept, 'summary.json', 'errors.json'], kept_from_previous_run: kept};
       }
-      await folder.write('summary.json', JSON.stringify(summary, null, 2) + '\n');
+      if (summary.error !== undefined) await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
+      await folder.write('summary.json', JSON.stringify(published, null, 2) + '\n');
       await folder.publish();
+      return published;
     } catch (error) {
       await folder.discard();
       if (error instanceof ValidationError) throw error;

@@ -47,7 +47,10 @@ export interface RunSummary {
   tasks: TaskSummary[];
   cache: {hits: number; ran: number; saved_ms: number; details: Record<string, Json>};
   output_dir: string;
+  /** The files in the output folder after the run. */
   outputs: string[];
+  /** After a failed run, the files of the previous run it left in place (it publishes none of its own then). */
+  kept_from_previous_run?: string[];
   log_file: string | null;
   error?: ErrorReport;
 }

@@ -250,6 +250,30 @@ describe('failed runs', () => {
     expect(project.read('output/1_vs_2/a.txt')).toBe('good');
   });
 
+  it('a failed run leaves the previous outputs together, never its own finished ones beside them', () => {
+    // a finishes, then b fails: a's new output must not sit beside b's old one.
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, inputs: {settings: [analysis.top_n]}, outputs: [a.txt]}\n  b: {run: b, deps: [a], outputs: [b.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt'], "`top_n ${JSON.stringify(ctx.settings)}`"),
+      'tasks/b.ts': countingTask(['b.txt'], "(process.env['FAIL'] ? (() => { throw new Error('b broke'); })() : 'b good')"),
+    });
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const before = project.read('output/1_vs_2/a.txt');
+    const failed = project.run(['--old', '1', '--new', '2', '--set', 'analysis.top_n=7'], {FAIL: '1'});
+    expect(failed.code).toBe(3);
+    expect(failed.stdout).toMatch(/\nErrors: output\/1_vs_2\/errors\.json\n$/);
+    expect(project.read('output/1_vs_2/a.txt')).toBe(before);
+    expect(project.read('output/1_vs_2/b.txt')).toBe('b good');
+    const summary = project.json<{outputs: string[]; kept_from_previous_run: string[]}>('output/1_vs_2/summary.json');
+    expect(summary.kept_from_previous_run.sort()).toEqual(['a.txt', 'b.txt']);
+    expect(summary.outputs.sort()).toEqual(['a.txt', 'b.txt', 'errors.json', 'summary.json']);
+    // With no previous run, a failed run publishes what it finished.
+    const fresh = project.run(['--old', '1', '--new', '3', '--set', 'analysis.top_n=7'], {FAIL: '1'});
+    expect(fresh.code).toBe(3);
+    expect(project.read('output/1_vs_3/a.txt')).not.toBe(before);
+    expect(project.exists('output/1_vs_3/b.txt')).toBe(false);
+  });
+
   it('a failed run keeps previous outputs that were copied or edited since, and a later run does not trust their content', () => {
     const project = simple(countingTask(['a.txt'], "(process.env['FAIL'] ? (() => { throw new Error('it broke'); })() : 'good')"));
     expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
