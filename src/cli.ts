@@ -38,6 +38,10 @@ Run options:
   --verbose                      show stack traces of unexpected errors
   -h, --help                     show this help
 
+Other commands' options:
+  --format mermaid|dot           graph: the notation (default mermaid)
+  --host HOST, --port PORT       serve: where to listen (default 127.0.0.1:8787)
+
 Cache options (cache commands also take --config, --set and --pipeline):
   --max-size SIZE                gc: keep at most SIZE, least recently used removed first (e.g. 5G)
   --max-age AGE                  gc: remove entries unused for AGE (e.g. 30d, 12h; 0: all of them)
@@ -76,14 +80,24 @@ const OPTIONS = {
 type Flags = ReturnType<typeof parse>['values'];
 
 function parse(argv: string[]) {
+  let parsed;
   try {
-    return parseArgs({args: argv, options: OPTIONS, allowPositionals: true, strict: true});
+    parsed = parseArgs({args: argv, options: OPTIONS, allowPositionals: true, strict: true});
   } catch (error) {
     const message = (error as Error).message;
     const unknown = /Unknown option '(-{1,2}[^']+)'/.exec(message)?.[1];
     const hint = unknown === undefined ? '' : didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace(/"([^"]+)"/, '"--$1"');
     throw new ConfigurationError(`${message.replace(/\. To specify a positional.*$/s, '')}.${hint}`, {hint: 'Run with --help to see every option.'});
   }
+  // An empty value is a mistake, not a choice (--output-dir '' would write into the project folder).
+  // (An empty version is reported as missing, with an example, when the run starts.)
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (/^(old|new)(-version)?$/.test(name)) continue;
+    if (value === '' || (Array.isArray(value) && value.includes(''))) {
+      throw new ConfigurationError(`Option --${name} needs a value, got an empty one.`, {hint: 'Run with --help to see every option.'});
+    }
+  }
+  return parsed;
 }
 
 function print(text: string): void {

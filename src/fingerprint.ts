@@ -62,9 +62,12 @@ function changedLeaves(before: Json | undefined, after: Json | undefined): {path
   const a = leaves(before, '', new Map());
   const b = leaves(after, '', new Map());
   const changes: {path: string; before?: Json; after?: Json}[] = [];
+  // An empty object or list at the top (no settings declared, no arguments) is no leaf of its own.
+  const empty = (value: Json | undefined) => value !== null && typeof value === 'object' && Object.keys(value).length === 0;
   for (const path of new Set([...a.keys(), ...b.keys()])) {
     const x = a.get(path);
     const y = b.get(path);
+    if (path === '' && (empty(x) || empty(y))) continue;
     if (canonicalJson(x) !== canonicalJson(y)) changes.push({path, ...(x === undefined ? {} : {before: x}), ...(y === undefined ? {} : {after: y})});
   }
   return changes.sort((p, q) => p.path.localeCompare(q.path));

@@ -258,6 +258,9 @@ tasks:
     expect(missing.stderr).toBe('Error: Missing --new: pass the version to compare, such as --new 0.3615.\n');
     const empty = project.run(['--old', '', '--new', '2']);
     expect(empty.stderr).toBe('Error: Missing --old: pass the version to compare, such as --old 0.3615.\n');
+    const noFolder = project.run(['--old', '1', '--new', '2', '--output-dir', '']);
+    expect(noFolder.code).toBe(2);
+    expect(noFolder.stderr).toBe('Error: Option --output-dir needs a value, got an empty one.\nRun with --help to see every option.\n');
     const flag = project.run(['--old', '1', '--new', '2', '--sett', 'x']);
     expect(flag.code).toBe(2);
     expect(flag.stderr).toBe('Error: Unknown option \'--sett\'. Did you mean "--set"?\nRun with --help to see every option.\n');

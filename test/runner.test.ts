@@ -98,6 +98,15 @@ describe('the runner', () => {
     expect(result.stdout).toMatch(/c: done in \d+\.\d s, 1 row \(setting analysis\.bins changed 10 -> 20\)/);
   });
 
+  it('says which setting a task now declares, when it declared none before', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n', 'tasks/a.ts': countingTask(['a.txt'])});
+    project.run(['--old', '1', '--new', '2']);
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: a, inputs: {settings: [validation.tolerance.abs]}, outputs: [a.txt]}\n'});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const summary = project.json<{tasks: {name: string; reason: string | null}[]}>('output/1_vs_2/summary.json');
+    expect(summary.tasks[0]!.reason).toBe('setting validation.tolerance.abs set to 0');
+  });
+
   it('does not rerun a task whose upstream reran but produced identical bytes', () => {
     const project = fivetasks();
     project.run(['--old', '1', '--new', '2']);
