@@ -118,7 +118,8 @@ function printVerdict(summary: RunSummary): void {
     print(`Dry run: ${running} of ${summary.tasks.length} tasks would run; nothing was run, and the outputs and the cached results are as they were.`);
     return;
   }
-  const mark = {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];
+  // ERROR, not FAIL, when the run itself failed (exit 2 or 3): the versions were not judged.
+  const mark = summary.error !== undefined ? 'ERROR' : {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];
   print(`${mark} ${summary.old} vs ${summary.new} (${summary.cache.ran} ran, ${summary.cache.hits} cached, ${(summary.duration_ms / 1000).toFixed(1)} s)`);
   for (const reason of summary.verdict_reasons) print(`  - ${reason}`);
   for (const line of summary.highlights) print(`  · ${line}`);

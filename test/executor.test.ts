@@ -41,7 +41,7 @@ describe('failures', () => {
     });
     const result = project.run(['--old', '1', '--new', '2', '--set', 'validation.parallel_processing=false']);
     expect(result.code).toBe(3);
-    expect(result.stdout).toContain('FAIL 1 vs 2');
+    expect(result.stdout).toContain('ERROR 1 vs 2');
     expect(result.stdout).toContain('  - boom failed: Task "boom" crashed: division by zero in row 7');
     expect(result.stderr).not.toMatch(/\n\s+at /);
     const errors = project.json('output/1_vs_2/errors.json');
