@@ -162,7 +162,6 @@ export class Executor {
       return {kind: 'would-run', task, reasons: [this.#options.force ? '--force' : `runs unless ${upstream} previous outputs`]};
     }
     if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
-    if (this.#stopped !== undefined) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
 
     let parts: FingerprintParts;
     let files: Record<string, string>;
@@ -205,6 +204,9 @@ export class Executor {
         damaged = true;
       }
     }
+    // After a failure no task starts; cached results above are still served (they start
+    // nothing), so an unrelated failing task does not hide the validation's verdict.
+    if (this.#stopped !== undefined && !this.#options.dryRun) return {kind: 'skipped', task, reason: `not started: ${this.#stopped}`};
     const reasons = this.#options.force
       ? ['--force']
       : !cacheable

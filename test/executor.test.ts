@@ -71,6 +71,38 @@ describe('failures', () => {
     expect(project.read('output/1_vs_2/validation.log')).toContain('ERROR - boom: Task "boom" crashed: division by zero in row 7');
   });
 
+  it('after a failure, cached results are still served: an unrelated failing task does not hide a verdict', () => {
+    // slow (never cached) finishes only after boom has failed; check, which needs it, is then
+    // looked up after the failure, and its cached result served.
+    const slow = `import {existsSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export default {async run(ctx) {
+  if (process.env['FAIL']) { while (!existsSync(join(ctx.projectDir, 'boom-failed'))) await sleep(20); await sleep(200); }
+  writeFileSync(ctx.output('s.txt'), 's');
+}};
+`;
+    const check = "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('c.txt'), 'c'); return {verdict: 'warn', verdictReasons: ['3 rows changed']}; }};\n";
+    const boom = "import {writeFileSync} from 'node:fs';\nimport {join} from 'node:path';\nexport default {async run(ctx) { if (process.env['FAIL']) { writeFileSync(join(ctx.projectDir, 'boom-failed'), ''); throw new Error('it broke'); } writeFileSync(ctx.output('b.txt'), 'b'); }};\n";
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  boom: {run: boom, outputs: [b.txt], cache: false}\n  slow: {run: slow, outputs: [s.txt], cache: false}\n  check: {run: check, deps: [slow], outputs: [c.txt]}\n',
+      'tasks/boom.ts': boom,
+      'tasks/slow.ts': slow,
+      'tasks/check.ts': check,
+    });
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const again = project.run(['--old', '1', '--new', '2'], {FAIL: '1'});
+    expect(again.code).toBe(3);
+    const summary = project.json<{tasks: {name: string; status: string}[]; verdict_reasons: string[]}>('output/1_vs_2/summary.json');
+    expect(summary.tasks.map((task) => [task.name, task.status])).toEqual([
+      ['boom', 'failed'],
+      ['slow', 'ran'],
+      ['check', 'cached'],
+    ]);
+    expect(summary.verdict_reasons).toEqual(['check: 3 rows changed']);
+    expect(again.stdout).toContain('  - check: 3 rows changed');
+  });
+
   it('a task that hangs is stopped at performance.timeout', () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  hang: {run: hang, outputs: [h.txt]}\n',
