@@ -25,6 +25,7 @@ import {
   categoriesSql,
   describeSql,
   magnitudesSql,
+  referencesSql,
   moverThresholdsSql,
   moversSql,
   rowCountSql,
@@ -256,13 +257,19 @@ async function largestMovers(conn: DuckDBConnection, ctx: TaskContext, sources: 
  */
 async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sources: AnalysisSources, ids: SegmentIds, numeric: readonly string[]): Promise<Record<string, unknown>[]> {
   const timing = {log: ctx.log, label: 'summary statistics'};
+  // Moments about a typical value; none past 1e150, where x - c could overflow.
+  const references = numeric.length === 0 ? {} : ((await rowsOf(conn, referencesSql(sources, numeric)))[0] ?? {});
+  const shifts = numeric.map((_, i) => {
+    const c = num(references[`c${i}`]);
+    return c !== null && Math.abs(c) <= 1e150 ? c : 0;
+  });
   try {
-    return await rowsOf(conn, statsSql(sources, ids, numeric), timing);
+    return await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
   } catch (error: unknown) {
     if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
     ctx.log.info('values too large to square in a DOUBLE; summary statistics computed over scaled values');
     const magnitudes = (await rowsOf(conn, magnitudesSql(sources, numeric)))[0] ?? {};
-    return rowsOf(conn, statsSql(sources, ids, numeric, numeric.map((_, i) => powerOfTwoNear(num(magnitudes[`a${i}`])))), timing);
+    return rowsOf(conn, statsSql(sources, ids, numeric, numeric.map((_, i) => powerOfTwoNear(num(magnitudes[`a${i}`]))), shifts), timing);
   }
 }
 

@@ -65,6 +65,11 @@ const MANY = `SELECT i AS id, i AS cell, i / 10.0 AS x FROM range(70000) t(i)`;
 // Ids-like numbers of 15 digits, which twelve significant digits would round.
 const LARGE = (changed: boolean) => `SELECT i AS id, (123456789012345 + i ${changed ? '+ CASE WHEN i = 7 THEN 3 ELSE 0 END' : ''})::BIGINT AS n FROM range(100) t(i)`;
 
+// Epoch microseconds: values near 1.7e15 spread over 2,000 (their squares near 3e30 leave a
+// DOUBLE no digits for the spread), and two values either side of 2^53.
+const EPOCH = `SELECT i AS id, (1700000000000000 + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
+const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]::BIGINT AS t FROM range(2) r(i)`;
+
 // A floating-point segment column holding NaN and infinities besides numbers.
 const FLOAT_SEGMENTS = (changed: boolean) =>
   `SELECT i AS id, (['nan', 'inf', '-inf', '1.5'])[i % 4 + 1]::DOUBLE AS tier, i / 10.0 ${changed ? '+ 1' : ''} AS x FROM range(200) t(i)`;
@@ -83,7 +88,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['near-2-53', NEAR_2_53]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -410,7 +415,25 @@ describe('analyze', () => {
     const {doc} = await run('large-new', {segment_by: []}, 'large-old');
     const n = doc.parameters['n']!;
     expect([n.old.min, n.old.p50, n.old.max]).toEqual([123456789012345, 123456789012394.5, 123456789012444]);
+    // The deviation of values far from zero against their spread keeps its digits: exactly,
+    // the sample deviation of 0..99 (moments about the data, not about zero).
+    const exact = Math.sqrt(Array.from({length: 100}, (_, i) => (i - 49.5) ** 2).reduce((a, b) => a + b) / 99);
+    expect(Math.abs(n.old.std! / exact - 1)).toBeLessThan(1e-11);
     expect(n.top_movers).toEqual([{key: {id: 7}, old: 123456789012352, new: 123456789012355, change: 3, abs_change: 3}]);
+  });
+
+  it('keeps the digits of a deviation when the values sit far from zero against their spread', async () => {
+    // Exact sample deviations, from the offsets (small integers): moments are shift-invariant.
+    const deviation = (offsets: number[]) => {
+      const mean = offsets.reduce((a, b) => a + b) / offsets.length;
+      return Math.sqrt(offsets.reduce((a, b) => a + (b - mean) ** 2, 0) / (offsets.length - 1));
+    };
+    const epoch = (await run('epoch', {segment_by: []}, 'epoch')).doc.parameters['t']!;
+    const exact = deviation(Array.from({length: 20000}, (_, i) => (i * 7919) % 2000));
+    expect(Math.abs(epoch.old.std! / exact - 1)).toBeLessThan(1e-10);
+    expect(Math.abs(epoch.new.std! / exact - 1)).toBeLessThan(1e-10);
+    const near = (await run('near-2-53', {segment_by: []}, 'near-2-53')).doc.parameters['t']!;
+    expect(near.old.std).toBeCloseTo(deviation([0, 6]), 10);
   });
 
   it('lists no movers with top_n: 0', async () => {

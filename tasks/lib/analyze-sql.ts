@@ -198,20 +198,39 @@ export function segmentsSql(s: AnalysisSources): string {
   return `SELECT DISTINCT h, g FROM (${one(0)} UNION ALL ${one(1)}) ORDER BY g, h`;
 }
 
+/** Rows of the old version whose median per parameter is `referencesSql`'s shift. */
+export const REFERENCE_ROWS = 2048;
+
+/**
+ * A value typical of each parameter, c{i} (the median of its finite values in the old
+ * version's first `REFERENCE_ROWS` rows; NULL for none): `statsSql` measures the moments of
+ * x - c, so that values far from zero compared with their spread (epoch microseconds) keep
+ * their digits: DuckDB's stddev_samp of 9007199254740990 and 9007199254740996 is 4.899, of
+ * the same values less the first 4.243, the exact figure.
+ */
+export function referencesSql(s: AnalysisSources, parameters: readonly string[]): string {
+  duckdbOnly(s.dialect);
+  return `SELECT ${parameters.map((_, i) => `median(x${i}) AS c${i}`).join(', ')} FROM (SELECT ${finiteValues(parameters, s)} FROM ${source(s, 0)} LIMIT ${REFERENCE_ROWS})`;
+}
+
 /**
  * Summary moments per version (side) and segment (sid): rows, then for parameter i
- * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. With `scales`, the
- * mean and std of parameter i are computed over its values divided by scales[i] (a power of
- * two: exact), then multiplied back: for values whose squares overflow a DOUBLE (beyond
- * ~1e154), where DuckDB's stddev_samp fails.
+ * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The mean and std are
+ * computed over x - shifts[i] (see `referencesSql`), the shift added back to the mean. With
+ * `scales`, over those differences divided by scales[i] (a power of two: exact), then
+ * multiplied back: for values whose squares overflow a DOUBLE (beyond ~1e154), where
+ * DuckDB's stddev_samp fails.
  */
-export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[]): string {
+export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], shifts?: readonly number[]): string {
   duckdbOnly(s.dialect);
   const values = finiteValues(parameters, s);
   const aggs = parameters.map((_, i) => {
     const scale = scales?.[i] ?? 1;
-    const moment = (f: string) => (scale === 1 ? `${f}(x${i})` : `${f}(x${i} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
-    return `count(x${i}) AS n${i}, ${moment('avg')} AS m${i}, ${moment('stddev_samp')} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
+    const shift = shifts?.[i] ?? 0;
+    const centred = shift === 0 ? `x${i}` : `(x${i} - ${doubleLiteral(shift)})`;
+    const moment = (f: string) => (scale === 1 ? `${f}(${centred})` : `${f}(${centred} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
+    const mean = shift === 0 ? moment('avg') : `${moment('avg')} + ${doubleLiteral(shift)}`;
+    return `count(x${i}) AS n${i}, ${mean} AS m${i}, ${moment('stddev_samp')} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
   });
   const side = (k: 0 | 1) => `SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid${values ? `, ${values}` : ''} FROM ${source(s, k)}`;
   return `SELECT side, sid, count(*) AS rows${aggs.length > 0 ? `, ${aggs.join(', ')}` : ''}
