@@ -68,6 +68,8 @@ const LARGE = (changed: boolean) => `SELECT i AS id, (123456789012345 + i ${chan
 // Epoch microseconds: values near 1.7e15 spread over 2,000 (their squares near 3e30 leave a
 // DOUBLE no digits for the spread), and two values either side of 2^53.
 const EPOCH = `SELECT i AS id, (1700000000000000 + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
+// Twelve keys that each moved by exactly 1: a tie for every place among the movers.
+const TIED = (changed: boolean) => `SELECT i AS id, i::DOUBLE ${changed ? '+ 1' : ''} AS v FROM range(1, 13) r(i)`;
 const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]::BIGINT AS t FROM range(2) r(i)`;
 
 // A floating-point segment column holding NaN and infinities besides numbers.
@@ -88,7 +90,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['near-2-53', NEAR_2_53]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['near-2-53', NEAR_2_53], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -434,6 +436,11 @@ describe('analyze', () => {
     expect(Math.abs(epoch.new.std! / exact - 1)).toBeLessThan(1e-10);
     const near = (await run('near-2-53', {segment_by: []}, 'near-2-53')).doc.parameters['t']!;
     expect(near.old.std).toBeCloseTo(deviation([0, 6]), 10);
+  });
+
+  it('orders tied movers by key value (8 before 10), the same on every run', async () => {
+    const {doc} = await run('tied-new', {segment_by: [], top_n: 5}, 'tied-old');
+    expect(doc.parameters['v']!.top_movers.map((m) => m.key['id'])).toEqual([8, 9, 10, 11, 12]);
   });
 
   it('lists no movers with top_n: 0', async () => {

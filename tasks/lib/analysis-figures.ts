@@ -308,10 +308,20 @@ export function toMovers(items: readonly {key: Record<string, unknown>; old: num
     .sort((a, b) => b.abs_change - a.abs_change || compareKeys(a.key, b.key));
 }
 
+/** Keys field by field, numbers by value (8 before 10), text by code unit, nulls first. */
 export function compareKeys(a: Record<string, unknown>, b: Record<string, unknown>): number {
-  const x = JSON.stringify(a);
-  const y = JSON.stringify(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  for (const field of Object.keys(a)) {
+    const x = a[field];
+    const y = b[field];
+    if (x === y) continue;
+    if (x === null || x === undefined) return -1;
+    if (y === null || y === undefined) return 1;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    const p = typeof x === 'string' ? x : JSON.stringify(x);
+    const q = typeof y === 'string' ? y : JSON.stringify(y);
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return 0;
 }
 
 export const CSV_COLUMNS = ['count', 'nulls', 'mean', 'std', 'min', 'p05', 'p25', 'p50', 'p75', 'p95', 'max'] as const;
