@@ -180,13 +180,17 @@ export class Executor {
       const lookup = await cache.getByAlias(alias);
       if (lookup.kind === 'hit') return {kind: 'cached', task, entry: lookup.entry};
       const args = canonicalJson(parts.task.with);
+      // Say what differs from the task's last result (a setting or its code, say), the probe aside.
+      const last = await cache.previous(task);
+      const since = last === undefined ? [] : explainChange(last.parts, {...parts, probe: last.parts.probe});
+      const changed = since.length === 0 || since[0] === 'fingerprint changed' ? '' : ` (since its last run: ${since.join('; ')})`;
       return {
         kind: 'failed',
         task,
         reasons: [],
         durationMs: 0,
-        error: new ConfigurationError(`Task "${task}" has no cached result to reuse for ${args === '{}' ? 'these settings' : args}.`, {
-          hint: 'Run once without --skip-extraction so the source is read and cached.',
+        error: new ConfigurationError(`Task "${task}" has no cached result to reuse for ${args === '{}' ? 'these settings' : args}${changed}.`, {
+          hint: 'Run once without --skip-extraction so the source is read and cached, or undo the change.',
         }),
       };
     }

@@ -131,8 +131,10 @@ describe('the shipped pipeline', () => {
     // Extracting only the score column was never done: nothing to reuse.
     const missing = project.run(['--old', '0.3615', '--new', '0.3621', '--skip-extraction', '--set', 'source.columns=[score]']);
     expect(missing.code).toBe(2);
-    expect(missing.stdout).toContain('  - extract-old failed: Task "extract-old" has no cached result to reuse for {"version":"0.3615"}.');
-    expect(missing.stdout).toContain('  Run once without --skip-extraction so the source is read and cached.');
+    expect(missing.stdout).toContain(
+      '  - extract-old failed: Task "extract-old" has no cached result to reuse for {"version":"0.3615"} (since its last run: setting source.columns changed null -> ["score"]).',
+    );
+    expect(missing.stdout).toContain('  Run once without --skip-extraction so the source is read and cached, or undo the change.');
   });
 
   it('exits 1 when a rule of severity error fails', () => {
