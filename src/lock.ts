@@ -3,10 +3,11 @@
  * owner is dead (same host, no such process) is stale and taken over.
  */
 import {hostname} from 'node:os';
-import {link, mkdir, readFile, rm, stat, writeFile} from 'node:fs/promises';
+import {link, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
 import {isAlive} from './util/process.js';
+import {makeFolders} from './util/folders.js';
 
 interface Owner {
   pid: number;
@@ -82,7 +83,7 @@ export async function acquireLock(
   file: string,
   options: {wait: boolean; signal: AbortSignal; notify(message: string): void; pollMs?: number},
 ): Promise<Lock> {
-  await mkdir(dirname(file), {recursive: true});
+  await makeFolders(dirname(file));
   const me: Owner = {pid: process.pid, host: hostname(), started: new Date().toISOString()};
   let told = false;
   for (;;) {

@@ -10,6 +10,7 @@ import type {CacheStore, StoredOutput} from './cache/store.js';
 import {fileSignature} from './cache/stat-memo.js';
 import {faultPoint} from './util/fault.js';
 import {isAlive} from './util/process.js';
+import {makeFolders} from './util/folders.js';
 
 const MANIFEST = '.outputs.json';
 
@@ -34,7 +35,7 @@ export class OutputFolder {
   /** Creates the staging folder, removing staging folders of runs that died (of any comparison). */
   async prepare(): Promise<void> {
     const parent = dirname(this.path);
-    await mkdir(parent, {recursive: true});
+    await makeFolders(parent);
     for (const entry of await readdir(parent)) {
       const match = /^\..+\.(staging|previous)-(\d+)$/.exec(entry);
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});

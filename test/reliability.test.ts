@@ -302,6 +302,11 @@ describe('unwritable places and full disks', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^Error: Cannot write to the output folder \S+\/blocker\/out: .+\nChoose a writable folder with --output-dir, or fix its permissions\.\n$/);
     expect(project.read('blocker')).toBe('a file where a folder should be');
+    // A folder the file system refuses although its parent exists: Node's recursive mkdir
+    // never returned there.
+    const refused = project.run(['--old', '1', '--new', '2', '--output-dir', '/proc/no-such-folder/out']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/^Error: Cannot write to the output folder \/proc\/no-such-folder\/out: ENOENT/);
   });
 
   it('a full disk while publishing: exit 3, the previous outputs stay as they were, the cache stays intact', () => {
