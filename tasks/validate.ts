@@ -260,7 +260,7 @@ async function compareInBigQuery(
   for (const [which, profile, version] of [['--old', profileOld, plan.sources.old], ['--new', profileNew, plan.sources.new]] as const) {
     if (num(profile['row_count']) === 0) {
       throw new ConfigurationError(`version ${version} (${which}) has no rows in ${table} (column ${reference.version_column})`, {
-        hint: 'Pass a version present in the table (--old/--new), or check source.version_column.',
+        hint: 'Pass a version present in the table (--old/--new; old/new in an HTTP request), or check source.version_column.',
       });
     }
   }

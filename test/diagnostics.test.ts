@@ -75,6 +75,16 @@ tasks:
     expect(project.exists('.cache')).toBe(false);
   });
 
+  it('suggests the key a rule meant, and says a mapping is missing in plain words', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': 'tasks:\n  a: {run: t}\nsettings:\n  validation:\n    rules:\n      - {check: row_count_change, max_pct: 5, sevrity: error}\n',
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:6:47 Unknown setting "sevrity" in "validation.rules[0]". Did you mean "severity"?']);
+    project.write({'pipeline.yaml': 'settings: {}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:1:1 Missing "tasks": expected a mapping.']);
+  });
+
   it('names every edge of a dependency cycle', () => {
     const project = new Project({
       'tasks/t.ts': TASK,

@@ -20,6 +20,15 @@ export function knownKeys(schema: AnySchema, path: ValuePath): string[] {
     current = unwrap(current);
     const def = current?._zod.def as unknown as Record<string, unknown> | undefined;
     if (def === undefined) return [];
+    if (def['type'] === 'union') {
+      // A rule is one of several shapes (by its check): the keys of any of them.
+      const shapes = (def['options'] as AnySchema[]).map((option) => unwrap(option)?._zod.def as unknown as Record<string, unknown>).filter((o) => o?.['type'] === 'object');
+      const keys = shapes.map((o) => Object.keys(o['shape'] as object));
+      if (segment === undefined) return [...new Set(keys.flat())];
+      const owner = shapes.find((o) => String(segment) in (o['shape'] as object));
+      current = owner === undefined ? undefined : (owner['shape'] as Record<string, AnySchema>)[String(segment)];
+      continue;
+    }
     if (segment === undefined) {
       return def['type'] === 'object' ? Object.keys(def['shape'] as object) : [];
     }
@@ -105,7 +114,7 @@ export function issuesToDiagnostics(
           diagnostics.push({location: locate.value(path), message: `Expected "${name}" to be ${issue.message}, got ${describe(input)}.`});
           break;
         }
-        const expected = issue.expected === 'array' ? 'list' : issue.expected === 'object' ? 'mapping' : issue.expected;
+        const expected = issue.expected === 'array' ? 'list' : issue.expected === 'object' || issue.expected === 'record' ? 'mapping' : issue.expected;
         diagnostics.push({
           location: input === undefined ? locate.key(path) : locate.value(path),
           message:

@@ -269,7 +269,7 @@ export async function extractLocal(
       rmSync(outputPath, {force: true});
       const present = await versionsPresent(connection, relation, versionColumn, source);
       throw new ConfigurationError(`version ${version} has no rows in ${name}; versions present: ${present}`, {
-        hint: 'Pass one of the versions present (--old/--new), or check source.version_column.',
+        hint: 'Pass one of the versions present (--old/--new; old/new in an HTTP request), or check source.version_column.',
       });
     }
     return {rows, columns: columns.map((c) => configured.get(c) ?? c)};
