@@ -127,13 +127,13 @@ function printVerdict(summary: RunSummary): void {
     for (const failure of summary.error.failures) print(`  - ${failure.task} failed: ${failure.message}`);
     if (summary.error.hint !== null) print(`  ${summary.error.hint}`);
   }
-  if (summary.kept_from_previous_run !== undefined) {
+  if (summary.error !== undefined) {
     print(`Errors: ${where}/errors.json`);
-    if (summary.kept_from_previous_run.includes('report.html')) print(`The previous run's report, left in place: ${where}/report.html`);
+    if (summary.kept_from_previous_run?.includes('report.html')) print(`The previous run's report, left in place: ${where}/report.html`);
+    else if (summary.outputs.includes('report.html')) print(`Report of the tasks that finished: ${where}/report.html`);
     return;
   }
-  const report = summary.outputs.includes('report.html') ? 'report.html' : 'summary.json';
-  print(`Report: ${where}/${report}`);
+  print(summary.outputs.includes('report.html') ? `Report: ${where}/report.html` : `Summary: ${where}/summary.json`);
 }
 
 async function runCommand(flags: Flags, signal: AbortSignal): Promise<number> {

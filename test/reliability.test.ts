@@ -270,6 +270,7 @@ describe('failed runs', () => {
     // With no previous run, a failed run publishes what it finished.
     const fresh = project.run(['--old', '1', '--new', '3', '--set', 'analysis.top_n=7'], {FAIL: '1'});
     expect(fresh.code).toBe(3);
+    expect(fresh.stdout).toMatch(/\nErrors: output\/1_vs_3\/errors\.json\n$/);
     expect(project.read('output/1_vs_3/a.txt')).not.toBe(before);
     expect(project.exists('output/1_vs_3/b.txt')).toBe(false);
   });

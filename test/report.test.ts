@@ -253,6 +253,11 @@ describe('report.html', () => {
     expect(gated.text).toContain('Verdict: FAIL All 1 rule passed. Another task this report reads failed its check (below)');
     expect(gated.text).toContain('✗ error gate : custom business check failed');
     expect(gated.text).toContain('The verdict of validate and gate , the tasks this report reads');
+    // A warn rule failed as well: the rules do not explain the FAIL, the gate does.
+    const warned = {...passing, rules: [...passing.rules, {check: 'changed_rows', severity: 'warn', passed: false, observed: 30, limit: 25, unit: '%', message: 'changed_rows: 30%'}], status: 'warn'};
+    writeFileSync(join(dir, 'warned.json'), JSON.stringify(warned));
+    const both = await runReport({validation: join(dir, 'warned.json')}, {validate: info('warn'), gate: info('fail', ['custom business check failed'])});
+    expect(both.text).toContain('Verdict: FAIL 1 of 2 rules failed (0 errors, 1 warning). Another task this report reads failed its check (below)');
     // Without the gate, the same documents pass.
     const alone = await runReport({validation: join(dir, 'validation.json')}, {validate: info('pass')});
     expect(alone.text).toContain('Verdict: PASS');

@@ -246,6 +246,16 @@ describe('the HTTP API on the shipped pipeline', () => {
     expect((await server.fetch(`/runs/${run.id}/analysis.json`)).status).toBe(404);
   });
 
+  it("a failed run after a good one serves none of the previous run's files as its own", async () => {
+    // 0.3615 vs 0.3621 ran above; a segment column that does not exist fails analyze.
+    const posted = await server.post('/runs', {old: '0.3615', new: '0.3621', set: {'analysis.segment_by': ['regoin']}});
+    const run = await server.settle(posted.body.id);
+    expect(run).toMatchObject({state: 'failed', exit_code: 2, files: ['summary.json']});
+    for (const file of ['report', 'validation.json', 'analysis.json']) expect((await server.fetch(`/runs/${run.id}/${file}`)).status).toBe(404);
+    const summary = await server.fetch<{kept_from_previous_run: string[]}>(`/runs/${run.id}/summary.json`);
+    expect(summary.body.kept_from_previous_run).toEqual(expect.arrayContaining(['report.html', 'validation.json', 'analysis.json']));
+  });
+
   it('lists the versions in the source with their row counts', async () => {
     const reply = await server.fetch<{versions: {version: string; rows: number}[]}>('/versions');
     expect(reply.status).toBe(200);

@@ -407,7 +407,8 @@ async function keepFiles(summary: RunSummary, folder: string): Promise<RunFile[]
   const kept: RunFile[] = ['summary.json'];
   if (!(await ours())) return kept;
   for (const name of FILES) {
-    if (name === 'summary.json' || !summary.outputs.includes(name)) continue;
+    // A failed run's folder holds the previous run's files: they are not this run's.
+    if (name === 'summary.json' || !summary.outputs.includes(name) || summary.kept_from_previous_run?.includes(name)) continue;
     try {
       await copyFile(join(summary.output_dir, name), join(folder, name));
       kept.push(name);

@@ -113,13 +113,13 @@ const OTHER_VERDICT_MEANING: Record<'warn' | 'fail', string> = {
 const DOCUMENT_TASKS = new Set(['validate', 'analyze']);
 
 function overallVerdict(v: Loose<ValidationDocument>, a: Loose<AnalysisDocument> | null, rules: readonly Rule[], upstream: ReportInput['upstream']): Verdict {
-  const fromRules: Verdict = rules.some((r) => r.passed === false && r.severity === 'error')
-    ? 'fail'
-    : rules.some((r) => r.passed === false)
-      ? 'warn'
-      : 'pass';
   const others = Object.entries(upstream).filter(([name]) => !DOCUMENT_TASKS.has(name)).map(([, info]) => info.verdict ?? undefined);
-  return worst([fromRules, v.status, a?.status, ...others]);
+  return worst([rulesVerdict(rules), v.status, a?.status, ...others]);
+}
+
+/** The verdict the failed rules give on their own. */
+function rulesVerdict(rules: readonly Rule[]): Verdict {
+  return rules.some((r) => r.passed === false && r.severity === 'error') ? 'fail' : rules.some((r) => r.passed === false) ? 'warn' : 'pass';
 }
 
 function worst(verdicts: readonly (Verdict | undefined)[]): Verdict {
@@ -154,7 +154,7 @@ function verdictBanner(verdict: Verdict, rules: readonly Rule[], input: ReportIn
   const scope = ['validate', ...(input.analysis === null ? [] : ['analyze']), ...others.map(([name]) => name)];
   return html`<section class="verdict verdict-${verdict}" aria-labelledby="verdict-h">
 <h2 id="verdict-h" class="verdict-title"><span class="verdict-symbol" aria-hidden="true">${text.symbol}</span> Verdict: <strong>${text.word}</strong></h2>
-<p class="verdict-summary">${summary} ${failed.length === 0 && verdict !== 'pass' ? OTHER_VERDICT_MEANING[verdict] : text.meaning}</p>
+<p class="verdict-summary">${summary} ${verdict !== 'pass' && rulesVerdict(rules) !== verdict ? OTHER_VERDICT_MEANING[verdict] : text.meaning}</p>
 ${deciding}${otherList}${skippedNote}
 <p class="small muted">The verdict of ${scope.map((name, i) => html`${i === 0 ? '' : i === scope.length - 1 ? ' and ' : ', '}<code>${name}</code>`)}, the tasks this report reads; the run's status, over every task, is in <code>summary.json</code>.</p>
 </section>`;
