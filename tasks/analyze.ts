@@ -41,7 +41,7 @@ import {isNumericType} from './lib/compare-sql.js';
 import type {SqlStatement} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {formatBytes} from '../src/util/units.js';
-import type {AnalysisDocument, AnalysisSources, BigQueryAnalysis, CategoricalAnalysis, Mover, NumericAnalysis, SegmentIds} from './lib/analyze-sql.js';
+import type {AnalysisDocument, AnalysisSources, BigQueryAnalysis, CategoricalAnalysis, Mover, NumericAnalysis, Reference, SegmentIds} from './lib/analyze-sql.js';
 import {
   CATEGORY_CAP,
   SUMMARY_QUANTILES,
@@ -257,12 +257,15 @@ async function largestMovers(conn: DuckDBConnection, ctx: TaskContext, sources: 
  */
 async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sources: AnalysisSources, ids: SegmentIds, numeric: readonly string[]): Promise<Record<string, unknown>[]> {
   const timing = {log: ctx.log, label: 'summary statistics'};
-  // Moments about a typical value; none past 1e150, where x - c could overflow.
-  const references = numeric.length === 0 ? {} : ((await rowsOf(conn, referencesSql(sources, numeric)))[0] ?? {});
-  const shifts = numeric.map((_, i) => {
-    const c = num(references[`c${i}`]);
-    return c !== null && Math.abs(c) <= 1e150 ? c : 0;
-  });
+  // Deviations about a typical value of each version and segment; none past 1e150, where x - c could overflow.
+  const shifts: Reference[] = (numeric.length === 0 ? [] : await rowsOf(conn, referencesSql(sources, ids, numeric))).map((row) => ({
+    side: Number(row['side']) as 0 | 1,
+    sid: Number(row['sid']),
+    values: numeric.map((_, i) => {
+      const c = num(row[`c${i}`]);
+      return c !== null && Math.abs(c) <= 1e150 ? c : 0;
+    }),
+  }));
   try {
     return await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
   } catch (error: unknown) {

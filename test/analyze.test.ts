@@ -70,6 +70,9 @@ const LARGE = (changed: boolean) => `SELECT i AS id, (123456789012345 + i ${chan
 const EPOCH = `SELECT i AS id, (1700000000000000 + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
 // Twelve keys that each moved by exactly 1: a tie for every place among the movers.
 const TIED = (changed: boolean) => `SELECT i AS id, i::DOUBLE ${changed ? '+ 1' : ''} AS v FROM range(1, 13) r(i)`;
+// The same offsets near 1.7e9 (a unit changed between versions), and both locations as two segments.
+const EPOCH_MOVED = `SELECT i AS id, (1700000000 + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
+const EPOCH_MIXED = `SELECT i AS id, i % 2 AS half, (CASE WHEN i % 2 = 0 THEN 1700000000000000 ELSE 1700000000 END + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
 const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]::BIGINT AS t FROM range(2) r(i)`;
 
 // A floating-point segment column holding NaN and infinities besides numbers.
@@ -90,7 +93,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['near-2-53', NEAR_2_53], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -436,6 +439,16 @@ describe('analyze', () => {
     expect(Math.abs(epoch.new.std! / exact - 1)).toBeLessThan(1e-10);
     const near = (await run('near-2-53', {segment_by: []}, 'near-2-53')).doc.parameters['t']!;
     expect(near.old.std).toBeCloseTo(deviation([0, 6]), 10);
+    // A new version a million times nearer zero, and segments at either location, keep theirs.
+    const moved = (await run('epoch-moved', {segment_by: []}, 'epoch')).doc.parameters['t']!;
+    expect(Math.abs(moved.old.std! / exact - 1)).toBeLessThan(1e-10);
+    expect(Math.abs(moved.new.std! / exact - 1)).toBeLessThan(1e-10);
+    const mixed = (await run('epoch-mixed', {segment_by: ['half']}, 'epoch-mixed')).doc.parameters['t']!;
+    for (const half of [0, 1]) {
+      const segment = mixed.segments.find((x) => x.segment['half'] === half)!;
+      const offsets = Array.from({length: 20000}, (_, i) => i).filter((i) => i % 2 === half).map((i) => (i * 7919) % 2000);
+      expect(Math.abs(segment.old.std! / deviation(offsets) - 1)).toBeLessThan(1e-10);
+    }
   });
 
   it('orders tied movers by key value (8 before 10), the same on every run', async () => {

@@ -198,43 +198,57 @@ export function segmentsSql(s: AnalysisSources): string {
   return `SELECT DISTINCT h, g FROM (${one(0)} UNION ALL ${one(1)}) ORDER BY g, h`;
 }
 
-/** Rows of the old version whose median per parameter is `referencesSql`'s shift. */
+/** Rows of each version whose medians per segment are `referencesSql`'s references. */
 export const REFERENCE_ROWS = 2048;
 
+/** A typical value of each parameter in one version and segment (`referencesSql`). */
+export interface Reference {
+  side: 0 | 1;
+  sid: number;
+  /** Per parameter; 0 for none. */
+  values: readonly number[];
+}
+
 /**
- * A value typical of each parameter, c{i} (the median of its finite values in the old
- * version's first `REFERENCE_ROWS` rows; NULL for none): `statsSql` measures the moments of
- * x - c, so that values far from zero compared with their spread (epoch microseconds) keep
- * their digits: DuckDB's stddev_samp of 9007199254740990 and 9007199254740996 is 4.899, of
- * the same values less the first 4.243, the exact figure.
+ * A value typical of each parameter in each version and segment: rows (side, sid, c{i}),
+ * c{i} the median of its finite values among the version's first `REFERENCE_ROWS` rows.
+ * `statsSql` takes deviations about it, so that values far from zero compared with their
+ * spread (epoch microseconds) keep their digits: DuckDB's stddev_samp of 9007199254740990
+ * and 9007199254740996 is 4.899, of the same values less the first 4.243, the exact figure.
  */
-export function referencesSql(s: AnalysisSources, parameters: readonly string[]): string {
+export function referencesSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[]): string {
   duckdbOnly(s.dialect);
-  return `SELECT ${parameters.map((_, i) => `median(x${i}) AS c${i}`).join(', ')} FROM (SELECT ${finiteValues(parameters, s)} FROM ${source(s, 0)} LIMIT ${REFERENCE_ROWS})`;
+  const side = (k: 0 | 1) => `(SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid, ${finiteValues(parameters, s)} FROM ${source(s, k)} LIMIT ${REFERENCE_ROWS})`;
+  return `SELECT side, sid, ${parameters.map((_, i) => `median(x${i}) AS c${i}`).join(', ')} FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
 }
 
 /**
  * Summary moments per version (side) and segment (sid): rows, then for parameter i
- * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The mean and std are
- * computed over x - shifts[i] (see `referencesSql`), the shift added back to the mean. With
- * `scales`, over those differences divided by scales[i] (a power of two: exact), then
- * multiplied back: for values whose squares overflow a DOUBLE (beyond ~1e154), where
- * DuckDB's stddev_samp fails.
+ * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The deviation is
+ * taken about the group's reference (`referencesSql`; zero for a group the first rows did
+ * not reach). With `scales`, the moments are computed over values divided by scales[i] (a
+ * power of two: exact), then multiplied back: for values whose squares overflow a DOUBLE
+ * (beyond ~1e154), where DuckDB's stddev_samp fails.
  */
-export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], shifts?: readonly number[]): string {
+export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], references: readonly Reference[] = []): string {
   duckdbOnly(s.dialect);
   const values = finiteValues(parameters, s);
+  const shifted = parameters.map((_, i) => references.some((r) => r.values[i] !== 0));
   const aggs = parameters.map((_, i) => {
     const scale = scales?.[i] ?? 1;
-    const shift = shifts?.[i] ?? 0;
-    const centred = shift === 0 ? `x${i}` : `(x${i} - ${doubleLiteral(shift)})`;
-    const moment = (f: string) => (scale === 1 ? `${f}(${centred})` : `${f}(${centred} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
-    const mean = shift === 0 ? moment('avg') : `${moment('avg')} + ${doubleLiteral(shift)}`;
-    return `count(x${i}) AS n${i}, ${mean} AS m${i}, ${moment('stddev_samp')} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
+    const moment = (f: string, x: string) => (scale === 1 ? `${f}(${x})` : `${f}(${x} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
+    return `count(x${i}) AS n${i}, ${moment('avg', `x${i}`)} AS m${i}, ${moment('stddev_samp', shifted[i] ? `y${i}` : `x${i}`)} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
   });
   const side = (k: 0 | 1) => `SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid${values ? `, ${values}` : ''} FROM ${source(s, k)}`;
+  let rows = `${side(0)} UNION ALL ${side(1)}`;
+  if (shifted.some(Boolean)) {
+    const table = references.map((r) => `(${r.side}, ${intLiteral(r.sid)}, ${r.values.map(doubleLiteral).join(', ')})`).join(', ');
+    const columns = parameters.map((_, i) => `r${i}`).join(', ');
+    const about = parameters.flatMap((_, i) => (shifted[i] ? [`v.x${i} - coalesce(r.r${i}, 0) AS y${i}`] : [])).join(', ');
+    rows = `SELECT v.*, ${about} FROM (${rows}) v LEFT JOIN (VALUES ${table}) r(side, sid, ${columns}) ON v.side = r.side AND v.sid = r.sid`;
+  }
   return `SELECT side, sid, count(*) AS rows${aggs.length > 0 ? `, ${aggs.join(', ')}` : ''}
-FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
+FROM (${rows}) GROUP BY side, sid ORDER BY side, sid`;
 }
 
 /** The largest magnitude a{i} of each parameter's finite values in both versions: what `statsSql`'s scales come from. */
