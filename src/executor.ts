@@ -295,6 +295,11 @@ export class Executor {
         inputs[`${outcome.task}/${file}`] = stored.integrity as ContentDigest;
       }
     }
+    // A task sees its upstream's verdicts (ctx.upstream; the report shows them), which need
+    // not show in their outputs' bytes: a changed verdict reruns it too.
+    for (const [task, info] of Object.entries(await this.#upstreamInfo(node))) {
+      if (info.verdict !== null) inputs[`${task} (verdict)`] = sha256(canonicalJson({verdict: info.verdict, reasons: info.verdict_reasons})) as ContentDigest;
+    }
 
     const declaredFiles = await this.#declaredFiles(node);
     const files: Record<string, ContentDigest> = {};

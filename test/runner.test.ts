@@ -98,6 +98,24 @@ describe('the runner', () => {
     expect(result.stdout).toMatch(/c: done in \d+\.\d s, 1 row \(setting analysis\.bins changed 10 -> 20\)/);
   });
 
+  it('reruns a task when an upstream verdict it sees changes, though the upstream bytes do not', () => {
+    // gate writes the same file whatever it decides; show writes the verdict it sees.
+    const gate = "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('g.txt'), 'same'); const n = ctx.settings.performance.retry_count; return n > 3 ? {verdict: 'fail', verdictReasons: [`retry_count ${n}`]} : {verdict: 'pass'}; }};\n";
+    const show = "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('s.txt'), JSON.stringify(ctx.upstream['gate'])); }};\n";
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  gate: {run: gate, inputs: {settings: [performance.retry_count]}, outputs: [g.txt]}\n  show: {run: show, deps: [gate], outputs: [s.txt]}\n',
+      'tasks/gate.ts': gate,
+      'tasks/show.ts': show,
+    });
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.json<{verdict: string}>('output/1_vs_2/s.txt').verdict).toBe('pass');
+    expect(project.run(['--old', '1', '--new', '2', '--set', 'performance.retry_count=5']).code).toBe(1);
+    expect(statuses(project)).toEqual({gate: 'ran', show: 'ran'});
+    expect(project.json<{verdict: string; verdict_reasons: string[]}>('output/1_vs_2/s.txt')).toMatchObject({verdict: 'fail', verdict_reasons: ['retry_count 5']});
+    const summary = project.json<{tasks: {name: string; reason: string | null}[]}>('output/1_vs_2/summary.json');
+    expect(summary.tasks.find((task) => task.name === 'show')?.reason).toBe('input gate (verdict) changed');
+  });
+
   it('says which setting a task now declares, when it declared none before', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n', 'tasks/a.ts': countingTask(['a.txt'])});
     project.run(['--old', '1', '--new', '2']);
