@@ -83,7 +83,7 @@ export async function acquireLock(
   file: string,
   options: {wait: boolean; signal: AbortSignal; notify(message: string): void; pollMs?: number},
 ): Promise<Lock> {
-  await makeFolders(dirname(file));
+  makeFolders(dirname(file));
   const me: Owner = {pid: process.pid, host: hostname(), started: new Date().toISOString()};
   let told = false;
   for (;;) {

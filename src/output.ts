@@ -35,7 +35,7 @@ export class OutputFolder {
   /** Creates the staging folder, removing staging folders of runs that died (of any comparison). */
   async prepare(): Promise<void> {
     const parent = dirname(this.path);
-    await makeFolders(parent);
+    makeFolders(parent);
     for (const entry of await readdir(parent)) {
       const match = /^\..+\.(staging|previous)-(\d+)$/.exec(entry);
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});

@@ -220,7 +220,13 @@ export class ValidationRunner {
           });
         }
         logFile = isAbsolute(settings.logging.file) ? settings.logging.file : join(folder.staging, settings.logging.file);
-        reporters.push(logFileReporter(logFile, settings.logging));
+        try {
+          reporters.push(logFileReporter(logFile, settings.logging));
+        } catch (error) {
+          throw new ConfigurationError(`Cannot write the log file ${settings.logging.file} (logging.file): ${(error as Error).message}`, {
+            hint: 'Set logging.file to a file name (written in the output folder) or to a writable path.',
+          });
+        }
       }
       const hooks = combineHooks(...reporters);
       hooks.log('INFO', `run ${versions.old} vs ${versions.new} in ${pipeline.projectDir} (pid ${process.pid})`);

@@ -308,6 +308,9 @@ describe('unwritable places and full disks', () => {
     const refused = project.run(['--old', '1', '--new', '2', '--output-dir', '/proc/no-such-folder/out']);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toMatch(/^Error: Cannot write to the output folder \/proc\/no-such-folder\/out: ENOENT/);
+    const log = project.run(['--old', '1', '--new', '2', '--set', 'logging.file=/proc/no-such-folder/run.log']);
+    expect(log.code).toBe(2);
+    expect(log.stderr).toMatch(/^Error: Cannot write the log file \/proc\/no-such-folder\/run\.log \(logging\.file\): ENOENT/);
   });
 
   it('a full disk while publishing: exit 3, the previous outputs stay as they were, the cache stays intact', () => {

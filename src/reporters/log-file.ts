@@ -1,8 +1,9 @@
 /** The run's log file, in the format and level of the `logging` settings (Python-style). */
-import {appendFileSync, mkdirSync} from 'node:fs';
+import {appendFileSync} from 'node:fs';
 import {dirname} from 'node:path';
 import type {LogLevel, RunHooks} from '../outcome.js';
 import {redact} from '../util/redact.js';
+import {makeFolders} from '../util/folders.js';
 
 const LEVELS: LogLevel[] = ['DEBUG', 'INFO', 'WARNING', 'ERROR'];
 
@@ -33,7 +34,7 @@ export function formatRecord(format: string, level: LogLevel, message: string, t
 
 /** A reporter that appends log records to `file`. Writes are synchronous: a crash loses nothing. */
 export function logFileReporter(file: string, options: {level: LogLevel; format: string}): RunHooks {
-  mkdirSync(dirname(file), {recursive: true});
+  makeFolders(dirname(file));
   const threshold = LEVELS.indexOf(options.level);
   const write = (level: LogLevel, message: string, task?: string) => {
     if (LEVELS.indexOf(level) < threshold) return;

@@ -1,21 +1,27 @@
 /**
  * Creating a folder and its missing parents. Node's own `mkdir(path, {recursive: true})`
  * never returns on a path the file system refuses while its parent exists (`/proc/x`:
- * ENOENT each time, so it climbs and retries for ever); this one retries once.
+ * ENOENT each time, so it climbs and retries for ever); this one retries once. Synchronous:
+ * a few system calls, made before a run starts (the log file opens before anything yields).
  */
-import {mkdir} from 'node:fs/promises';
+import {mkdirSync} from 'node:fs';
 import {dirname} from 'node:path';
 
-export async function makeFolders(path: string): Promise<void> {
+export function makeFolders(path: string): void {
   try {
-    await mkdir(path);
+    mkdirSync(path);
   } catch (error: unknown) {
-    const code = (error as {code?: string}).code;
-    if (code === 'EEXIST') return;
-    if (code !== 'ENOENT' || dirname(path) === path) throw error;
-    await makeFolders(dirname(path));
-    await mkdir(path).catch((again: unknown) => {
-      if ((again as {code?: string}).code !== 'EEXIST') throw again;
-    });
+    if (code(error) === 'EEXIST') return;
+    if (code(error) !== 'ENOENT' || dirname(path) === path) throw error;
+    makeFolders(dirname(path));
+    try {
+      mkdirSync(path);
+    } catch (again: unknown) {
+      if (code(again) !== 'EEXIST') throw again;
+    }
   }
+}
+
+function code(error: unknown): string | undefined {
+  return (error as {code?: string}).code;
 }
