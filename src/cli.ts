@@ -89,7 +89,7 @@ function parse(argv: string[]) {
     const hint = unknown === undefined ? '' : didYouMean(unknown.replace(/^-+/, ''), Object.keys(OPTIONS)).replace(/"([^"]+)"/, '"--$1"');
     throw new ConfigurationError(`${message.replace(/\. To specify a positional.*$/s, '')}.${hint}`, {hint: 'Run with --help to see every option.'});
   }
-  // An empty value is a mistake, not a choice (--output-dir '' would write into the project folder).
+  // An empty value is a mistake, not a choice (--output-dir '' would write into the current folder).
   // (An empty version is reported as missing, with an example, when the run starts.)
   for (const [name, value] of Object.entries(parsed.values)) {
     if (/^(old|new)(-version)?$/.test(name)) continue;

@@ -41,6 +41,9 @@ describe('ValidationRunner', () => {
     const runner = new ValidationRunner(undefined, {projectDir: project.dir});
     await expect(runner.runWorkflow('1', '2')).rejects.toBeInstanceOf(DiagnosticsError);
     await expect(runner.runWorkflow('1 OR 1=1', '2')).rejects.toBeInstanceOf(ConfigurationError);
+    // An empty output folder is no folder (it would be the current one).
+    project.write({'pipeline.yaml': 'tasks:\n  a: {shell: "true"}\n'});
+    await expect(runner.runWorkflow('1', '2', {outputDir: ''})).rejects.toThrow(/--output-dir Expected --output-dir to name a folder, got an empty value\./);
   });
 
   it('sees edits to task modules and their helpers between runs of one process (a server)', async () => {

@@ -138,7 +138,10 @@ function flagLayer(inputs: SettingsInputs, diagnostics: Diagnostic[]): Layer {
     setPath(value, path, parseScalar(match[2]!));
     origins.set(path.join('.'), `--set ${flag}`);
   }
-  if (inputs.outputDir !== undefined) {
+  if (inputs.outputDir !== undefined && inputs.outputDir.trim() === '') {
+    // resolve('') is the current folder: an empty value is a mistake, not a choice.
+    diagnostics.push({location: {source: '--output-dir'}, message: 'Expected --output-dir to name a folder, got an empty value.'});
+  } else if (inputs.outputDir !== undefined) {
     setPath(value, ['output', 'base_dir'], resolve(inputs.outputDir));
     origins.set('output.base_dir', '--output-dir');
   }
