@@ -78,9 +78,17 @@ tasks:
   it('suggests the key a rule meant, and says a mapping is missing in plain words', () => {
     const project = new Project({
       'tasks/t.ts': TASK,
-      'pipeline.yaml': 'tasks:\n  a: {run: t}\nsettings:\n  validation:\n    rules:\n      - {check: row_count_change, max_pct: 5, sevrity: error}\n',
+      'pipeline.yaml':
+        'tasks:\n  a: {run: t}\nsettings:\n  validation:\n    rules:\n      - {check: row_count_change, max_pct: 5, sevrity: error}\n' +
+        '      - {check: null_rate_change, max_pc: 2, severity: warn}\n      - {check: row_count_change, max_pct: 5, severity: error, colum: x}\n',
     });
-    expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:6:47 Unknown setting "sevrity" in "validation.rules[0]". Did you mean "severity"?']);
+    // Suggestions come from the shape of the rule's own check.
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:6:47 Unknown setting "sevrity" in "validation.rules[0]". Did you mean "severity"?',
+      'pipeline.yaml:7:9 Missing "validation.rules[1].max_pp": expected a number.',
+      'pipeline.yaml:7:35 Unknown setting "max_pc" in "validation.rules[1]". Did you mean "max_pp"?',
+      'pipeline.yaml:8:64 Unknown setting "colum" in "validation.rules[2]". Expected one of: check, max_pct, severity.',
+    ]);
     project.write({'pipeline.yaml': 'settings: {}\n'});
     expectProblems(project.run(['--old', '1', '--new', '2']), ['pipeline.yaml:1:1 Missing "tasks": expected a mapping.']);
   });

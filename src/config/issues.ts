@@ -13,8 +13,11 @@ export interface Locator {
 
 type AnySchema = z.core.$ZodType;
 
-/** The keys an object schema accepts at `path`, for "did you mean" on unknown keys. */
-export function knownKeys(schema: AnySchema, path: ValuePath): string[] {
+/**
+ * The keys an object schema accepts at `path`, for "did you mean" on unknown keys; `value`
+ * (the object there) picks the shape of a discriminated union (a rule's by its check).
+ */
+export function knownKeys(schema: AnySchema, path: ValuePath, value?: unknown): string[] {
   let current: AnySchema | undefined = schema;
   for (const segment of [...path, undefined]) {
     current = unwrap(current);
@@ -22,7 +25,13 @@ export function knownKeys(schema: AnySchema, path: ValuePath): string[] {
     if (def === undefined) return [];
     if (def['type'] === 'union') {
       // A rule is one of several shapes (by its check): the keys of any of them.
-      const shapes = (def['options'] as AnySchema[]).map((option) => unwrap(option)?._zod.def as unknown as Record<string, unknown>).filter((o) => o?.['type'] === 'object');
+      let shapes = (def['options'] as AnySchema[]).map((option) => unwrap(option)?._zod.def as unknown as Record<string, unknown>).filter((o) => o?.['type'] === 'object');
+      const discriminator = def['discriminator'];
+      if (segment === undefined && typeof discriminator === 'string' && value !== null && typeof value === 'object' && discriminator in value) {
+        const chosen = (value as Record<string, unknown>)[discriminator];
+        const matching = shapes.filter((o) => ((o['shape'] as Record<string, AnySchema>)[discriminator]?._zod.def as unknown as {values?: unknown[]})?.values?.includes(chosen));
+        if (matching.length > 0) shapes = matching;
+      }
       const keys = shapes.map((o) => Object.keys(o['shape'] as object));
       if (segment === undefined) return [...new Set(keys.flat())];
       const owner = shapes.find((o) => String(segment) in (o['shape'] as object));
@@ -100,7 +109,7 @@ export function issuesToDiagnostics(
     switch (issue.code) {
       case 'unrecognized_keys':
         for (const key of issue.keys) {
-          const known = knownKeys(schema, path);
+          const known = knownKeys(schema, path, input);
           const where = name === '' ? '' : path.length === 2 && path[0] === 'tasks' ? ` in task "${path[1]}"` : ` in "${name}"`;
           diagnostics.push({
             location: locate.key([...path, key]),
