@@ -60,9 +60,9 @@ export class OutputFolder {
 
   /**
    * Keeps a file of the previous run that this run did not produce, as it is (a failed run
-   * must not take away the last good outputs); false when it is gone. One changed since (edited, or the folder
-   * copied) is kept too, but its content is no longer vouched for: a later run that
-   * produces it copies it from the store rather than linking this one.
+   * must not take away the last good outputs); false when it is gone. One changed since
+   * (edited, or the folder copied) is kept too, but its content is no longer vouched for: a
+   * later run that produces it copies it from the store rather than linking this one.
    */
   async keep(file: string, previous: Manifest): Promise<boolean> {
     const known = previous[file];

@@ -103,7 +103,7 @@ const VERDICT_TEXT: Record<Verdict, {symbol: string; word: string; meaning: stri
   fail: {symbol: '✗', word: 'FAIL', meaning: 'A rule of severity error failed: the new version should not be promoted as is.'},
 };
 
-/** What a verdict means when no rule failed and another task gave it. */
+/** What a verdict means when the rules do not explain it: another task gave it. */
 const OTHER_VERDICT_MEANING: Record<'warn' | 'fail', string> = {
   warn: 'Another task this report reads warns (below): the new version may be promoted after a look at it.',
   fail: 'Another task this report reads failed its check (below): the new version should not be promoted as is.',
@@ -145,7 +145,7 @@ function verdictBanner(verdict: Verdict, rules: readonly Rule[], input: ReportIn
 <tbody>${failed.slice(0, REPORT_LIMITS.rules).map((r) => html`<tr><td>${severityBadge(r.severity)}</td><th scope="row">${ruleName(r)}</th><td class="num">${observedText(r)}</td><td class="num">${limitText(r, r.limit)}</td><td>${r.message ?? ''}</td></tr>`)}</tbody>
 </table></div>`;
   const skippedNote = input.analysis === null ? html`<p class="note">${skippedText(input)}</p>` : '';
-  // Tasks other than validate and analyze that gave a verdict (a user's gate the report depends on).
+  // Tasks other than validate and analyze that gave a verdict (a user's gate upstream of the report).
   const others = Object.entries(input.upstream).filter(([name, info]) => !DOCUMENT_TASKS.has(name) && info.verdict !== null);
   const otherFailures = others.filter(([, info]) => info.verdict !== 'pass');
   const otherList = otherFailures.length === 0
@@ -186,11 +186,10 @@ function limitText(rule: Rule, value: Loose<RuleResult['observed']> | undefined)
   const unit = 'unit' in rule ? rule.unit : undefined;
   const other = value === rule.observed ? rule.limit : rule.observed;
   if (typeof value === 'number') {
-    const format = (extra: number) => (unit === '%' ? formatPercent(value, 2 + extra) : `${formatNumber(value, 4 + extra)}${unit === undefined ? '' : ` ${unit}`}`);
-    const formatOther = (extra: number) => (typeof other !== 'number' ? null : unit === '%' ? formatPercent(other, 2 + extra) : `${formatNumber(other, 4 + extra)}${unit === undefined ? '' : ` ${unit}`}`);
+    const text = (n: number, extra: number) => (unit === '%' ? formatPercent(n, 2 + extra) : `${formatNumber(n, 4 + extra)}${unit === undefined ? '' : ` ${unit}`}`);
     let extra = 0;
-    while (extra < 13 && typeof other === 'number' && other !== value && format(extra) === formatOther(extra)) extra++;
-    return format(extra);
+    while (extra < 13 && typeof other === 'number' && other !== value && text(value, extra) === text(other, extra)) extra++;
+    return text(value, extra);
   }
   return Object.entries(value)
     .map(([k, n]) => (k === 'pct' || k === 'max_pct' ? formatPercent(n) : k === 'count' || k === 'max' ? `${formatNumber(n)} keys` : `${k} ${formatNumber(n)}`))
