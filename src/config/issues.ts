@@ -24,7 +24,7 @@ export function knownKeys(schema: AnySchema, path: ValuePath, value?: unknown): 
     const def = current?._zod.def as unknown as Record<string, unknown> | undefined;
     if (def === undefined) return [];
     if (def['type'] === 'union') {
-      // A rule is one of several shapes (by its check): the keys of any of them.
+      // A rule is one of several shapes: the keys of the one its check picks (of any, without one).
       let shapes = (def['options'] as AnySchema[]).map((option) => unwrap(option)?._zod.def as unknown as Record<string, unknown>).filter((o) => o?.['type'] === 'object');
       const discriminator = def['discriminator'];
       if (segment === undefined && typeof discriminator === 'string' && value !== null && typeof value === 'object' && discriminator in value) {
