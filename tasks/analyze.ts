@@ -252,8 +252,9 @@ async function largestMovers(conn: DuckDBConnection, ctx: TaskContext, sources: 
 
 /**
  * The summary moments (`statsSql`). DuckDB's stddev_samp fails when squares overflow a DOUBLE
- * (values beyond ~1e154): then each parameter is measured scaled by a power of two near its
- * largest magnitude, which changes no digit of the figures.
+ * (values beyond ~1e154), and is 0 when they underflow (below ~1e-154): then each parameter is
+ * measured scaled by a power of two near its largest magnitude, which changes no digit of the
+ * figures.
  */
 async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sources: AnalysisSources, ids: SegmentIds, numeric: readonly string[]): Promise<Record<string, unknown>[]> {
   const timing = {log: ctx.log, label: 'summary statistics'};
@@ -266,14 +267,21 @@ async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sourc
       return c !== null && Math.abs(c) <= 1e150 ? c : 0;
     }),
   }));
-  try {
-    return await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
-  } catch (error: unknown) {
-    if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
-    ctx.log.info('values too large to square in a DOUBLE; summary statistics computed over scaled values');
+  const scaled = async (why: string) => {
+    ctx.log.info(`values ${why}; summary statistics computed over scaled values`);
     const magnitudes = (await rowsOf(conn, magnitudesSql(sources, numeric)))[0] ?? {};
     return rowsOf(conn, statsSql(sources, ids, numeric, numeric.map((_, i) => powerOfTwoNear(num(magnitudes[`a${i}`]))), shifts), timing);
+  };
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
+  } catch (error: unknown) {
+    if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
+    return scaled('too large to square in a DOUBLE');
   }
+  // Squares of values below ~1e-154 underflow to zero: a deviation of 0 among values that differ.
+  const underflow = rows.some((row) => numeric.some((_, i) => num(row[`s${i}`]) === 0 && num(row[`lo${i}`]) !== num(row[`hi${i}`])));
+  return underflow ? scaled('too small to square in a DOUBLE') : rows;
 }
 
 /**

@@ -73,6 +73,8 @@ const TIED = (changed: boolean) => `SELECT i AS id, i::DOUBLE ${changed ? '+ 1' 
 // The same offsets near 1.7e9 (a unit changed between versions), and both locations as two segments.
 const EPOCH_MOVED = `SELECT i AS id, (1700000000 + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
 const EPOCH_MIXED = `SELECT i AS id, i % 2 AS half, (CASE WHEN i % 2 = 0 THEN 1700000000000000 ELSE 1700000000 END + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
+// Values whose squares underflow a DOUBLE (below ~1e-154).
+const TINY = `SELECT i AS id, ([1e-300, -1e-300, 3e-300, 0, 2e-300])[i + 1]::DOUBLE AS t FROM range(5) r(i)`;
 const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]::BIGINT AS t FROM range(2) r(i)`;
 
 // A floating-point segment column holding NaN and infinities besides numbers.
@@ -93,7 +95,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -439,6 +441,9 @@ describe('analyze', () => {
     expect(Math.abs(epoch.new.std! / exact - 1)).toBeLessThan(1e-10);
     const near = (await run('near-2-53', {segment_by: []}, 'near-2-53')).doc.parameters['t']!;
     expect(near.old.std).toBeCloseTo(deviation([0, 6]), 10);
+    // Values so small that their squares underflow still have a deviation (scaled, exactly).
+    const tiny = (await run('tiny', {segment_by: []}, 'tiny')).doc.parameters['t']!;
+    expect(Math.abs(tiny.old.std! / (deviation([1, -1, 3, 0, 2]) * 1e-300) - 1)).toBeLessThan(1e-10);
     // A new version a million times nearer zero, and segments at either location, keep theirs.
     const moved = (await run('epoch-moved', {segment_by: []}, 'epoch')).doc.parameters['t']!;
     expect(Math.abs(moved.old.std! / exact - 1)).toBeLessThan(1e-10);
