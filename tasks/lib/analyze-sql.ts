@@ -228,7 +228,7 @@ export function referencesSql(s: AnalysisSources, ids: SegmentIds, parameters: r
  * taken about the group's reference (`referencesSql`; zero for a group the first rows did
  * not reach). With `scales`, the moments are computed over values divided by scales[i] (a
  * power of two: exact), then multiplied back: for values whose squares overflow a DOUBLE
- * (beyond ~1e154), where DuckDB's stddev_samp fails.
+ * (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it (below ~1e-154).
  */
 export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], references: readonly Reference[] = []): string {
   duckdbOnly(s.dialect);
