@@ -94,6 +94,8 @@ interface PlannedRun {
   /** Declared input files, relative path -> absolute path. */
   files: Record<string, string>;
   upstream: Outcome[];
+  /** How each task upstream fared (ctx.upstream); its verdicts are in the fingerprint. */
+  upstreamInfo: Record<string, UpstreamInfo>;
 }
 
 export class Executor {
@@ -165,10 +167,11 @@ export class Executor {
 
     let parts: FingerprintParts;
     let files: Record<string, string>;
+    const upstreamInfo = await this.#upstreamInfo(node);
     let probe: TaskDefinition['probe'];
     try {
       probe = await this.#probe(node);
-      ({parts, files} = await this.#fingerprint(node, probe, upstream.map(({outcome}) => outcome)));
+      ({parts, files} = await this.#fingerprint(node, probe, upstream.map(({outcome}) => outcome), upstreamInfo));
     } catch (error) {
       return {kind: 'failed', task, error: asFailure(error, task), reasons: [], durationMs: 0};
     }
@@ -219,7 +222,7 @@ export class Executor {
           ? ['its cached result was damaged']
           : explainChange((await cache.previous(task))?.parts, parts);
     if (this.#options.dryRun) return {kind: 'would-run', task, reasons};
-    return this.#pool.run(() => this.#runTask({node, parts, key, alias, reasons, files, upstream: upstream.map(({outcome}) => outcome)}));
+    return this.#pool.run(() => this.#runTask({node, parts, key, alias, reasons, files, upstream: upstream.map(({outcome}) => outcome), upstreamInfo}));
   }
 
   /**
@@ -282,6 +285,7 @@ export class Executor {
     node: TaskNode,
     runProbe: TaskDefinition['probe'],
     upstream: Outcome[],
+    upstreamInfo: Record<string, UpstreamInfo>,
   ): Promise<{parts: FingerprintParts; files: Record<string, string>}> {
     const {declaration} = node;
     const projectDir = this.#pipeline.projectDir;
@@ -297,7 +301,7 @@ export class Executor {
     }
     // A task sees its upstream's verdicts (ctx.upstream; the report shows them), which need
     // not show in their outputs' bytes: a changed verdict reruns it too.
-    for (const [task, info] of Object.entries(await this.#upstreamInfo(node))) {
+    for (const [task, info] of Object.entries(upstreamInfo)) {
       if (info.verdict !== null) inputs[`${task} (verdict)`] = sha256(canonicalJson({verdict: info.verdict, reasons: info.verdict_reasons})) as ContentDigest;
     }
 
@@ -367,7 +371,7 @@ export class Executor {
     return files;
   }
 
-  async #runTask({node, parts, key, alias, reasons, files, upstream}: PlannedRun): Promise<Outcome> {
+  async #runTask({node, parts, key, alias, reasons, files, upstream, upstreamInfo}: PlannedRun): Promise<Outcome> {
     const task = node.name;
     const {hooks, cache} = this.#services;
     if (this.#options.signal.aborted) return {kind: 'skipped', task, reason: 'interrupted'};
@@ -388,7 +392,6 @@ export class Executor {
         Object.entries(outcome.entry.outputs).map(([file, stored]) => [file, cache.blobPath(stored)]),
       );
     }
-    const upstreamInfo = await this.#upstreamInfo(node);
     const skippedDeps = node.deps.filter((dep) => !(dep.task in inputs)).map((dep) => dep.task as string);
     const args = parts.task.with;
     const settings = this.#taskSettings(node);
