@@ -7,16 +7,16 @@ import {ModuleDigests, PACKAGE_DIR, combinedDigest} from '../dist/src/task-modul
 
 const stamps = {};
 const code = new ModuleDigests(PACKAGE_DIR);
-const walk = (dir) => {
+const walk = async (dir) => {
   for (const entry of readdirSync(dir, {withFileTypes: true})) {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) walk(path);
+    if (entry.isDirectory()) await walk(path);
     else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts')) {
-      stamps[relative(PACKAGE_DIR, path)] = combinedDigest(code.of(path));
+      stamps[relative(PACKAGE_DIR, path)] = combinedDigest(await code.of(path));
     }
   }
 };
-walk(join(PACKAGE_DIR, 'tasks'));
+await walk(join(PACKAGE_DIR, 'tasks'));
 writeFileSync(join(PACKAGE_DIR, 'dist', '.build-stamps.json'), JSON.stringify(stamps, null, 2) + '\n');
 
 // The runner's own build id: remembered configurations (src/config/memo.ts) are only

@@ -58,6 +58,8 @@ export interface ExecutorServices {
   duckdb(signal: AbortSignal): Promise<DuckDBConnection>;
   /** Facts about task modules by code digest (whether they have a probe). */
   moduleFacts: KeyValueMemo;
+  /** Memoised digests and imports of task module files, by file signature. */
+  moduleFiles: StatMemo;
   hooks: Required<RunHooks>;
 }
 
@@ -116,7 +118,7 @@ export class Executor {
     this.#options = options;
     this.#services = services;
     this.#pool = new WorkerPool(options.concurrency);
-    this.#code = new ModuleDigests(pipeline.projectDir);
+    this.#code = new ModuleDigests(pipeline.projectDir, services.moduleFiles);
   }
 
   /** Every considered task's outcome, in dependency order. */
@@ -232,7 +234,7 @@ export class Executor {
   async #probe(node: TaskNode): Promise<TaskDefinition['probe']> {
     if (node.definition !== undefined) return node.definition.probe;
     if (node.module === undefined) return undefined;
-    const digest = combinedDigest(this.#code.of(node.module));
+    const digest = combinedDigest(await this.#code.of(node.module));
     const known = await this.#services.moduleFacts.get(digest);
     if (known === 'no-probe') return undefined;
     const definition = await this.#definition(node);
@@ -253,7 +255,7 @@ export class Executor {
     const file = node.module!;
     let module = this.#modules.get(file);
     if (module === undefined) {
-      module = loadTaskModule(file, combinedDigest(this.#code.of(file)));
+      module = this.#code.of(file).then((digests) => loadTaskModule(file, combinedDigest(digests)));
       this.#modules.set(file, module);
     }
     return module;
@@ -312,7 +314,7 @@ export class Executor {
     }
 
     let code: Record<string, ContentDigest> = {};
-    if (node.module !== undefined) code = this.#code.of(node.module);
+    if (node.module !== undefined) code = await this.#code.of(node.module);
     else if (node.definition !== undefined) code = {'<code>': sha256(node.definition.run.toString()) as ContentDigest};
 
     const args = interpolateValue(declaration.with, this.#resolveReference);

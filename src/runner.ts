@@ -208,6 +208,7 @@ export class ValidationRunner {
     const cache = new CacheStore(cacheDir, {readOnly: options.dryRun ?? false});
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
+    const moduleFiles = new StatMemo(join(cacheDir, 'module-files.json'));
     try {
       let logFile: string | undefined;
       const reporters: RunHooks[] = [userHooks];
@@ -249,7 +250,7 @@ export class ValidationRunner {
           retryCount: settings.performance.retry_count,
           retryDelayMs: settings.performance.retry_delay * 1000,
         },
-        {cache, fileDigests, moduleFacts, workDir: join(cacheDir, 'tmp'), duckdb: (taskSignal) => engine.connect(taskSignal), hooks},
+        {cache, fileDigests, moduleFacts, moduleFiles, workDir: join(cacheDir, 'tmp'), duckdb: (taskSignal) => engine.connect(taskSignal), hooks},
       );
       // DuckDB is held to performance.max_memory by its own limit; the JavaScript heap is
       // watched here, since a task that loads rows into JavaScript would escape that limit.
@@ -264,7 +265,7 @@ export class ValidationRunner {
       heapWatch.unref();
       const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
       if (!options.dryRun) {
-        await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush()]);
+        await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush(), moduleFiles.flush()]);
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));
         if (outcomes.some((outcome) => outcome.kind === 'ran')) {
           const size = await cache.size();

@@ -3,8 +3,10 @@
  * and every local module it imports, so editing a helper reruns the tasks that use it.
  */
 import {existsSync, readdirSync, readFileSync} from 'node:fs';
+import {readFile} from 'node:fs/promises';
 import {dirname, extname, join, relative, resolve, sep} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
+import type {StatMemo} from './cache/stat-memo.js';
 import {ExecutionError} from './errors.js';
 import type {TaskDefinition} from './task-api.js';
 import {canonicalJson, sha256} from './util/hash.js';
@@ -77,20 +79,34 @@ interface ModuleFile {
   imports: string[];
 }
 
+/** What a module's text says: its digest and the local imports as written. */
+interface ModuleText {
+  digest: ContentDigest;
+  specifiers: string[];
+}
+
+function scanModule(text: string): ModuleText {
+  return {digest: sha256(text) as ContentDigest, specifiers: localImports(text)};
+}
+
 /**
  * The code digests of task modules, each file read once. One per run: a server running many
- * sees the edits made between them.
+ * sees the edits made between them. With a memo, a file is not read again while its (size,
+ * mtime, inode) signature is unchanged (a cached run reads none); its imports are resolved
+ * again each run, since which file './a.js' names depends on the files present.
  */
 export class ModuleDigests {
   readonly #root: string;
-  readonly #files = new Map<string, ModuleFile>();
+  readonly #memo: StatMemo | undefined;
+  readonly #files = new Map<string, Promise<ModuleFile>>();
 
-  constructor(root: string) {
+  constructor(root: string, memo?: StatMemo) {
     this.#root = root;
+    this.#memo = memo;
   }
 
   /** Digests of a module and every local module it imports, keyed by path relative to the root. */
-  of(file: string): Record<string, ContentDigest> {
+  async of(file: string): Promise<Record<string, ContentDigest>> {
     const digests: Record<string, ContentDigest> = {};
     const pending = [file];
     const seen = new Set<string>();
@@ -98,22 +114,32 @@ export class ModuleDigests {
       const current = pending.pop()!;
       if (seen.has(current)) continue;
       seen.add(current);
-      const module = this.#read(current);
+      const module = await this.#read(current);
       digests[displayPath(current, this.#root)] = module.digest;
       pending.push(...module.imports);
     }
     return digests;
   }
 
-  #read(file: string): ModuleFile {
+  #read(file: string): Promise<ModuleFile> {
     let known = this.#files.get(file);
     if (known === undefined) {
-      const text = readFileSync(file, 'utf8');
-      const imports = localImports(text).flatMap((specifier) => resolveImport(dirname(file), specifier) ?? []);
-      known = {digest: sha256(text) as ContentDigest, imports};
+      known = this.#scan(file).then(({digest, specifiers}) => ({
+        digest,
+        imports: specifiers.flatMap((specifier) => resolveImport(dirname(file), specifier) ?? []),
+      }));
       this.#files.set(file, known);
     }
     return known;
+  }
+
+  async #scan(file: string): Promise<ModuleText> {
+    const scan = async (path: string) => scanModule(await readFile(path, 'utf8'));
+    if (this.#memo === undefined) return scan(file);
+    const remembered = JSON.parse(await this.#memo.get(file, async (path) => JSON.stringify(await scan(path)))) as Partial<ModuleText>;
+    // A memo written by another version of this code, or edited: read the file.
+    if (typeof remembered.digest !== 'string' || !Array.isArray(remembered.specifiers)) return scan(file);
+    return remembered as ModuleText;
   }
 }
 

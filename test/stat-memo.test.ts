@@ -1,12 +1,14 @@
 /**
  * The memo of file digests: an unchanged file is not read again, a changed one is, and
  * callers asking at the same moment (both extractions probing one database) share one read.
+ * Task modules' code digests are remembered the same way.
  */
-import {writeFileSync} from 'node:fs';
+import {mkdirSync, readFileSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {describe, expect, it} from 'vitest';
 import {StatMemo} from '../src/cache/stat-memo.js';
-import {digestFile} from '../src/util/hash.js';
+import {ModuleDigests} from '../src/task-modules.js';
+import {digestFile, sha256} from '../src/util/hash.js';
 import {temporaryFolder} from './support/temp.js';
 
 function counting(): {compute: (path: string) => Promise<string>; calls: string[]} {
@@ -60,5 +62,35 @@ describe('StatMemo', () => {
     expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     expect(attempts).toBe(1);
     expect(await memo.get(file, digestFile)).toBe(await digestFile(file));
+  });
+});
+
+describe('ModuleDigests with a memo', () => {
+  it('takes an unchanged module from the memo, reads an edited one, and resolves imports afresh each run', async () => {
+    const dir = temporaryFolder('module-memo-');
+    mkdirSync(join(dir, 'tasks', 'lib'), {recursive: true});
+    const task = join(dir, 'tasks', 'a.ts');
+    writeFileSync(task, "import {helper} from './lib/helper.js';\nexport default {run: helper};\n");
+    writeFileSync(join(dir, 'tasks', 'lib', 'helper.ts'), 'export const helper = () => 1;\n');
+    const memoFile = join(dir, 'module-files.json');
+    const first = new StatMemo(memoFile);
+    const digests = await new ModuleDigests(dir, first).of(task);
+    expect(digests).toEqual({'tasks/a.ts': sha256(readFileSync(task, 'utf8')), 'tasks/lib/helper.ts': sha256('export const helper = () => 1;\n')});
+    await first.flush();
+
+    // The next run believes the memo while the file's signature holds: what it remembers is
+    // what it reports (so the file was not read)...
+    const remembered = JSON.parse(readFileSync(memoFile, 'utf8')) as Record<string, {signature: string; value: string}>;
+    remembered[task]!.value = JSON.stringify({digest: 'remembered', specifiers: ['./lib/helper.js']});
+    writeFileSync(memoFile, JSON.stringify(remembered));
+    expect((await new ModuleDigests(dir, new StatMemo(memoFile)).of(task))['tasks/a.ts']).toBe('remembered');
+
+    // ...and reads it again once it is edited; a helper that now resolves elsewhere is followed.
+    writeFileSync(task, "import {helper} from './lib/other.js';\nexport default {run: helper};\n");
+    writeFileSync(join(dir, 'tasks', 'lib', 'other.ts'), 'export const helper = () => 2;\n');
+    expect(await new ModuleDigests(dir, new StatMemo(memoFile)).of(task)).toEqual({
+      'tasks/a.ts': sha256(readFileSync(task, 'utf8')),
+      'tasks/lib/other.ts': sha256('export const helper = () => 2;\n'),
+    });
   });
 });
