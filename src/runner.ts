@@ -302,18 +302,21 @@ export class ValidationRunner {
       // validation.json beside the old report). With no previous run, it publishes them.
       const keepPrevious = summary.error !== undefined && Object.keys(previous).length > 0;
       const save = pipeline.settings.output.save_intermediates;
+      const adding: Promise<void>[] = [];
       for (const outcome of keepPrevious ? [] : outcomes) {
         if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
         const intermediate = pipeline.tasks.get(outcome.task)!.declaration.intermediate;
         if (intermediate && !save) continue;
         for (const [file, stored] of Object.entries(outcome.entry.outputs)) {
-          await folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous);
+          adding.push(folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous));
         }
       }
+      await settled(adding);
       let published = summary;
       if (keepPrevious) {
-        const kept: string[] = [];
-        for (const file of Object.keys(previous)) if (await folder.keep(file, previous)) kept.push(file);
+        const files = Object.keys(previous);
+        const keeps = await settled(files.map((file) => folder.keep(file, previous)));
+        const kept = files.filter((_, index) => keeps[index]);
         published = {...summary, outputs: [...kept, 'summary.json', 'errors.json'], kept_from_previous_run: kept};
       }
       if (summary.error !== undefined) await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
@@ -332,6 +335,17 @@ export class ValidationRunner {
       });
     }
   }
+}
+
+/**
+ * Waits for every file operation, then fails with the first failure: none is left running
+ * while the staging folder is discarded.
+ */
+async function settled<T>(operations: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(operations);
+  const failure = results.find((result) => result.status === 'rejected');
+  if (failure !== undefined) throw failure.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<T>).value);
 }
 
 /** DuckDB reads `G` as gigabytes of 1000^3; users mean GiB. */

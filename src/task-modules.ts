@@ -108,15 +108,14 @@ export class ModuleDigests {
   /** Digests of a module and every local module it imports, keyed by path relative to the root. */
   async of(file: string): Promise<Record<string, ContentDigest>> {
     const digests: Record<string, ContentDigest> = {};
-    const pending = [file];
     const seen = new Set<string>();
-    while (pending.length > 0) {
-      const current = pending.pop()!;
-      if (seen.has(current)) continue;
-      seen.add(current);
-      const module = await this.#read(current);
-      digests[displayPath(current, this.#root)] = module.digest;
-      pending.push(...module.imports);
+    // Level by level, each level's files at once.
+    for (let level = [file]; level.length > 0; ) {
+      const fresh = [...new Set(level)].filter((current) => !seen.has(current));
+      for (const current of fresh) seen.add(current);
+      const modules = await Promise.all(fresh.map((current) => this.#read(current)));
+      fresh.forEach((current, index) => (digests[displayPath(current, this.#root)] = modules[index]!.digest));
+      level = modules.flatMap((module) => module.imports);
     }
     return digests;
   }

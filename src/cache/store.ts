@@ -167,15 +167,16 @@ export class CacheStore {
     }
     if (lookup.kind === 'miss') return lookup;
     const {entry} = lookup;
-    for (const [name, output] of Object.entries(entry.outputs)) {
-      const problem = await this.#check(output);
-      if (problem !== undefined) {
-        if (!this.#readOnly) {
-          await rm(path, {force: true});
-          await rm(this.blobPath(output), {force: true});
-        }
-        return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problem}`};
+    const outputs = Object.entries(entry.outputs);
+    const problems = await Promise.all(outputs.map(([, output]) => this.#check(output)));
+    const damaged = problems.findIndex((problem) => problem !== undefined);
+    if (damaged !== -1) {
+      const [name, output] = outputs[damaged]!;
+      if (!this.#readOnly) {
+        await rm(path, {force: true});
+        await rm(this.blobPath(output), {force: true});
       }
+      return {kind: 'corrupt', problem: `stored output ${name} of ${entry.task} ${problems[damaged]!}`};
     }
     // Last use, for `cache gc` (least recently used first).
     const now = new Date();
