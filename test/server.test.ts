@@ -276,6 +276,8 @@ describe('the HTTP API on the shipped pipeline', () => {
     ['a setting of the wrong type', {old: '0.3615', new: '0.3621', set: {'validation.tolerance.abs': 'small'}}, 'set.validation.tolerance.abs', 'Expected a number'],
     ['an unknown setting', {old: '0.3615', new: '0.3621', set: {'validation.tolerence.abs': 0.1}}, 'set.validation.tolerence.abs', 'tolerence'],
     ['a body that is not an object', ['0.3615', '0.3621'], 'body', 'Expected a JSON object'],
+    // JSON.parse reads a number past a double's range as Infinity, which --set would get as null.
+    ['a number beyond a double', '{"old": "0.3615", "new": "0.3621", "set": {"validation": {"tolerance": {"abs": 1e400}}}}', 'set.validation.tolerance.abs', 'Expected a finite number in set.validation.tolerance.abs'],
   ])('refuses %s with 400 naming the field', async (_name, body, field, message) => {
     const reply = await server.post<{error: {field: string; message: string}}>('/runs', body);
     expect(reply.status).toBe(400);

@@ -79,6 +79,10 @@ export function parseRunRequest(body: unknown): RunRequest | BadRequest {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return {field: 'body', message: `Expected a JSON object such as {"old": "0.3615", "new": "0.3621"}, got ${describe(body)}.`};
   }
+  const infinite = infiniteAt((body as Record<string, unknown>)['set'], 'set');
+  if (infinite !== undefined) {
+    return {field: infinite, message: `Expected a finite number in ${infinite}: a number beyond a double's range (about 1.8e308) reads as infinite. Give a value within that range.`};
+  }
   const parsed = runBody.safeParse(body);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
@@ -148,6 +152,17 @@ function flatten(set: Record<string, unknown>): {paths: Record<string, unknown>}
     if (problem !== undefined) return problem;
   }
   return {paths: flat};
+}
+
+/** Where a parsed JSON value holds an infinite number (JSON.parse reads 1e400 as Infinity). */
+function infiniteAt(value: unknown, path: string): string | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : path;
+  if (value === null || typeof value !== 'object') return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = infiniteAt(inner, Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`);
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }
 
 /** The override path a `--set PATH=VALUE` diagnostic is about, to name it as the field. */
