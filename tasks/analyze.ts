@@ -35,7 +35,7 @@ import {
 } from './lib/analyze-sql.js';
 import {queryColumns} from './lib/duckdb-columns.js';
 import type {ColumnResult} from './lib/duckdb-columns.js';
-import {ShiftScan, binnedShift, exactKs, ksCandidates} from './lib/shift.js';
+import {ShiftScan, binnedShift, exactKs, ksCandidates, psiEdges} from './lib/shift.js';
 import type {RankPair} from './lib/shift.js';
 import {isNumericType} from './lib/compare-sql.js';
 import type {SqlStatement} from './lib/compare-sql.js';
@@ -361,7 +361,7 @@ async function analyzeInBigQuery(
     const binnings = numeric.map((_, i) => {
       const {lo, hi} = chartRange(...sideMoments[i]!);
       const edges = sideQuantiles(0, `e${i}`).slice(1, -1).filter((e): e is number => e !== null);
-      return {lo, width: hi !== null && hi > lo ? (hi - lo) / FINE_BINS : 0, edges: [...new Set(edges)].sort((a, b) => a - b)};
+      return {lo, width: hi !== null && hi > lo ? (hi - lo) / FINE_BINS : 0, edges: psiEdges([...edges].sort((a, b) => a - b))};
     });
     ctx.progress({message: 'binned counts in BigQuery'});
     const binned = await remoteRows('count the bins on', bigQueryBinsSql(plan, binnings));

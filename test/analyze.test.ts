@@ -11,7 +11,7 @@ import {CATEGORY_CAP, driftHighlights, parseSegmentKey} from '../tasks/lib/analy
 import {MOVERS_FILTERED_PARAMETERS} from '../tasks/lib/analyze-sql.js';
 import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
-import {categoricalFromCounts, ks, quantile, wasserstein} from './support/statistics.js';
+import {categoricalFromCounts, ks, psi, psiReference, quantile, wasserstein} from './support/statistics.js';
 import {temporaryFolder} from './support/temp.js';
 
 const N = 2000;
@@ -75,6 +75,11 @@ const EPOCH_MOVED = `SELECT i AS id, (1700000000 + (i * 7919) % 2000)::BIGINT AS
 const EPOCH_MIXED = `SELECT i AS id, i % 2 AS half, (CASE WHEN i % 2 = 0 THEN 1700000000000000 ELSE 1700000000 END + (i * 7919) % 2000)::BIGINT AS t FROM range(20000) r(i)`;
 // Values whose squares underflow a DOUBLE (below ~1e-154).
 const TINY = `SELECT i AS id, ([1e-300, -1e-300, 3e-300, 0, 2e-300])[i + 1]::DOUBLE AS t FROM range(5) r(i)`;
+// A point mass: 90% of the old values at exactly 0, the rest spread over (0, 1); the new version
+// moves the mass to -0.5, below everything the old version had. And a parameter constant in
+// each version, at another value.
+const MASS = (changed: boolean) =>
+  `SELECT i AS id, CASE WHEN i % 10 = 0 THEN (i % 997 + 1) / 1000.0 ELSE ${changed ? '-0.5' : '0'} END::DOUBLE AS m, ${changed ? '0.1' : '0.5'}::DOUBLE AS c FROM range(5000) t(i)`;
 const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]::BIGINT AS t FROM range(2) r(i)`;
 
 // A floating-point segment column holding NaN and infinities besides numbers.
@@ -95,7 +100,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)], ['mass-old', MASS(false)], ['mass-new', MASS(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -121,21 +126,6 @@ async function run(newFile: string, analysis: Record<string, unknown> = {}, oldF
 // --- Independent, straightforward computations -------------------------------------------
 const values = (rows: Row[], c: 'x' | 'y', f: (r: Row) => boolean = () => true) =>
   rows.filter(f).map((r) => r[c]).filter((v): v is number => v !== null).sort((a, b) => a - b);
-function psi(a: number[], b: number[], bins = 10): number {
-  const edges = [...new Set(Array.from({length: bins - 1}, (_, i) => quantile(a, (i + 1) / bins)))];
-  const props = (s: number[]) => {
-    const counts = new Array<number>(edges.length + 1).fill(0);
-    for (const v of s) {
-      let i = 0;
-      while (i < edges.length && v > edges[i]!) i++;
-      counts[i]!++;
-    }
-    return counts.map((c) => Math.max(c / s.length, 1e-4));
-  };
-  const po = props(a);
-  const pn = props(b);
-  return po.reduce((sum, o, i) => sum + (pn[i]! - o) * Math.log(pn[i]! / o), 0);
-}
 const mean = (s: number[]) => s.reduce((a, b) => a + b, 0) / s.length;
 const std = (s: number[]) => Math.sqrt(s.reduce((a, v) => a + (v - mean(s)) ** 2, 0) / (s.length - 1));
 
@@ -465,6 +455,27 @@ describe('analyze', () => {
     const {doc} = await run('new', {top_n: 0});
     expect(doc.parameters['y']!.top_movers).toEqual([]);
     expect(doc.parameters['y']!.ks).toBeGreaterThan(0);
+  });
+
+  it('gives a point mass a PSI bin of its own, so a version moving it reads as drift', async () => {
+    const {doc, result} = await run('mass-new', {segment_by: [], rules: [{check: 'drift', column: 'm', max_psi: 0.2, severity: 'error'}]}, 'mass-old');
+    const ids = Array.from({length: 5000}, (_, i) => i);
+    const spread = (i: number) => (i % 997 + 1) / 1000;
+    const a = ids.map((i) => (i % 10 === 0 ? spread(i) : 0));
+    const b = ids.map((i) => (i % 10 === 0 ? spread(i) : -0.5));
+    const m = doc.parameters['m']!;
+    // Nine of the ten deciles are 0: the bins (-inf, 0), [0, 0] and (0, 1 - ...].
+    expect(m.psi_bins.edges).toEqual(psiReference(a, 10).edges);
+    expect(m.psi_bins.edges.slice(0, 2)).toEqual([-Number.MIN_VALUE, 0]);
+    expect(m.psi).toBeCloseTo(psi(a, b), 10);
+    expect(m.psi).toBeGreaterThan(5);
+    expect(m.drift).toBe('major');
+    expect(result && result.verdict).toBe('fail');
+    // Constant in each version: old 0.5, new 0.1, nothing in common.
+    const c = doc.parameters['c']!;
+    expect(c.psi_bins.edges).toEqual(psiReference(Array<number>(5000).fill(0.5), 10).edges);
+    expect(c.psi).toBeCloseTo(psi(Array<number>(5000).fill(0.5), Array<number>(5000).fill(0.1)), 10);
+    expect([c.ks, c.drift]).toEqual([1, 'major']);
   });
 
   it('sets the verdict from drift rules', async () => {

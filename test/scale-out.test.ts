@@ -54,19 +54,22 @@ INSERT INTO ds.cases VALUES
 const TOLERANCE = {abs: 0, rel: 0, columns: {score: {abs: 0.1}, amount: {rel: 0.004}}};
 
 // For the analysis: 2,000 keys a version (a few added and removed), three regions, x shifted
-// by 5 (of 0..20) in one region only, y scaled by 1% everywhere, a NaN, nulls, a category column
-// and one of hundreds of values (more than analysis.json lists; some only in one version).
+// by 5 (of 0..20) in one region only, y scaled by 1% everywhere, a NaN, nulls, m a point mass
+// (90% of the old values at 0, which the new version moves to -1: PSI bins of its own), a
+// category column and one of hundreds of values (more than analysis.json lists; some only in
+// one version).
 const PARAMS = `
 CREATE TABLE ds.params AS
 SELECT i AS id, v AS version, (['north', 'south', 'east'])[i % 3 + 1] AS region,
   CASE WHEN i % 97 = 0 THEN NULL ELSE ((i * 7919) % 2003) / 100.0 + CASE WHEN v = 'v2' AND i % 3 = 1 THEN 5.0 ELSE 0 END END::DOUBLE AS x,
   CASE WHEN v = 'v2' AND i = 50 THEN 'NaN'::DOUBLE WHEN v = 'v2' THEN sqrt(i) * 1.01 ELSE sqrt(i) END AS y,
+  CASE WHEN i % 10 = 0 THEN i / 2000.0 WHEN v = 'v2' THEN -1.0 ELSE 0.0 END::DOUBLE AS m,
   (['a', 'b', 'c'])[(i * 13 + CASE WHEN v = 'v2' AND i % 10 = 0 THEN 1 ELSE 0 END) % 3 + 1] AS label,
   CASE WHEN i % 41 = 0 THEN NULL ELSE 't' || (i % 700) || CASE WHEN v = 'v2' AND i % 9 = 0 THEN '-new' ELSE '' END END AS tag
 FROM range(2000) t(i), (VALUES ('v1'), ('v2')) vs(v)
 WHERE NOT (v = 'v1' AND i >= 1990) AND NOT (v = 'v2' AND i < 5);
 -- A key duplicated in each version, with the largest changes of y if their pairs counted.
-INSERT INTO ds.params VALUES (1000, 'v2', 'south', 1.0, 1000.0, 'a', 't1'), (1500, 'v1', 'north', 2.0, -500.0, 'b', 't2');
+INSERT INTO ds.params VALUES (1000, 'v2', 'south', 1.0, 1000.0, 0.0, 'a', 't1'), (1500, 'v1', 'north', 2.0, -500.0, 0.0, 'b', 't2');
 `;
 
 let server: BigQueryServer;
@@ -249,7 +252,7 @@ describe('the analysis pushed down to BigQuery', () => {
     expect(pushed.doc.rows).toEqual({old: 1991, new: 1996});
     expect(pushed.doc.rows).toEqual(local.doc.rows);
     expect(pushed.doc.categorical).toEqual(local.doc.categorical);
-    expect(Object.keys(pushed.doc.parameters)).toEqual(['x', 'y']);
+    expect(Object.keys(pushed.doc.parameters)).toEqual(['x', 'y', 'm']);
     for (const [name, l] of Object.entries(local.doc.parameters)) {
       const p = pushed.doc.parameters[name]!;
       for (const side of ['old', 'new'] as const) {
@@ -284,6 +287,11 @@ describe('the analysis pushed down to BigQuery', () => {
     const x = pushed.doc.parameters['x']!;
     expect(x.segments.map((s) => [s.segment['region'], s.drift])).toEqual([['east', 'none'], ['north', 'none'], ['south', 'major']]);
     expect(pushed.doc.parameters['y']!.new.count).toBe(1995); // 1996 rows, one NaN
+    // The point mass at 0 has the bin [0, 0] to itself in both engines: moved to -1, a major drift.
+    for (const doc of [local.doc, pushed.doc]) {
+      expect(doc.parameters['m']!.psi_bins.edges.slice(0, 2)).toEqual([-Number.MIN_VALUE, 0]);
+      expect(doc.parameters['m']!.drift).toBe('major');
+    }
   });
 
   it('analyses locally, saying why, when analysis.engine is bigquery but the comparison is not pushed down', async () => {

@@ -6,7 +6,7 @@
 import {describe, expect, it} from 'vitest';
 import {ShiftScan, binnedShift, exactKs, ksCandidates} from '../tasks/lib/shift.js';
 import type {RankPair} from '../tasks/lib/shift.js';
-import {ks, quantile, wasserstein} from './support/statistics.js';
+import {ks, psiReference, wasserstein} from './support/statistics.js';
 
 interface Value {
   x: number;
@@ -29,12 +29,6 @@ function pair(n: number, q: number): RankPair {
   const h = (n - 1) * q;
   const k = Math.floor(h);
   return {k: k + 1, k2: Math.min(k + 1, n - 1) + 1, frac: h - k};
-}
-
-function psiCounts(values: number[], edges: number[]): number[] {
-  const counts = new Array<number>(edges.length + 1).fill(0);
-  for (const x of values) counts[edges.filter((e) => e < x).length]!++;
-  return counts;
 }
 
 function scenario(seed: number, size: {old: number; new: number}, segments: number, levels: number, bins: number) {
@@ -82,6 +76,7 @@ describe('ShiftScan', () => {
     {name: 'continuous values', seed: 2, size: {old: 500, new: 650}, segments: 3, levels: 1e9, bins: 10},
     {name: 'fewer old values than bins', seed: 3, size: {old: 6, new: 90}, segments: 2, levels: 50, bins: 20},
     {name: 'one level', seed: 4, size: {old: 40, new: 30}, segments: 2, levels: 1, bins: 10},
+    {name: 'point masses (three levels, ten bins)', seed: 7, size: {old: 300, new: 250}, segments: 3, levels: 3, bins: 10},
     {name: 'no new values', seed: 5, size: {old: 50, new: 0}, segments: 2, levels: 9, bins: 4},
     {name: 'no old values', seed: 6, size: {old: 0, new: 50}, segments: 2, levels: 9, bins: 4},
   ];
@@ -89,8 +84,8 @@ describe('ShiftScan', () => {
     it(`matches direct computations: ${c.name}`, () => {
       const {result, of, oldAll, newAll, segments, summary, bins, lo, hi} = scenario(c.seed, c.size, c.segments, c.levels, c.bins);
       const both = oldAll.length > 0 && newAll.length > 0;
-      const edges = oldAll.length === 0 ? [] : [...new Set(Array.from({length: bins - 1}, (_, i) => quantile(oldAll, (i + 1) / bins)))].sort((a, b) => a - b);
-      expect(result.edges).toEqual(edges);
+      const reference = psiReference(oldAll, bins);
+      expect(result.edges).toEqual(reference.edges);
       for (let g = 0; g <= segments; g++) {
         const a = g === 0 ? oldAll : of(0, g);
         const b = g === 0 ? newAll : of(1, g);
@@ -102,8 +97,8 @@ describe('ShiftScan', () => {
           expect(group.ks).toBeNull();
           expect(group.wasserstein).toBeNull();
         }
-        expect(group.psiOld).toEqual(psiCounts(a, edges));
-        expect(group.psiNew).toEqual(psiCounts(b, edges));
+        expect(group.psiOld).toEqual(reference.count(a));
+        expect(group.psiNew).toEqual(reference.count(b));
       }
       for (const q of summary) {
         if (oldAll.length > 0) {

@@ -78,7 +78,7 @@ export interface NumericAnalysis {
   wasserstein_norm_error?: number | null;
   /** Population stability index on the old version's quantile bins. */
   psi: number | null;
-  /** PSI bins: interior edges (old quantiles, deduplicated) and proportions per bin. */
+  /** PSI bins: interior edges (old quantiles; a point mass v gets the bin [v, v], see psiEdges) and proportions per bin. */
   psi_bins: {edges: number[]; old: number[]; new: number[]};
   /** Wasserstein-1 distance, and the same divided by the old standard deviation. */
   wasserstein: number | null;

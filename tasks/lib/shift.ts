@@ -13,7 +13,9 @@
  *   version crosses their rank;
  * - PSI bins are cut at the old version's quantiles, which the walk finds as it goes: a value
  *   lying between the two order statistics an edge interpolates between waits until the
- *   upper one arrives (only new values can lie there), then is counted;
+ *   upper one arrives (only new values can lie there), then is counted; a value several
+ *   quantiles share (a point mass) gets a bin of its own (`psiEdges`), split off at the end
+ *   from the bin it closes, whose last run the walk remembers;
  * - the chart bins are equal bins known in advance.
  * No state grows with the data except that short wait list.
  */
@@ -46,7 +48,7 @@ export interface GroupShift {
   /** Null unless both versions have values in the group. */
   ks: number | null;
   wasserstein: number | null;
-  /** Values per PSI bin: bin i holds edges[i - 1] < x <= edges[i]. */
+  /** Values per PSI bin: bin i holds edges[i - 1] < x <= edges[i] (see `psiEdges`). */
   psiOld: number[];
   psiNew: number[];
 }
@@ -58,7 +60,7 @@ export interface ShiftResult {
   /** Order statistic by rank, per version. */
   oldOrder: Map<number, number>;
   newOrder: Map<number, number>;
-  /** The PSI edges: the old quantiles, ascending, duplicates dropped. */
+  /** The PSI edges: the old quantiles as `psiEdges` makes them. */
   edges: number[];
   chartOld: number[];
   chartNew: number[];
@@ -70,6 +72,40 @@ interface Waiting {
   group: number;
   old: number;
   new: number;
+}
+
+/** The next double below x (x itself for -Infinity and NaN). */
+export function nextDown(x: number): number {
+  if (Number.isNaN(x) || x === -Infinity) return x;
+  if (x === 0) return -Number.MIN_VALUE;
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  const bits = view.getBigUint64(0);
+  view.setBigUint64(0, x > 0 ? bits - 1n : bits + 1n);
+  return view.getFloat64(0);
+}
+
+/**
+ * The PSI edges from the old version's quantiles (ascending), bin i holding
+ * edges[i - 1] < x <= edges[i]. A value several quantiles share is a point mass: many old
+ * values equal it. Left in the bin it closes, it would share that bin with everything below
+ * it, so a version moving the mass down to there would read a PSI of 0; it gets a bin of its
+ * own, [v, v], opened by an edge at the next double below v.
+ */
+export function psiEdges(quantiles: readonly number[]): number[] {
+  const edges: number[] = [];
+  for (const q of quantiles) {
+    const last = edges[edges.length - 1];
+    if (last === undefined || q > last) {
+      edges.push(q);
+      continue;
+    }
+    if (q !== last) continue;
+    const below = nextDown(q);
+    const before = edges[edges.length - 2];
+    if (below < q && (before === undefined || below > before)) edges.splice(edges.length - 1, 0, below);
+  }
+  return edges;
 }
 
 /**
@@ -124,6 +160,12 @@ export class ShiftScan {
   readonly #psiOld: Float64Array;
   readonly #psiNew: Float64Array;
   readonly #waiting: Waiting[] = [];
+  // Every quantile as it resolves, ties kept (for psiEdges); per group and bin, the last run
+  // binned there: its value and counts (a point mass, when a tie of quantiles closes the bin).
+  readonly #quantileValues: number[] = [];
+  readonly #lastRunX: Float64Array;
+  readonly #lastRunOld: Float64Array;
+  readonly #lastRunNew: Float64Array;
 
   // Chart: the bin of the current run (-1 before the first), the group-0 counts before it,
   // and a value below which no run can be in a later bin.
@@ -156,6 +198,9 @@ export class ShiftScan {
     this.#psiStride = plan.psiQuantiles.length + 1;
     this.#psiOld = new Float64Array(g * this.#psiStride);
     this.#psiNew = new Float64Array(g * this.#psiStride);
+    this.#lastRunX = new Float64Array(g * this.#psiStride).fill(Number.NaN);
+    this.#lastRunOld = new Float64Array(g * this.#psiStride);
+    this.#lastRunNew = new Float64Array(g * this.#psiStride);
     this.#chartOld = new Float64Array(plan.chart.bins);
     this.#chartNew = new Float64Array(plan.chart.bins);
     this.#scheduleEvents();
@@ -204,23 +249,36 @@ export class ShiftScan {
       this.#chartOld[this.#chartBin]! += count[0]! - this.#chartBaseOld;
       this.#chartNew[this.#chartBin]! += count[1]! - this.#chartBaseNew;
     }
-    const used = this.#edges.length + 1;
+    // The walk's bins close at the distinct quantiles; a point mass is split off the bin it closes.
+    const edges = psiEdges(this.#quantileValues);
+    const walked = new Set(this.#edges);
+    const split = new Set(edges.flatMap((edge, i) => (walked.has(edge) ? [] : [edges[i + 1]!])));
     const groups: GroupShift[] = [];
     for (let g = 0; g < this.#groups; g++) {
       const both = this.#total[2 * g]! > 0 && this.#total[2 * g + 1]! > 0;
-      const at = g * this.#psiStride;
-      groups.push({
-        ks: both ? this.#ks[g]! : null,
-        wasserstein: both ? this.#w[g]! : null,
-        psiOld: Array.from(this.#psiOld.subarray(at, at + used)),
-        psiNew: Array.from(this.#psiNew.subarray(at, at + used)),
-      });
+      const psiOld: number[] = [];
+      const psiNew: number[] = [];
+      for (let bin = 0; bin <= this.#edges.length; bin++) {
+        const at = g * this.#psiStride + bin;
+        const edge = this.#edges[bin];
+        if (edge !== undefined && split.has(edge)) {
+          const mass = this.#lastRunX[at] === edge;
+          const massOld = mass ? this.#lastRunOld[at]! : 0;
+          const massNew = mass ? this.#lastRunNew[at]! : 0;
+          psiOld.push(this.#psiOld[at]! - massOld, massOld);
+          psiNew.push(this.#psiNew[at]! - massNew, massNew);
+        } else {
+          psiOld.push(this.#psiOld[at]!);
+          psiNew.push(this.#psiNew[at]!);
+        }
+      }
+      groups.push({ks: both ? this.#ks[g]! : null, wasserstein: both ? this.#w[g]! : null, psiOld, psiNew});
     }
     return {
       groups,
       oldOrder: this.#oldOrder,
       newOrder: this.#newOrder,
-      edges: [...this.#edges],
+      edges,
       chartOld: Array.from(this.#chartOld),
       chartNew: Array.from(this.#chartNew),
     };
@@ -267,11 +325,7 @@ export class ShiftScan {
     const o = count[2 * g]!;
     const n = count[2 * g + 1]!;
     if (waits) this.#waiting.push({x, group: g, old: o - atEnd[2 * g]!, new: n - atEnd[2 * g + 1]!});
-    else {
-      const at = g * this.#psiStride + this.#psiBin;
-      this.#psiOld[at]! += o - atEnd[2 * g]!;
-      this.#psiNew[at]! += n - atEnd[2 * g + 1]!;
-    }
+    else this.#bin(g * this.#psiStride + this.#psiBin, x, o - atEnd[2 * g]!, n - atEnd[2 * g + 1]!);
     atEnd[2 * g] = o;
     atEnd[2 * g + 1] = n;
     const totalOld = this.#total[2 * g]!;
@@ -283,6 +337,15 @@ export class ShiftScan {
     this.#diff[g] = diff;
     this.#lastX[g] = x;
     if (Math.abs(diff) > this.#ks[g]!) this.#ks[g] = Math.abs(diff);
+  }
+
+  // Counts a group's run of x in PSI bin `at` (group and bin), remembering it as the bin's last.
+  #bin(at: number, x: number, old: number, neu: number): void {
+    this.#psiOld[at]! += old;
+    this.#psiNew[at]! += neu;
+    this.#lastRunX[at] = x;
+    this.#lastRunOld[at] = old;
+    this.#lastRunNew[at] = neu;
   }
 
   // The run of x may be in a later chart bin than the last: the counts before it close the
@@ -318,6 +381,7 @@ export class ShiftScan {
       const {k, k2, frac} = quantiles[this.#nextQuantile++]!;
       const a = this.#oldOrder.get(k)!;
       const edge = a + frac * (this.#oldOrder.get(k2)! - a);
+      this.#quantileValues.push(edge);
       const previous = this.#edges[this.#edges.length - 1];
       if (previous === undefined || edge > previous) this.#edges.push(edge);
       resolved = true;
@@ -327,9 +391,7 @@ export class ShiftScan {
       let bin = 0;
       for (const run of this.#waiting) {
         while (bin < this.#edges.length && this.#edges[bin]! < run.x) bin++;
-        const at = run.group * this.#psiStride + bin;
-        this.#psiOld[at]! += run.old;
-        this.#psiNew[at]! += run.new;
+        this.#bin(run.group * this.#psiStride + bin, run.x, run.old, run.new);
       }
       this.#waiting.length = 0;
     }

@@ -42,6 +42,46 @@ export function quantile(sorted: readonly number[], q: number): number {
 }
 
 /**
+ * The PSI bins on the old version's quantiles at 1/bins, 2/bins, ...: each distinct quantile
+ * v closes a bin (previous, v]; a value two or more quantiles share (a point mass) has the
+ * bin [v, v] to itself, after (previous, v). `edges` are the bins' upper ends as the product
+ * writes them (a point mass's bin opened at the double just below v), `count` the values of a
+ * sample in each bin, tested interval by interval.
+ */
+export function psiReference(old: readonly number[], bins: number): {edges: number[]; count: (values: readonly number[]) => number[]} {
+  const sorted = ascending(old);
+  const quantiles = sorted.length === 0 ? [] : Array.from({length: bins - 1}, (_, i) => quantile(sorted, (i + 1) / bins));
+  const distinct = [...new Set(quantiles)].sort((a, b) => a - b);
+  const shared = (v: number) => quantiles.filter((q) => q === v).length >= 2;
+  const inBin: ((x: number) => boolean)[] = [];
+  let below: number | undefined;
+  for (const v of distinct) {
+    const after = below;
+    const above = (x: number) => after === undefined || x > after;
+    if (shared(v)) inBin.push((x) => above(x) && x < v, (x) => x === v);
+    else inBin.push((x) => above(x) && x <= v);
+    below = v;
+  }
+  inBin.push((x) => below === undefined || x > below);
+  const justBelow = (v: number) => {
+    const bits = new BigInt64Array(new Float64Array([v]).buffer)[0]!;
+    return v === 0 ? -Number.MIN_VALUE : new Float64Array(new BigInt64Array([v > 0 ? bits - 1n : bits + 1n]).buffer)[0]!;
+  };
+  return {
+    edges: distinct.flatMap((v) => (shared(v) ? [justBelow(v), v] : [v])),
+    count: (values) => inBin.map((test) => values.filter(test).length),
+  };
+}
+
+/** PSI over `psiReference`'s bins, empty bins floored at 1e-4. */
+export function psi(old: readonly number[], neu: readonly number[], bins = 10): number {
+  const {count} = psiReference(old, bins);
+  const shares = (values: readonly number[]) => count(values).map((c) => Math.max(c / values.length, 1e-4));
+  const [po, pn] = [shares(old), shares(neu)];
+  return po.reduce((sum, o, i) => sum + (pn[i]! - o) * Math.log(pn[i]! / o), 0);
+}
+
+/**
  * A categorical column's figures as analysis.json reports them, from every (side, value, n)
  * count: frequencies, the Jensen-Shannon distance (base 2) over the non-null values, the
  * most frequent values (by the larger count, then by value), the added and vanished values,
