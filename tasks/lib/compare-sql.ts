@@ -494,17 +494,21 @@ function difference(column: ComparedColumn, i: number): string {
   return `abs(CAST(n${i} AS DOUBLE) - CAST(o${i} AS DOUBLE))`;
 }
 
+// A change to or from a non-finite value (±Infinity, NaN) has an infinite difference, which
+// no limit allows (NaN against NaN, like two nulls, is no change).
+const nonFiniteChange = (i: number) => `o${i} IS DISTINCT FROM n${i} AND o${i} IS NOT NULL AND n${i} IS NOT NULL`;
+
 function absDiffExpr(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
-  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) THEN ${difference(column, i)} END`;
+  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) THEN ${difference(column, i)} WHEN ${nonFiniteChange(i)} THEN CAST('Infinity' AS DOUBLE) END`;
 }
 
 // Relative to the old value; undefined (null) when the old value is zero.
 function relDiffExpr(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS DOUBLE)`;
   const n = `CAST(n${i} AS DOUBLE)`;
-  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) AND ${o} <> 0 THEN ${difference(column, i)} / abs(${o}) END`;
+  return `CASE WHEN isfinite(${o}) AND isfinite(${n}) THEN (CASE WHEN ${o} <> 0 THEN ${difference(column, i)} / abs(${o}) END) WHEN ${nonFiniteChange(i)} THEN CAST('Infinity' AS DOUBLE) END`;
 }
 
 function source(plan: ComparePlan, side: keyof CompareSources): string {
@@ -767,12 +771,7 @@ const FLOAT_TYPE = /^(FLOAT|DOUBLE|REAL)$/i;
 function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<string, string | number>, types: Record<string, string>): string {
   const o = `CAST(o${i} AS FLOAT64)`;
   const n = `CAST(n${i} AS FLOAT64)`;
-  // `IS DISTINCT FROM` spelled out: node-sql-parser's BigQuery grammar (the test's check)
-  // lacks it. Values differ, or exactly one is null.
-  let distinct = `COALESCE(o${i} <> n${i}, (o${i} IS NULL) <> (n${i} IS NULL))`;
-  if (column.kind === 'numeric' && (FLOAT_TYPE.test(column.typeOld) || FLOAT_TYPE.test(column.typeNew))) {
-    distinct = `${distinct} AND NOT COALESCE(IS_NAN(${o}) AND IS_NAN(${n}), FALSE)`;
-  }
+  const distinct = bigQueryDistinct(column, i);
   const tolerance = column.tolerance;
   if (tolerance === null || (tolerance.abs === 0 && tolerance.rel === 0)) return `(${distinct})`;
   params[`abs_${i}`] = tolerance.abs;
@@ -794,17 +793,30 @@ function finite(x: string): string {
   return `NOT IS_INF(${x}) AND NOT IS_NAN(${x})`;
 }
 
+// `IS DISTINCT FROM` spelled out: node-sql-parser's BigQuery grammar (the test's check) lacks
+// it. Values differ, or exactly one is null; NaN equals NaN.
+function bigQueryDistinct(column: ComparedColumn, i: number): string {
+  const distinct = `COALESCE(o${i} <> n${i}, (o${i} IS NULL) <> (n${i} IS NULL))`;
+  if (column.kind !== 'numeric' || !(FLOAT_TYPE.test(column.typeOld) || FLOAT_TYPE.test(column.typeNew))) return distinct;
+  return `${distinct} AND NOT COALESCE(IS_NAN(CAST(o${i} AS FLOAT64)) AND IS_NAN(CAST(n${i} AS FLOAT64)), FALSE)`;
+}
+
+// As nonFiniteChange: a change to or from a non-finite value has an infinite difference.
+function bigQueryNonFinite(column: ComparedColumn, i: number): string {
+  return `IF(${bigQueryDistinct(column, i)} AND o${i} IS NOT NULL AND n${i} IS NOT NULL, CAST('inf' AS FLOAT64), NULL)`;
+}
+
 function bigQueryAbsDiff(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS FLOAT64)`;
   const n = `CAST(n${i} AS FLOAT64)`;
-  return `IF(${finite(o)} AND ${finite(n)}, ${bigQueryDifference(column, i)}, NULL)`;
+  return `IF(${finite(o)} AND ${finite(n)}, ${bigQueryDifference(column, i)}, ${bigQueryNonFinite(column, i)})`;
 }
 
 // IEEE_DIVIDE never raises, even if the planner evaluates the division before the guard.
 function bigQueryRelDiff(column: ComparedColumn, i: number): string {
   const o = `CAST(o${i} AS FLOAT64)`;
   const n = `CAST(n${i} AS FLOAT64)`;
-  return `IF(${finite(o)} AND ${finite(n)} AND ${o} <> 0, IEEE_DIVIDE(${bigQueryDifference(column, i)}, ABS(${o})), NULL)`;
+  return `IF(${finite(o)} AND ${finite(n)}, IF(${o} <> 0, IEEE_DIVIDE(${bigQueryDifference(column, i)}, ABS(${o})), NULL), ${bigQueryNonFinite(column, i)})`;
 }
 
 /** The DuckDB table validate stages the BigQuery samples in (the rows of `bigQuerySamplesSql`). */
