@@ -170,6 +170,20 @@ describe('the comparison pushed down to BigQuery', () => {
     }
   });
 
+  it('computes differences of NUMERICs exactly, as the local comparison does', async () => {
+    // 1e-8 at 12345678 and 50 at 1.2e17 exceed the tolerance of 1e-9; doubles round both away.
+    await server.run(`CREATE TABLE ds.decimals AS SELECT id, version, CAST(d AS DECIMAL(38, 9)) AS d FROM (VALUES
+      (1, 'v1', '12345678.123456789'), (1, 'v2', '12345678.123456799'),
+      (2, 'v1', '123456789012345678'), (2, 'v2', '123456789012345728'), (3, 'v1', '7.5'), (3, 'v2', '7.5')) t(id, version, d)`);
+    const extra = {source: {table: 'decimals', keys: ['id']}, validation: {tolerance: {abs: 1e-9, rel: 0, columns: {}}, rules: []}};
+    const [local, pushed] = [await compare('local', extra), await compare('bigquery', extra)];
+    expect(pushed.json.engine).toBe('bigquery');
+    for (const run of [local, pushed]) {
+      expect(run.json.columns.d).toMatchObject({changed: 2, max_abs_diff: 50});
+      expect(run.json.changed_rows).toBe(2);
+    }
+  });
+
   it('states a truncated sample: how many rows are listed of how many', async () => {
     const pushed = await compare('bigquery', {validation: {max_mismatch_rows: 2}});
     expect(pushed.json.samples).toEqual({

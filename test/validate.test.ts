@@ -252,6 +252,21 @@ describe('tolerance', () => {
     );
   });
 
+  it('takes differences of DECIMALs exactly (HUGEINTs travel as DECIMAL(38,0)): changes past a double\'s digits survive a tolerance', async () => {
+    // Each changes by more than the tolerance of 1e-9 (50 at 1.2e17, 1 at 1.2e22, 1e-8 at
+    // 1.2e7), which doubles would round away; q moves by exactly its tolerance of 0.1 (no change).
+    const run = await compareVersions(
+      `SELECT 1 AS id, 123456789012345678::DECIMAL(18,0) AS d, 12345678901234567890123::DECIMAL(38,0) AS h, 12345678.1234567891::DECIMAL(18,10) AS f, 1.10::DECIMAL(4,2) AS q`,
+      `SELECT 1 AS id, 123456789012345728::DECIMAL(18,0) AS d, 12345678901234567890124::DECIMAL(38,0) AS h, 12345678.1234567991::DECIMAL(18,10) AS f, 1.20::DECIMAL(4,2) AS q`,
+      {tolerance: {abs: 1e-9, rel: 0, columns: {q: {abs: 0.1}}}},
+    );
+    const columns = run.json.columns;
+    expect(Object.fromEntries(['d', 'h', 'f', 'q'].map((c) => [c, columns[c].changed]))).toEqual({d: 1, h: 1, f: 1, q: 0});
+    expect([columns.d.max_abs_diff, columns.h.max_abs_diff, columns.q.max_abs_diff]).toEqual([50, 1, 0.1]);
+    expect(columns.f.max_abs_diff).toBeCloseTo(1e-8, 20);
+    expect(run.files['mismatches.csv']).toContain('1,h,12345678901234567890123,12345678901234567890124,1.0,');
+  });
+
   it('counts every column of a wide table, in batches, each with its own tolerance', async () => {
     // Past COUNTS_BATCH_COLUMNS the counts take several statements. c<j> moves by move(j) on
     // the ids that are multiples of j + 2; c10 (first statement) and c55 on (the second)
@@ -318,7 +333,7 @@ describe('schema', () => {
     expect(run.files['mismatches.csv']).toBe(
       `id,${MISMATCH_HEADER}\n` +
         '1,b,1,2,1.0,1.0\n' +
-        '2,i,5,6,1.0,0.2\n2,d,1.10,1.20,0.09999999999999987,0.09090909090909079\n' +
+        '2,i,5,6,1.0,0.2\n2,d,1.10,1.20,0.1,0.09090909090909091\n' +
         '2,b,9007199254740993,9007199254740992,1.0,1.1102230246251565e-16\n' +
         '2,r,1,1.5,0.5,0.5\n2,s,a,A,,\n2,x,0.5,0.75,0.25,0.5\n',
     );

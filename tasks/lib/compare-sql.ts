@@ -479,7 +479,9 @@ function changedExpr(column: ComparedColumn, i: number, params: Record<string, s
  * allows, with the rounding of ROUNDING_SLACK forgiven: the same SQL in both dialects.
  */
 function toleranceBound(column: ComparedColumn, o: string, n: string, limit: string): string {
-  const operands = exactIntegers(column) ? '' : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + `;
+  // Exact operands are subtracted exactly: only the difference is rounded, not the operands.
+  const exact = exactIntegers(column) || commonDecimalScale(column) !== undefined;
+  const operands = exact ? '' : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + `;
   return `${limit} + ${operands}${ROUNDING_SLACK} * ${limit}`;
 }
 
@@ -487,11 +489,31 @@ function exactIntegers(column: ComparedColumn): boolean {
   return EXACT_INTEGER_TYPE.test(column.typeOld) && EXACT_INTEGER_TYPE.test(column.typeNew);
 }
 
-// |new - old| as a DOUBLE: computed exactly for integers (2^53 + 1 against 2^53 is 1, not 0),
-// and infinite when the difference of two finite doubles exceeds the DOUBLE range.
+const DECIMAL_TYPE = /^DECIMAL\((\d+),\s*(\d+)\)$/i;
+
+/**
+ * When both versions hold DECIMALs that one DECIMAL(38, s) holds without loss: that scale s,
+ * in which their difference is taken exactly (a DOUBLE keeps 15-17 digits: 123456789012345678
+ * against ...728 would differ by 48, and a change of 1e-8 at 1e7 would vanish in the rounding).
+ */
+function commonDecimalScale(column: ComparedColumn): number | undefined {
+  const [a, b] = [DECIMAL_TYPE.exec(column.typeOld), DECIMAL_TYPE.exec(column.typeNew)];
+  if (a === null || b === null) return undefined;
+  const scale = Math.max(Number(a[2]), Number(b[2]));
+  const digits = Math.max(Number(a[1]) - Number(a[2]), Number(b[1]) - Number(b[2]));
+  return digits + scale <= 38 ? scale : undefined;
+}
+
+// |new - old| as a DOUBLE: computed exactly for integers (2^53 + 1 against 2^53 is 1, not 0)
+// and DECIMALs (but past what DECIMAL(38, s) holds, where the DOUBLEs' difference is as
+// good), and infinite when the difference of two finite doubles exceeds the DOUBLE range.
 function difference(column: ComparedColumn, i: number): string {
+  const doubles = `abs(CAST(n${i} AS DOUBLE) - CAST(o${i} AS DOUBLE))`;
   if (exactIntegers(column)) return `CAST(abs(CAST(n${i} AS HUGEINT) - CAST(o${i} AS HUGEINT)) AS DOUBLE)`;
-  return `abs(CAST(n${i} AS DOUBLE) - CAST(o${i} AS DOUBLE))`;
+  const scale = commonDecimalScale(column);
+  if (scale === undefined) return doubles;
+  const decimal = `DECIMAL(38, ${scale})`;
+  return `CASE WHEN ${doubles} < 1e${37 - scale} THEN CAST(abs(CAST(n${i} AS ${decimal}) - CAST(o${i} AS ${decimal})) AS DOUBLE) ELSE ${doubles} END`;
 }
 
 // A change to or from a non-finite value (±Infinity, NaN) has an infinite difference, which
@@ -784,8 +806,10 @@ function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<s
 }
 
 // |new - old| as a FLOAT64, computed exactly for integers (as NUMERIC, which holds any INT64), as in `difference`.
+// DECIMALs (NUMERIC and BIGNUMERIC) exactly too, as BIGNUMERIC, which holds any NUMERIC difference.
 function bigQueryDifference(column: ComparedColumn, i: number): string {
   if (exactIntegers(column)) return `CAST(ABS(CAST(n${i} AS NUMERIC) - CAST(o${i} AS NUMERIC)) AS FLOAT64)`;
+  if (commonDecimalScale(column) !== undefined) return `CAST(ABS(CAST(n${i} AS BIGNUMERIC) - CAST(o${i} AS BIGNUMERIC)) AS FLOAT64)`;
   return `ABS(CAST(n${i} AS FLOAT64) - CAST(o${i} AS FLOAT64))`;
 }
 
