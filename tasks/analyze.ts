@@ -53,6 +53,7 @@ import {
   num,
   numericFigures,
   parametersCsv,
+  parseDuckDbJson,
   powerOfTwoNear,
   rankPair,
   toMovers,
@@ -604,7 +605,8 @@ async function analyzeNumeric(
 
 function parseMovers(value: unknown, keys: readonly string[]): Mover[] {
   if (typeof value !== 'string') return [];
-  const items = JSON.parse(value) as {key: Record<string, unknown>; old: number; new: number}[] | null;
+  // A floating-point key may be NaN or infinite: named as text, as segments are.
+  const items = parseDuckDbJson(value) as {key: Record<string, unknown>; old: number; new: number}[] | null;
   return toMovers((items ?? []).map((m) => ({key: Object.fromEntries(keys.map((k, i) => [k, m.key[`k${i}`]])), old: m.old, new: m.new})));
 }
 

@@ -404,12 +404,17 @@ export function driftHighlights(parameters: Readonly<Record<string, NumericAnaly
   return lines;
 }
 
+/** A segment key as DuckDB's json_object writes it (see `parseDuckDbJson`). */
+export function parseSegmentKey(key: string): SegmentShift['segment'] {
+  return parseDuckDbJson(key) as SegmentShift['segment'];
+}
+
 /**
- * A segment key as DuckDB's json_object writes it: JSON, except that a floating-point segment
- * column's NaN and infinities come out as bare NaN, Infinity and -Infinity, which are read
+ * JSON as DuckDB's to_json and json_object write it: JSON, except that a floating-point
+ * value's NaN and infinities come out as bare NaN, Infinity and -Infinity, which are read
  * here as the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers).
  */
-export function parseSegmentKey(key: string): SegmentShift['segment'] {
+export function parseDuckDbJson(key: string): unknown {
   let text = '';
   let inString = false;
   for (let i = 0; i < key.length; i++) {
@@ -429,5 +434,5 @@ export function parseSegmentKey(key: string): SegmentShift['segment'] {
     }
     text += c;
   }
-  return JSON.parse(text) as SegmentShift['segment'];
+  return JSON.parse(text);
 }
