@@ -388,8 +388,31 @@ describe('report size', () => {
     expect(Buffer.byteLength(page)).toBeLessThan(2 * 1024 * 1024);
     // The caps hold: segments per heat-map row, movers per parameter, categories per column.
     expect(page.match(/<td class="num heat /g)).toHaveLength(60 * REPORT_LIMITS.segments);
-    expect(page).toContain(`The ${REPORT_LIMITS.segments} largest of 500 segments are shown`);
+    expect(page).toContain(`${REPORT_LIMITS.segments} of 500 segments are shown: those that drifted (major first), then the largest`);
     expect((page.match(/>entity-\d+-x+</g) ?? []).length).toBe(60 * REPORT_LIMITS.movers);
     expect((page.match(/<th scope="row">value-\d+-x+</g) ?? []).length).toBe(40 * REPORT_LIMITS.categories);
   }, 60_000);
+
+  it('shows the segments that drifted in the heat map, however small, before the largest', async () => {
+    const dir = temporaryFolder('report-drifted-');
+    // 100 segments, the larger the lower their number; only the three smallest drifted.
+    const segments = Array.from({length: 100}, (_, s) => ({
+      segment: {cell: `c${s}`},
+      old: {count: 1000 - s, mean: 1, std: 1},
+      new: {count: 1000 - s, mean: s >= 97 ? 2 : 1, std: 1},
+      mean_change: {abs: s >= 97 ? 1 : 0, pct: s >= 97 ? 100 : 0},
+      ks: s >= 97 ? 0.5 : 0,
+      psi: s === 99 ? 0.2 : s >= 97 ? 1.5 : 0,
+      wasserstein_norm: 0,
+      drift: s === 99 ? 'moderate' : s >= 97 ? 'major' : 'none',
+    }));
+    const doc = {settings: {segment_by: ['cell'], bins: 10, top_n: 0, psi: {warn: 0.1, fail: 0.25}}, engine: 'local', rows: {old: 1e5, new: 1e5}, parameters: {x: {type: 'numeric', segments}}, categorical: {}, rules: [], status: 'pass'};
+    writeFileSync(join(dir, 'analysis.json'), JSON.stringify(doc));
+    const {page} = await runReport({validation: files.validation, analysis: join(dir, 'analysis.json')});
+    const headers = [...page.slice(page.indexOf('<table class="heatmap">')).matchAll(/<th scope="col">(c\d+)<\/th>/g)].map((m) => m[1]);
+    expect(headers).toHaveLength(REPORT_LIMITS.segments);
+    // The drifted three, then the largest of the rest (c0 ...), in label order.
+    const expected = ['c97', 'c98', 'c99', ...Array.from({length: REPORT_LIMITS.segments - 3}, (_, s) => `c${s}`)];
+    expect([...headers].sort()).toEqual([...expected].sort());
+  });
 });

@@ -359,19 +359,21 @@ function meanChange(change: Loose<NumericAnalysis['mean_change']> | undefined): 
 function segmentsSection(a: Loose<AnalysisDocument>, parameters: readonly [string, Parameter][]): Html {
   const segmentBy = a.settings?.segment_by ?? [];
   if (segmentBy.length === 0) return html`<p>No segments: <code>analysis.segment_by</code> is empty.</p>`;
-  // Columns: segments by the rows they hold (largest first), capped.
+  // Columns, capped: the segments with the strongest drift label in any parameter first (a
+  // drift confined to a few of many segments must show), then those with the most rows.
   // Keyed by the segment's values, not its label: a NULL and the text 'null' are two segments.
-  const sizes = new Map<string, {key: string; label: string; rows: number}>();
+  const sizes = new Map<string, {key: string; label: string; rows: number; drift: number}>();
   for (const [, p] of parameters) {
     for (const s of p.segments ?? []) {
       const key = segmentKey(s.segment);
-      const entry = sizes.get(key) ?? {key, label: segmentLabel(s.segment), rows: 0};
+      const entry = sizes.get(key) ?? {key, label: segmentLabel(s.segment), rows: 0, drift: 0};
       entry.rows = Math.max(entry.rows, (s.old?.count ?? 0) + (s.new?.count ?? 0));
+      entry.drift = Math.max(entry.drift, s.drift === 'major' ? 2 : s.drift === 'moderate' ? 1 : 0);
       sizes.set(key, entry);
     }
   }
   if (sizes.size === 0) return html`<p>No segment figures in analysis.json.</p>`;
-  const shown = [...sizes.values()].sort((x, y) => y.rows - x.rows || compareText(x.label, y.label)).slice(0, REPORT_LIMITS.segments);
+  const shown = [...sizes.values()].sort((x, y) => y.drift - x.drift || y.rows - x.rows || compareText(x.label, y.label)).slice(0, REPORT_LIMITS.segments);
   shown.sort((x, y) => compareText(x.label, y.label));
   const psi = a.settings?.psi;
   const legend = psi
@@ -390,7 +392,7 @@ ${legend}
 <caption>PSI per parameter and segment</caption>
 <thead><tr><th scope="col">Parameter</th>${shown.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
 <tbody>${parameters.map(([name, p]) => html`<tr><th scope="row"><code>${name}</code></th>${shown.map((s) => cell(p, s.key))}</tr>`)}</tbody>
-</table></div>${sizes.size > shown.length ? html`<p class="note">The ${count(shown.length)} largest of ${count(sizes.size)} segments are shown; analysis.json has them all.</p>` : ''}`;
+</table></div>${sizes.size > shown.length ? html`<p class="note">${count(shown.length)} of ${count(sizes.size)} segments are shown: those that drifted (major first), then the largest; analysis.json has them all.</p>` : ''}`;
 }
 
 function heatValue(psi: number | null | undefined): string {
