@@ -50,6 +50,12 @@ export default defineTask({
       if (ctx.signal.aborted) throw new InterruptedError(`extraction of version ${version} was interrupted`, {cause: error});
       throw error;
     }
+    // A numeric version column holds numbers: "1.10" selects the rows of 1.1, which another
+    // version written "1.1" would select too.
+    const number = Number(version);
+    if (!/CHAR|STRING|TEXT/i.test(extracted.versionType) && Number.isFinite(number) && String(number) !== version) {
+      ctx.warn(`source.version_column "${settings.spec.versionColumn}" holds numbers (${extracted.versionType}): version "${version}" selects the rows of ${number}, as "${number}" would.`);
+    }
     ctx.progress({rows: extracted.rows, total: extracted.rows});
     ctx.log.info(`extracted ${extracted.rows} rows of version ${version} (${extracted.columns.length} columns)`);
     return {rows: extracted.rows, details: {version, columns: extracted.columns}};

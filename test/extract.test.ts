@@ -210,6 +210,12 @@ describe('a table in a DuckDB database', () => {
     ]);
   });
 
+  test('warns that a numeric version column reads "1.0" as 1, which "1" selects too', async () => {
+    const warnings = async (version: string) => (await run(project, version, tableSettings())).logs.filter((line) => line.startsWith('WARNING'));
+    expect(await warnings('2')).toEqual([]);
+    expect(await warnings('2.0')).toEqual(['WARNING source.version_column "Version" holds numbers (INTEGER): version "2.0" selects the rows of 2, as "2" would.']);
+  });
+
   test('source.columns restricts the columns, keys first', async () => {
     const {output} = await run(project, '1', settings({...tableSettings(), source: {...(tableSettings()['source'] as Record<string, Json>), columns: [special.quoted]}}));
     expect((await readParquet(output)).columns).toEqual([special.key, special.segment, special.quoted]);
@@ -388,6 +394,15 @@ describe('CSV files', () => {
     const {result, output} = await run(project, '0.3621', settings({source: {keys: ['id']}, duckdb: {path: 'rows.csv'}}));
     expect(result).toMatchObject({rows: 2});
     expect(await readParquet(output)).toEqual({columns: ['id', 'score', 'label'], rows: [['2', 0.7, 'c'], ['1', 0.25, null]]});
+  });
+
+  test('takes its versions as the text written: "1.10" is not "1.1"', async () => {
+    writeFileSync(join(project, 'versions.csv'), 'id,version,score\n1,1.1,0.5\n2,1.1,0.6\n1,1.10,0.7\n');
+    const options = settings({source: {keys: ['id']}, duckdb: {path: 'versions.csv'}});
+    expect(await readParquet((await run(project, '1.1', options)).output)).toEqual({columns: ['id', 'score'], rows: [['1', 0.5], ['2', 0.6]]});
+    const newer = await run(project, '1.10', options);
+    expect(await readParquet(newer.output)).toEqual({columns: ['id', 'score'], rows: [['1', 0.7]]});
+    expect(newer.logs.filter((line) => line.startsWith('WARNING'))).toEqual([]);
   });
 
   test('a row with too many fields is a malformed CSV', async () => {

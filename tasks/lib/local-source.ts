@@ -200,7 +200,7 @@ export async function extractLocal(
   spec: SourceSpec,
   version: string,
   outputPath: string,
-): Promise<{rows: number; columns: string[]}> {
+): Promise<{rows: number; columns: string[]; versionType: string}> {
   // Each extraction attaches under its own alias: extract-old and extract-new share the
   // run's engine and may attach the same file at the same moment.
   const alias = `source_${randomBytes(6).toString('hex')}`;
@@ -216,14 +216,26 @@ export async function extractLocal(
   try {
     let schema = await describe(connection, relation, source);
     const name = source.kind === 'table' ? source.table : source.display;
-    const versionColumn = findColumns(schema, [spec.versionColumn], 'version column', name)[0]!;
+    let versionColumn = findColumns(schema, [spec.versionColumn], 'version column', name)[0]!;
+    let versionText: string | undefined;
+    if (source.kind === 'files' && source.format === 'csv' && versionColumn.type !== 'VARCHAR') {
+      // A CSV's versions are the text written in it: "1.10" is another version than "1.1",
+      // which DuckDB's type detection would read as the same number.
+      const asText = await fileRelation(connection, source, versionColumn.name).catch(() => undefined);
+      if (asText !== undefined) {
+        relation = asText;
+        versionText = versionColumn.name;
+        schema = await describe(connection, relation, source);
+        versionColumn = findColumns(schema, [spec.versionColumn], 'version column', name)[0]!;
+      }
+    }
     if (source.kind === 'files') {
       // Files of different columns (one file per version, a column added in the new one) are
       // read together by name; each version takes the columns of its own files only, so that
       // the comparison sees the schema change rather than a column of nulls.
       const own = await versionFiles(connection, source, relation, versionColumn, version);
       if (own.length > 0 && own.length < source.files.length) {
-        relation = await fileRelation(connection, {...source, files: own});
+        relation = await fileRelation(connection, {...source, files: own}, versionText);
         schema = await describe(connection, relation, source);
       }
     }
@@ -272,7 +284,7 @@ export async function extractLocal(
         hint: 'Pass one of the versions present (--old/--new; old/new in an HTTP request), or check source.version_column.',
       });
     }
-    return {rows, columns: columns.map((c) => configured.get(c) ?? c)};
+    return {rows, columns: columns.map((c) => configured.get(c) ?? c), versionType: versionColumn.type};
   } finally {
     if (detach) await connection.run(`DETACH ${quoteIdent(alias, 'duckdb')}`);
   }
@@ -326,16 +338,18 @@ async function findTable(connection: DuckDBConnection, source: Extract<LocalSour
   return `${quoteIdent(match.schema, 'duckdb')}.${quoteIdent(match.table, 'duckdb')}`;
 }
 
-async function fileRelation(connection: DuckDBConnection, source: Extract<LocalSource, {kind: 'files'}>): Promise<string> {
+/** The files as one relation; a CSV's column named `asText` is read as text. */
+async function fileRelation(connection: DuckDBConnection, source: Extract<LocalSource, {kind: 'files'}>, asText?: string): Promise<string> {
   const list = `[${source.files.map((f) => quoteString(f, 'duckdb')).join(', ')}]`;
   if (source.format === 'parquet') return `read_parquet(${list}, union_by_name = true)`;
-  const relation = `read_csv(${list}, union_by_name = true)`;
+  const types = asText === undefined ? '' : `, types = {${quoteString(asText, 'duckdb')}: 'VARCHAR'}`;
+  const relation = `read_csv(${list}, union_by_name = true${types})`;
   // When no delimiter gives every row the same number of fields, DuckDB's sniffer settles
   // for one column holding whole lines. No real source has a one-column table (it needs a
   // key and a version), so read it again as comma-separated and let the real error show.
   const schema = await describe(connection, relation, source);
   if (schema.length === 1 && source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f))) {
-    const strict = `read_csv(${list}, union_by_name = true, delim = ',')`;
+    const strict = `read_csv(${list}, union_by_name = true, delim = ','${types})`;
     await describe(connection, strict, source);
     return strict;
   }
