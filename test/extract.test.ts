@@ -216,6 +216,22 @@ describe('a table in a DuckDB database', () => {
     expect(await warnings('2.0')).toEqual(['WARNING source.version_column "Version" holds numbers (INTEGER): version "2.0" selects the rows of 2, as "2" would.']);
   });
 
+  test('keeps a UNION as its text and a MAP in key order (the same map, however its entries came)', async () => {
+    const dir = tempProject();
+    await writeDatabase(
+      join(dir, 'nested.duckdb'),
+      `CREATE TABLE model_parameters (entity_id INTEGER, version VARCHAR, u UNION(num INTEGER, str VARCHAR), m MAP(VARCHAR, INTEGER));
+       INSERT INTO model_parameters VALUES (1, 'a', 7, MAP {'b': 2, 'a': 1}), (2, 'a', 'seven', NULL), (1, 'b', 8, MAP {'a': 1, 'b': 2})`,
+    );
+    const options = settings({duckdb: {database: 'nested.duckdb'}});
+    const [older, newer] = [await run(dir, 'a', options), await run(dir, 'b', options)];
+    const types = await db.runAndReadAll(`SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(${quoteString(older.output, 'duckdb')}))`);
+    expect(types.getRowsJson()).toEqual([['entity_id', 'INTEGER'], ['u', 'VARCHAR'], ['m', 'MAP(VARCHAR, INTEGER)']]);
+    const rows = async (path: string) => (await db.runAndReadAll(`SELECT entity_id, u, CAST(m AS VARCHAR) FROM read_parquet(${quoteString(path, 'duckdb')}) ORDER BY entity_id`)).getRowsJson();
+    expect(await rows(older.output)).toEqual([[1, '7', '{a=1, b=2}'], [2, 'seven', null]]);
+    expect(await rows(newer.output)).toEqual([[1, '8', '{a=1, b=2}']]);
+  });
+
   test('source.columns restricts the columns, keys first', async () => {
     const {output} = await run(project, '1', settings({...tableSettings(), source: {...(tableSettings()['source'] as Record<string, Json>), columns: [special.quoted]}}));
     expect((await readParquet(output)).columns).toEqual([special.key, special.segment, special.quoted]);

@@ -256,8 +256,9 @@ export async function extractLocal(
     // Parquet has no 128-bit integers (DuckDB would write them as DOUBLEs, merging keys past
     // 2^53): they travel as DECIMAL(38,0), exact up to 38 digits.
     const wide = new Set(schema.filter((c) => WIDE_INTEGER.test(c.type)).map((c) => c.name));
+    const typeOf = new Map(schema.map((c) => [c.name, c.type]));
     const projection = columns.map((c) => {
-      const value = wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0))` : q(c);
+      const value = wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0))` : intermediateValue(q(c), typeOf.get(c) ?? '');
       const as = configured.get(c) ?? c;
       return value === q(as) ? value : `${value} AS ${q(as)}`;
     });
@@ -414,6 +415,18 @@ function findColumns(schema: readonly Column[], names: readonly string[], what: 
 
 /** DuckDB's 128-bit integers, which Parquet cannot hold. */
 const WIDE_INTEGER = /^U?HUGEINT$/;
+
+/**
+ * A value as the intermediate keeps it, where Parquet and the comparison need another form:
+ * a UNION as its text (Parquet writes it as a struct without names, which the comparison
+ * cannot stage), a MAP with its entries in key order (a map has no order: {a: 1, b: 2} is
+ * {b: 2, a: 1}).
+ */
+function intermediateValue(column: string, type: string): string {
+  if (/^UNION\(/i.test(type)) return `CAST(${column} AS VARCHAR)`;
+  if (/^MAP\(/i.test(type)) return `map_from_entries(list_sort(map_entries(${column})))`;
+  return column;
+}
 
 /**
  * How the version given on the command line selects rows. Users store versions as numbers
