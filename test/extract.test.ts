@@ -428,6 +428,14 @@ describe('CSV files', () => {
     expect(error.message).toBe('malformed CSV bad.csv: its rows do not have a consistent number of fields, so its columns cannot be detected');
   });
 
+  test('a file not in UTF-8 is reported as such, with how to convert it', async () => {
+    writeFileSync(join(project, 'latin.csv'), Buffer.from('id,version,label\n1,1,caf\xe9\n2,1,ok\n', 'latin1'));
+    const error = await failure(run(project, '1', settings({source: {keys: ['id']}, duckdb: {path: 'latin.csv'}})));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toMatch(/^malformed CSV latin\.csv: line 2 .*not utf-8 encoded/);
+    expect((error as ConfigurationError).hint).toBe('Convert the file to UTF-8 (from Latin-1: iconv -f latin1 -t utf-8 latin.csv > converted.csv), or to Parquet.');
+  });
+
   test('a bad row beyond what the sniffer samples is reported with its line', async () => {
     const good = Array.from({length: 25_000}, (_, i) => `${i},0.3615,${i / 2}`).join('\n');
     writeFileSync(join(project, 'late.csv'), `id,version,score\n${good}\n25000,0.3615,1,2\n`);

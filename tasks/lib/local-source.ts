@@ -486,8 +486,11 @@ function sourceFailure(error: unknown, source: LocalSource): Error {
       const where = file(/file = (.*)/);
       const fields = /Expected Number of Columns: (\d+) Found: (\d+)/.exec(message);
       const detail = fields !== null ? `has ${fields[2]} fields, expected ${fields[1]}` : (message.split('\n')[2] ?? '').trim();
+      const encoding = /not utf-8 encoded/i.test(message);
       return new ConfigurationError(`malformed CSV ${where}: line ${line[1]} ${detail}`, {
-        hint: 'Fix the file (every row needs the same number of fields as the header), or convert it to Parquet.',
+        hint: encoding
+          ? `Convert the file to UTF-8 (from Latin-1: iconv -f latin1 -t utf-8 ${where} > converted.csv), or to Parquet.`
+          : 'Fix the file (every row needs the same number of fields as the header), or convert it to Parquet.',
       });
     }
     if (message.includes('Error when sniffing file')) {
