@@ -29,6 +29,7 @@ import type {TaskDefinition} from './task-api.js';
 import {redact} from './util/redact.js';
 import {formatBytes, parseBytes} from './util/units.js';
 import {didYouMean} from './util/suggest.js';
+import {VERSION_PATTERN, VERSION_RULE} from './util/version.js';
 
 /** Options of one run; every field is optional. */
 export interface RunOptions {
@@ -70,8 +71,6 @@ export type CodeTaskDefinition = Partial<Omit<TaskDeclaration, 'run' | 'shell'>>
   probe?: TaskDefinition['probe'];
 };
 
-const VERSION = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-
 /** How long a run waits, at its end, for task code given up on (interrupted, timed out) to return before closing the engine. */
 const ENGINE_SETTLE_MS = 10_000;
 
@@ -80,10 +79,8 @@ export function checkVersion(flag: string, version: string | undefined): string 
   if (version === undefined || version.trim() === '') {
     throw new ConfigurationError(`Missing ${flag}: pass the version to compare, such as ${flag} 0.3615.`);
   }
-  if (!VERSION.test(version)) {
-    throw new ConfigurationError(
-      `Invalid ${flag} ${JSON.stringify(version)}: a version is letters, digits, ".", "_" and "-" (at most 64), such as 0.3615.`,
-    );
+  if (!VERSION_PATTERN.test(version)) {
+    throw new ConfigurationError(`Invalid ${flag} ${JSON.stringify(version)}: ${VERSION_RULE}.`);
   }
   return version;
 }

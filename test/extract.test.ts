@@ -216,6 +216,16 @@ describe('a table in a DuckDB database', () => {
     expect(await warnings('2.0')).toEqual(['WARNING source.version_column "Version" holds numbers (INTEGER): version "2.0" selects the rows of 2, as "2" would.']);
   });
 
+  test('says when the versions present cannot be passed as versions, and what to do', async () => {
+    const dir = tempProject();
+    await writeDatabase(join(dir, 'spaced.duckdb'), `CREATE TABLE model_parameters AS SELECT 1 AS entity_id, v AS version FROM (VALUES ('v 1'), ('v 2')) t(v)`);
+    const error = await failure(run(dir, 'v1', settings({duckdb: {database: 'spaced.duckdb'}})));
+    expect(error.message).toBe('version v1 has no rows in model_parameters; versions present: v 1, v 2');
+    expect((error as ConfigurationError).hint).toContain(
+      'Versions such as "v 1" cannot be passed (a version is letters, digits, ".", "_" and "-" (at most 64), such as 0.3615): read the table through a view that renames them.',
+    );
+  });
+
   test('keeps a UNION as its text and a MAP in key order (the same map, however its entries came)', async () => {
     const dir = tempProject();
     await writeDatabase(

@@ -12,6 +12,7 @@ import {basename, isAbsolute, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {ConfigurationError, ExecutionError, TransientError} from '../../src/errors.js';
 import type {Json} from '../../src/task-api.js';
+import {VERSION_PATTERN, VERSION_RULE} from '../../src/util/version.js';
 import {expandGlob, isErrno, isGlob} from './glob.js';
 import {ensureSampleDatabase, isSampleDatabase, SAMPLE_DATABASE} from './sample-data.js';
 import {PARQUET_FORMAT, quoteIdent, quoteString} from './sql.js';
@@ -281,8 +282,11 @@ export async function extractLocal(
     if (rows === 0) {
       rmSync(outputPath, {force: true});
       const present = await versionsPresent(connection, relation, versionColumn, source);
+      // A version stored as, say, "v 1" or a timestamp cannot be asked for: say so, and how.
+      const unusable = present.split(', ').filter((v) => v !== 'none' && !v.startsWith('... (') && !VERSION_PATTERN.test(v));
+      const also = unusable.length === 0 ? '' : ` Versions such as "${unusable[0]}" cannot be passed (${VERSION_RULE}): read the table through a view that renames them.`;
       throw new ConfigurationError(`version ${version} has no rows in ${name}; versions present: ${present}`, {
-        hint: 'Pass one of the versions present (--old/--new; old/new in an HTTP request), or check source.version_column.',
+        hint: `Pass one of the versions present (--old/--new; old/new in an HTTP request), or check source.version_column.${also}`,
       });
     }
     return {rows, columns: columns.map((c) => configured.get(c) ?? c), versionType: versionColumn.type};
