@@ -15,6 +15,7 @@ import type {DuckDBConnection} from '@duckdb/node-api';
 import {ConfigurationError, ExecutionError, InterruptedError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json, TaskContext} from '../src/task-api.js';
+import {didYouMean} from '../src/util/suggest.js';
 import {formatBytes} from '../src/util/units.js';
 import {
   bigQueryCountsSql,
@@ -69,7 +70,7 @@ export default defineTask({
 
     const numeric = new Set(plan.columns.filter((c) => c.kind === 'numeric').map((c) => c.name));
     for (const name of Object.keys(settings.tolerance.columns)) {
-      if (!numeric.has(name)) ctx.warn(`validation.tolerance.columns.${name} applies to no numeric column present in both versions`);
+      if (!numeric.has(name)) ctx.warn(`validation.tolerance.columns.${name} applies to no numeric column present in both versions.${didYouMean(name, numeric)}`);
     }
 
     if (remote !== null) return compareInBigQuery(ctx, sql, plan, remote.new, settings, rules);
