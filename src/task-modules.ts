@@ -55,10 +55,12 @@ export function availableTaskModules(projectDir: string): string[] {
   return [...names].sort();
 }
 
-// `import x from './a.js'`, `export {y} from './b.js'`, `import './c.js'`, `import('./d.js')`;
-// type-only imports are left out: they do not change what runs. Matched on the text with
-// comments blanked out, so an apostrophe in a comment inside an import list cannot hide it.
-const IMPORT = /(?:^|[;\n}])\s*(?:import|export)\s+(?!type\s)(?:[^'"`;]*?\sfrom\s*)?(?<q>['"])(?<static>[^'"]+)\k<q>|import\(\s*(?<q2>['"])(?<dynamic>[^'"]+)\k<q2>\s*\)/g;
+// `import x from './a.js'`, `export {y} from './b.js'`, `import './c.js'`, `import('./d.js')`,
+// `import('./e.json', {with: ...})`, `require('./f.js')` (CommonJS, and TypeScript's
+// `import x = require(...)`); type-only imports are left out: they do not change what runs.
+// Matched on the text with comments blanked out, so an apostrophe in a comment inside an
+// import list cannot hide it.
+const IMPORT = /(?:^|[;\n}])\s*(?:import|export)\s+(?!type\s)(?:[^'"`;]*?\sfrom\s*)?(?<q>['"])(?<static>[^'"]+)\k<q>|(?<![\w$.])(?:import|require)\(\s*(?<q2>['"])(?<dynamic>[^'"]+)\k<q2>\s*[,)]/g;
 
 // Comments out, strings and template literals kept (a specifier is a string).
 const COMMENT_OR_STRING = /\/\*[\s\S]*?\*\/|\/\/[^\n]*|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g;

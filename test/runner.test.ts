@@ -160,8 +160,11 @@ describe('the runner', () => {
       "const lazy = await import('./lazy.js');",
       "import {readFileSync} from 'node:fs';",
       "const text = 'it\\'s not an import: from \"./nothing.js\"';",
+      "const data = await import('./data.json', {with: {type: 'json'}});",
+      "const common = require('./common.js'); import legacy = require('./legacy.js');",
+      "const notMine = thing.require('./not-a-require.js');",
     ].join('\n');
-    expect(localImports(text)).toEqual(['./lib/helper.js', './lib/other.js', './side-effect.js', './lazy.js']);
+    expect(localImports(text)).toEqual(['./lib/helper.js', './lib/other.js', './side-effect.js', './lazy.js', './data.json', './common.js', './legacy.js']);
   });
 
   it('loads a TypeScript task from a folder whose package.json does not say "type": "module"', () => {
