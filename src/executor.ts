@@ -110,6 +110,8 @@ export class Executor {
   readonly #outcomes = new Map<TaskName, Promise<Outcome>>();
   readonly #modules = new Map<string, Promise<TaskDefinition>>();
   readonly #working = new Set<Promise<unknown>>();
+  /** The tasks running now, by name: what an error escaping task code is put down to. */
+  readonly #running = new Map<string, AbortController>();
   /** Set on the first failure: running tasks finish, no new task starts. */
   #stopped: string | undefined;
 
@@ -119,6 +121,27 @@ export class Executor {
     this.#services = services;
     this.#pool = new WorkerPool(options.concurrency);
     this.#code = new ModuleDigests(pipeline.projectDir, services.moduleFiles);
+  }
+
+  /**
+   * An error escaped task code (a rejection nobody awaited, a throw in a callback): it can
+   * only have come from a task running now, so each fails with it and no other task starts.
+   * Returns the tasks failed (none when none was running: its task had already finished).
+   */
+  failRunning(error: unknown): string[] {
+    const tasks = [...this.#running.keys()];
+    if (tasks.length === 0) return [];
+    const message = error instanceof Error ? error.message : String(error);
+    this.#stopped ??= 'task code failed';
+    for (const [task, controller] of this.#running) {
+      controller.abort(
+        new ExecutionError(`Task "${task}" crashed: an error escaped its code${tasks.length > 1 ? ` (or that of ${tasks.filter((t) => t !== task).join(', ')}, running beside it)` : ''}: ${message}`, {
+          task,
+          hint: 'A promise the task did not await rejected, or a callback it scheduled threw: await every promise in run(), and catch errors in callbacks.',
+        }),
+      );
+    }
+    return tasks;
   }
 
   /** Every considered task's outcome, in dependency order. */
@@ -410,6 +433,7 @@ export class Executor {
       const controller = new AbortController();
       const abort = () => controller.abort(new InterruptedError('Interrupted.'));
       this.#options.signal.addEventListener('abort', abort, {once: true});
+      this.#running.set(task, controller);
       const timeout = setTimeout(
         () =>
           controller.abort(
@@ -495,6 +519,7 @@ export class Executor {
         return {kind: 'failed', task, error, reasons, durationMs: Math.round(performance.now() - started)};
       } finally {
         clearTimeout(timeout);
+        this.#running.delete(task);
         this.#options.signal.removeEventListener('abort', abort);
         await rm(work, {recursive: true, force: true});
       }

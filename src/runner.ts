@@ -260,7 +260,18 @@ export class ValidationRunner {
         }
       }, 1000);
       heapWatch.unref();
-      const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
+      // Task code may leave a promise unawaited or throw in a callback: such an error fails the
+      // tasks running (exit 3, errors.json) rather than the process (or a server's every run).
+      const stray = (error: unknown) => {
+        if (executor?.failRunning(error).length === 0) hooks.warning(`An error escaped task code after its task finished: ${error instanceof Error ? error.message : String(error)}`);
+      };
+      process.on('unhandledRejection', stray);
+      process.on('uncaughtException', stray);
+      const outcomes = await executor.run().finally(() => {
+        clearInterval(heapWatch);
+        process.off('unhandledRejection', stray);
+        process.off('uncaughtException', stray);
+      });
       if (!options.dryRun) {
         await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush(), moduleFiles.flush()]);
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));

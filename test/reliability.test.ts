@@ -250,6 +250,23 @@ describe('failed runs', () => {
     expect(project.read('output/1_vs_2/a.txt')).toBe('good');
   });
 
+  it.each([
+    ['a rejection nobody awaited', "void Promise.reject(new Error('unobserved rejection'));"],
+    ['a throw in a callback', "setTimeout(() => { throw new Error('thrown in a timer'); }, 10);"],
+  ])('an error escaping task code (%s) fails its task: exit 3, errors.json, no stack, the lock released', (_name, stray) => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n',
+      'tasks/a.ts': `export default {async run(ctx) { ${stray} await new Promise((resolve) => setTimeout(resolve, 300)); (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'x'); }};\n`,
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    const message = stray.includes('timer') ? 'thrown in a timer' : 'unobserved rejection';
+    expect(result.stdout).toContain(`a failed: Task "a" crashed: an error escaped its code: ${message}`);
+    expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+    expect(project.json<{class: string; hint: string}>('output/1_vs_2/errors.json')).toMatchObject({class: 'ExecutionError', hint: expect.stringContaining('await every promise')});
+    expect(project.exists('.cache/lock')).toBe(false);
+  });
+
   it('a failed run leaves the previous outputs together, never its own finished ones beside them', () => {
     // a finishes, then b fails: a's new output must not sit beside b's old one.
     const project = new Project({

@@ -401,6 +401,36 @@ describe('graceful shutdown', () => {
     expect(runJson(project, queued.body.id)).toMatchObject({state: 'cancelled', exit_code: 130, error: {message: expect.stringContaining('shut down')}});
   });
 
+  it('a server killed during a run reports that run, after a restart, as failed and why', async () => {
+    const project = slow();
+    const server = await Server.start(project);
+    const running = await server.post('/runs', {old: '1', new: '2'});
+    await server.started(running.body.id);
+    await server.stop('SIGKILL');
+    const restarted = await Server.start(project);
+    try {
+      expect(await restarted.run(running.body.id)).toMatchObject({state: 'failed', exit_code: 3, error: {message: expect.stringContaining('The server stopped while this run was going on')}});
+    } finally {
+      expect(await restarted.stop()).toBe(0);
+    }
+  });
+
+  it('an error escaping task code fails its run only: the server goes on serving', async () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, with: {version: "${new}"}, outputs: [a.txt]}\n',
+      'tasks/a.ts': "export default {async run(ctx) { if (ctx.args.version !== 'ok') void Promise.reject(new Error('unobserved rejection')); await new Promise((r) => setTimeout(r, 200)); (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'x'); }};\n",
+    });
+    const server = await Server.start(project);
+    try {
+      const bad = await server.settle((await server.post('/runs', {old: '1', new: '2'})).body.id);
+      expect(bad).toMatchObject({state: 'failed', exit_code: 3, error: {message: expect.stringContaining('an error escaped its code: unobserved rejection')}});
+      const good = await server.settle((await server.post('/runs', {old: '1', new: 'ok'})).body.id);
+      expect(good).toMatchObject({state: 'succeeded', exit_code: 0});
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+  });
+
   it('interrupts the running validation after the grace period and exits 130; finished runs survive a restart', async () => {
     const project = slow();
     const server = await Server.start(project, [], {PIPELINE_API_GRACE_SECONDS: '0'});

@@ -120,6 +120,14 @@ export class RunQueue {
     for (const id of await readdir(this.#dir).catch(() => [] as string[])) {
       try {
         const view = JSON.parse(await readFile(join(this.#dir, id, 'run.json'), 'utf8')) as RunView;
+        if (view.id === id && view.state === 'running') {
+          // The server stopped (was killed) during this run: it failed, and says why.
+          view.state = 'failed';
+          view.error = {class: 'ExecutionError', message: 'The server stopped while this run was going on; nothing of it was kept.', task: null, hint: 'Post the run again.'};
+          view.exit_code = 3;
+          view.finished_at = new Date().toISOString();
+          await writeView(join(this.#dir, id), view);
+        }
         if (view.id === id && ['succeeded', 'failed', 'cancelled'].includes(view.state)) {
           views.push(view);
           continue;
@@ -244,8 +252,12 @@ export class RunQueue {
 
   async #execute(run: Run): Promise<void> {
     const view = run.view;
+    // Recorded as running before any client can see it so, so that a server killed during the
+    // run still reports it (as failed) after a restart.
+    const started = new Date().toISOString();
+    await writeView(join(this.#dir, view.id), {...view, state: 'running', started_at: started}).catch(() => undefined);
     view.state = 'running';
-    view.started_at = new Date().toISOString();
+    view.started_at = started;
     this.#notify(`run ${view.id} started: ${view.old} vs ${view.new}`);
     let summary: RunSummary;
     try {
@@ -302,10 +314,7 @@ export class RunQueue {
     view.finished_at = new Date().toISOString();
     for (const task of view.tasks) delete task.progress;
     try {
-      await mkdir(folder, {recursive: true});
-      const temporary = join(folder, `run.json.tmp-${process.pid}`);
-      await writeFile(temporary, JSON.stringify(view, null, 2) + '\n');
-      await rename(temporary, join(folder, 'run.json'));
+      await writeView(folder, view);
     } catch (problem) {
       view.warnings.push(`Could not keep this run's files: ${redact((problem as Error).message)}`);
     }
@@ -419,4 +428,12 @@ async function keepFiles(summary: RunSummary, folder: string): Promise<RunFile[]
   if (await ours()) return kept;
   for (const name of kept.slice(1)) await rm(join(folder, name), {force: true});
   return ['summary.json'];
+}
+
+/** Writes a run's `run.json` through a temporary name. */
+async function writeView(folder: string, view: RunView): Promise<void> {
+  await mkdir(folder, {recursive: true});
+  const temporary = join(folder, `run.json.tmp-${process.pid}`);
+  await writeFile(temporary, JSON.stringify(view, null, 2) + '\n');
+  await rename(temporary, join(folder, 'run.json'));
 }
