@@ -7,7 +7,7 @@ import {existsSync} from 'node:fs';
 import {link, mkdir, readdir, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import type {CacheStore, StoredOutput} from './cache/store.js';
-import {fileSignature} from './cache/stat-memo.js';
+import {linkSignature} from './cache/stat-memo.js';
 import {faultPoint} from './util/fault.js';
 import {isAlive} from './util/process.js';
 import {makeFolders} from './util/folders.js';
@@ -50,12 +50,12 @@ export class OutputFolder {
     const target = join(this.staging, file);
     const existing = join(this.path, file);
     const known = previous[file];
-    if (known?.integrity === output.integrity && existsSync(existing) && (await fileSignature(existing)) === known.signature) {
+    if (known?.integrity === output.integrity && existsSync(existing) && (await linkSignature(existing)) === known.signature) {
       await link(existing, target);
     } else {
       await cache.copyOut(output, target);
     }
-    this.#manifest[file] = {integrity: output.integrity, signature: await fileSignature(target)};
+    this.#manifest[file] = {integrity: output.integrity, signature: await linkSignature(target)};
   }
 
   /**
@@ -70,7 +70,7 @@ export class OutputFolder {
     if (known === undefined || file in this.#manifest || !existsSync(existing)) return false;
     await mkdir(dirname(join(this.staging, file)), {recursive: true});
     await link(existing, join(this.staging, file));
-    const signature = await fileSignature(existing);
+    const signature = await linkSignature(existing);
     this.#manifest[file] = signature === known.signature ? known : {integrity: UNKNOWN_CONTENT, signature};
     return true;
   }

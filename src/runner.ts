@@ -8,7 +8,7 @@ import {availableParallelism} from 'node:os';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {analyze} from './analyzer.js';
 import type {CodeTask, Pipeline, TaskName} from './analyzer.js';
-import {CacheStore} from './cache/store.js';
+import {CacheStore, DamagedOutputError} from './cache/store.js';
 import {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import {DiagnosticsError} from './config/diagnostics.js';
 import type {SettingsInputs} from './config/load.js';
@@ -311,21 +311,30 @@ export class ValidationRunner {
       const keepPrevious = summary.error !== undefined && Object.keys(previous).length > 0;
       const save = pipeline.settings.output.save_intermediates;
       const adding: Promise<void>[] = [];
+      // A failed run leaves out an output whose stored content went bad during it (a task
+      // changed its input: the failure says so); a successful one cannot publish without it.
+      const damaged: string[] = [];
       for (const outcome of keepPrevious ? [] : outcomes) {
         if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
         const intermediate = pipeline.tasks.get(outcome.task)!.declaration.intermediate;
         if (intermediate && !save) continue;
         for (const [file, stored] of Object.entries(outcome.entry.outputs)) {
-          adding.push(folder.add(intermediate ? `${outcome.task}.${file}` : file, stored, cache, previous));
+          const name = intermediate ? `${outcome.task}.${file}` : file;
+          adding.push(
+            folder.add(name, stored, cache, previous).catch((error: unknown) => {
+              if (summary.error === undefined || !(error instanceof DamagedOutputError)) throw error;
+              damaged.push(name);
+            }),
+          );
         }
       }
       await settled(adding);
-      let published = summary;
+      let published = damaged.length === 0 ? summary : {...summary, outputs: summary.outputs.filter((file) => !damaged.includes(file))};
       if (keepPrevious) {
         const files = Object.keys(previous);
         const keeps = await settled(files.map((file) => folder.keep(file, previous)));
         const kept = files.filter((_, index) => keeps[index]);
-        published = {...summary, outputs: [...kept, 'summary.json', 'errors.json'], kept_from_previous_run: kept};
+        published = {...published, outputs: [...kept, 'summary.json', 'errors.json'], kept_from_previous_run: kept};
       }
       if (summary.error !== undefined) await folder.write('errors.json', JSON.stringify(summary.error, null, 2) + '\n');
       await folder.write('summary.json', JSON.stringify(published, null, 2) + '\n');
@@ -336,8 +345,9 @@ export class ValidationRunner {
       if (error instanceof ValidationError) throw error;
       const code = (error as {code?: string}).code;
       throw new ExecutionError(`Could not write the outputs to ${folder.path}: ${redact((error as Error).message)}`, {
-        hint:
-          code === 'ENOSPC'
+        hint: error instanceof DamagedOutputError
+          ? 'Rerun: the damaged output is recomputed; the previous outputs were left as they were.'
+          : code === 'ENOSPC'
             ? 'The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.'
             : 'Check that the output folder is writable; the previous outputs were left as they were.',
       });

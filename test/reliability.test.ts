@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync, spawn} from 'node:child_process';
-import {cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync} from 'node:fs';
+import {cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -156,6 +156,43 @@ describe('the cache', () => {
     expect(result.stderr).toMatch(/Warning: a: cache entry [0-9a-f]{12} is damaged \(truncated or altered\); it will be recomputed\./);
     expect(project.runs()).toEqual({a: 2});
     expect(project.json<{tasks: {reason: string}[]}>('output/1_vs_2/summary.json').tasks[0]!.reason).toBe('its cached result was damaged');
+  });
+
+  it('a stored output changed with its modification time put back is found out and recomputed', () => {
+    const project = simple(countingTask(['a.txt'], "'good content'"));
+    project.run(['--old', '1', '--new', '2']);
+    const blobs = execSync(`find ${project.path('.cache/content-v2')} -type f`, {encoding: 'utf8'}).trim().split('\n');
+    for (const blob of blobs) {
+      const {atime, mtime} = statSync(blob);
+      writeFileSync(blob, readFileSync(blob, 'utf8').replace('good', 'evil'));
+      utimesSync(blob, atime, mtime);
+    }
+    rmSync(project.path('output'), {recursive: true});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Warning: a: stored output a.txt of a failed its integrity check; it will be recomputed.');
+    expect(project.runs()).toEqual({a: 2});
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good content');
+  });
+
+  it('a task that changes its input in the cache fails, and nothing it damaged is published or kept', () => {
+    const project = new Project({
+      'pipeline.yaml': [
+        'tasks:',
+        '  make: {shell: "echo original > ${output:data.txt}", outputs: [data.txt]}',
+        '  use: {shell: "echo oops >> ${input:make/data.txt}; cp ${input:make/data.txt} ${output:copy.txt}", deps: [make], outputs: [copy.txt]}',
+        '',
+      ].join('\n'),
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('use failed: Task "use" changed its input make/data.txt, a file in the cache that tasks must only read; it was removed, and the next run recomputes it.');
+    expect(project.exists('output/1_vs_2/data.txt')).toBe(false);
+    // Without the offending task, make is recomputed and its true output published.
+    project.write({'pipeline.yaml': 'tasks:\n  make: {shell: "echo original > ${output:data.txt}", outputs: [data.txt]}\n'});
+    const next = project.run(['--old', '1', '--new', '2']);
+    expect(next.code).toBe(0);
+    expect(project.read('output/1_vs_2/data.txt')).toBe('original\n');
   });
 
   it('--skip-extraction reuses the extraction the latest run used, not the latest one stored', () => {

@@ -5,7 +5,19 @@
 import {mkdir, readFile, rename, stat, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 
+/**
+ * What identifies a file's content without reading it: size, modification time and inode,
+ * and its change time, which no one can set back (an edit whose modification time is
+ * restored still moves it). A hard link also moves it, so the output folder, which links
+ * unchanged files from one run to the next, uses `linkSignature`.
+ */
 export async function fileSignature(path: string): Promise<string> {
+  const info = await stat(path);
+  return `${info.size}:${info.mtimeMs}:${info.ino}:${info.ctimeMs}`;
+}
+
+/** `fileSignature` without the change time, which linking the file moves. */
+export async function linkSignature(path: string): Promise<string> {
   const info = await stat(path);
   return `${info.size}:${info.mtimeMs}:${info.ino}`;
 }
@@ -45,7 +57,7 @@ class JsonFile<T> {
 }
 
 /**
- * Facts about files remembered by their (size, mtime, inode) signature, like git's index:
+ * Facts about files remembered by their signature (size, times, inode), like git's index:
  * an unchanged file is not read again; any write to it changes the signature.
  */
 export class StatMemo {

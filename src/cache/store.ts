@@ -9,15 +9,18 @@
  * Reading needs neither cacache nor any other dependency, so a fully cached run stays fast.
  */
 import {createHash} from 'node:crypto';
-import {createReadStream} from 'node:fs';
-import {copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
-import {dirname, join} from 'node:path';
+import {createReadStream, createWriteStream} from 'node:fs';
+import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import {basename, dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {faultPoint} from '../util/fault.js';
 import {READ_CHUNK, sha256} from '../util/hash.js';
 import {StatMemo} from './stat-memo.js';
+
+/** A stored output whose content no longer matches its digest. */
+export class DamagedOutputError extends Error {}
 
 /** One stored output file. */
 export interface StoredOutput {
@@ -279,12 +282,36 @@ export class CacheStore {
     return join(this.dir, 'content-v2', algorithm, hex.slice(0, 2), hex.slice(2, 4), hex.slice(4));
   }
 
-  /** Copies an output's content to `dest` through a temporary name, so `dest` is never half-written. */
+  /**
+   * Copies an output's content to `dest` through a temporary name, so `dest` is never
+   * half-written, hashing what it copies: content that no longer matches its digest (changed
+   * in the store since it was checked) is not published, and goes from the store.
+   */
   async copyOut(output: StoredOutput, dest: string): Promise<void> {
     await mkdir(dirname(dest), {recursive: true});
     const temporary = `${dest}.tmp-${process.pid}`;
+    const blob = this.blobPath(output);
+    const [algorithm, expected] = output.integrity.split(/-(.*)/s) as [string, string];
+    const hash = createHash(algorithm);
     try {
-      await copyFile(this.blobPath(output), temporary);
+      await stat(blob).catch(() => {
+        throw new DamagedOutputError(`the stored content of ${basename(dest)} is missing from the cache; the next run recomputes it`);
+      });
+      await pipeline(
+        createReadStream(blob, {highWaterMark: READ_CHUNK}),
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(temporary),
+      );
+      if (hash.digest('base64') !== expected) {
+        await rm(blob, {force: true});
+        await this.#verified.forget(blob);
+        throw new DamagedOutputError(`the stored content of ${basename(dest)} no longer matches its digest (changed in the cache since it was stored); it was removed, and the next run recomputes it`);
+      }
       await rename(temporary, dest);
     } finally {
       await rm(temporary, {force: true});
