@@ -346,8 +346,13 @@ async function analyzeInBigQuery(
 
   ctx.progress({message: 'moments in BigQuery'});
   const moments = await remoteRows('compute the moments on', bigQueryMomentsSql(plan));
-  const segmentOf = (row: Record<string, unknown>) => JSON.stringify(Object.fromEntries(settings.segment_by.map((c, j) => [c, row[`g${j}`] ?? null])));
-  const segmentKeys = settings.segment_by.length === 0 ? [''] : checkSegments([...new Set(moments.map(segmentOf))].sort(), settings.segment_by);
+  // Named as the local analysis names them: NaN and the infinities as text (JSON has no such numbers).
+  const segmentValue = (value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? String(value) : (value ?? null));
+  const segmentOf = (row: Record<string, unknown>) => JSON.stringify(Object.fromEntries(settings.segment_by.map((c, j) => [c, segmentValue(row[`g${j}`])])));
+  // Listed in the local analysis' order: by the text DuckDB's json_object gives the key.
+  const duckDbText = (key: string) => key.replace(/"(-?Infinity|NaN|-?\d{16,})"/g, '$1');
+  const inLocalOrder = (a: string, b: string) => (duckDbText(a) < duckDbText(b) ? -1 : duckDbText(a) > duckDbText(b) ? 1 : 0);
+  const segmentKeys = settings.segment_by.length === 0 ? [''] : checkSegments([...new Set(moments.map(segmentOf))].sort(inLocalOrder), settings.segment_by);
   const sid = (row: Record<string, unknown>) => (settings.segment_by.length === 0 ? 1 : segmentKeys.indexOf(segmentOf(row)) + 1);
   const stats = moments.map((r) => ({...r, sid: sid(r), rows: r['row_count']}));
   const rows = {old: 0, new: 0};

@@ -416,6 +416,8 @@ describe('analyze', () => {
     expect(segments.map((s) => s.segment)).toEqual([{tier: '-Infinity'}, {tier: 1.5}, {tier: 'Infinity'}, {tier: 'NaN'}]);
     for (const s of segments) expect([s.old.count, s.new.count, s.mean_change.abs]).toEqual([50, 50, 1]);
     expect(parseSegmentKey('{"a":NaN,"b":"NaN, or not","c":-Infinity,"d":"say \\"Infinity\\""}')).toEqual({a: 'NaN', b: 'NaN, or not', c: '-Infinity', d: 'say "Infinity"'});
+    // Integers past 2^53 keep their digits; other numbers are numbers.
+    expect(parseSegmentKey('{"g":9007199254740993,"h":-12,"i":1.5,"j":2e3,"k":"9007199254740993","l":[9007199254740995]}')).toEqual({g: '9007199254740993', h: -12, i: 1.5, j: 2000, k: '9007199254740993', l: ['9007199254740995']});
   });
 
   it('writes the values of the data (extremes, quantiles, movers) with every digit', async () => {

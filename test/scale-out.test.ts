@@ -231,12 +231,12 @@ describe('the comparison pushed down to BigQuery', () => {
  * Extracts both versions of ds.params and analyses them, as the pipeline would, with one
  * engine (the comparison's engine may differ).
  */
-async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, Json> = {}, validationEngine = engine) {
+async function analysis(engine: 'local' | 'bigquery', bigquery: Record<string, Json> = {}, validationEngine = engine, table = 'params', segmentBy = ['region']) {
   const all: Record<string, Json> = {
-    source: {engine: 'bigquery', table: 'params', version_column: 'version', keys: ['id'], columns: null},
+    source: {engine: 'bigquery', table, version_column: 'version', keys: ['id'], columns: null},
     bigquery: {project_id: 'scale-proj', dataset_id: 'ds', api_endpoint: server.url, retry_max_delay_seconds: 0.01, ...bigquery},
     validation: {engine: validationEngine},
-    analysis: {engine, segment_by: ['region'], bins: 10, top_n: 5},
+    analysis: {engine, segment_by: segmentBy, bins: 10, top_n: 5},
     performance: {retry_count: 0},
   };
   const inputs: Record<string, Record<string, string>> = {};
@@ -305,6 +305,23 @@ describe('the analysis pushed down to BigQuery', () => {
     for (const doc of [local.doc, pushed.doc]) {
       expect(doc.parameters['m']!.psi_bins.edges.slice(0, 2)).toEqual([-Number.MIN_VALUE, 0]);
       expect(doc.parameters['m']!.drift).toBe('major');
+    }
+  });
+
+  it('names the same segments as the local analysis: NaN, the infinities and null apart, integers past 2^53 exact', async () => {
+    // x moves by 1 in the FLOAT64 segment Infinity only, and in the INT64 segment 2^53 + 1 only.
+    await server.run(`CREATE TABLE ds.odd_segments AS SELECT i AS id, v AS version,
+      (['0', '1', 'NaN', 'Infinity', NULL])[i % 5 + 1]::DOUBLE AS seg, (9007199254740992 + i % 2)::BIGINT AS big,
+      (i % 50)::DOUBLE + CASE WHEN v = 'v2' AND i % 5 = 3 THEN 1 ELSE 0 END + CASE WHEN v = 'v2' AND i % 2 = 1 THEN 7 ELSE 0 END AS x
+      FROM range(1000) t(i), (VALUES ('v1'), ('v2')) vs(v)`);
+    for (const [column, expected] of [['seg', [0, 1, 'Infinity', 'NaN', null]], ['big', ['9007199254740992', '9007199254740993']]] as const) {
+      const [local, pushed] = [await analysis('local', {}, 'local', 'odd_segments', [column]), await analysis('bigquery', {}, 'bigquery', 'odd_segments', [column])];
+      for (const doc of [local.doc, pushed.doc]) {
+        const segments = doc.parameters['x']!.segments;
+        expect(segments.map((s) => s.segment[column]).sort((a, b) => String(a).localeCompare(String(b)))).toEqual([...expected].sort((a, b) => String(a).localeCompare(String(b))));
+        expect(segments.map((s) => s.old.count)).toEqual(segments.map(() => 1000 / expected.length));
+      }
+      expect(pushed.doc.parameters['x']!.segments.map((s) => [s.segment, s.drift])).toEqual(local.doc.parameters['x']!.segments.map((s) => [s.segment, s.drift]));
     }
   });
 

@@ -412,7 +412,8 @@ export function parseSegmentKey(key: string): SegmentShift['segment'] {
 /**
  * JSON as DuckDB's to_json and json_object write it: JSON, except that a floating-point
  * value's NaN and infinities come out as bare NaN, Infinity and -Infinity, which are read
- * here as the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers).
+ * here as the strings "NaN", "Infinity" and "-Infinity" (JSON has no such numbers), and
+ * integers past 2^53 (a BIGINT key or segment) are read as their digits, not rounded.
  */
 export function parseDuckDbJson(key: string): unknown {
   let text = '';
@@ -430,6 +431,13 @@ export function parseDuckDbJson(key: string): unknown {
     if (bare !== null) {
       text += JSON.stringify(bare[0]);
       i += bare[0].length - 1;
+      continue;
+    }
+    // An integer past 2^53 would be rounded to its neighbour: kept as its digits instead.
+    const integer = /^-?\d+(?![\d.eE])/.exec(key.slice(i));
+    if (integer !== null && !/[\w.]/.test(key[i - 1] ?? '')) {
+      text += Number.isSafeInteger(Number(integer[0])) ? integer[0] : JSON.stringify(integer[0]);
+      i += integer[0].length - 1;
       continue;
     }
     text += c;

@@ -254,6 +254,8 @@ export function decodeScalar(field: BigQueryField, value: unknown): string | num
   switch (field.type) {
     case 'INTEGER':
     case 'INT64':
+      // Past 2^53 a number would be its neighbour's: kept as its digits.
+      return Number.isSafeInteger(Number(value)) ? Number(value) : String(value);
     case 'FLOAT':
     case 'FLOAT64':
     case 'NUMERIC':

@@ -16,7 +16,8 @@ import {createHash} from 'node:crypto';
 import {createServer} from 'node:http';
 import type {IncomingMessage, Server, ServerResponse} from 'node:http';
 import type {AddressInfo} from 'node:net';
-import type {DuckDBInstance} from '@duckdb/node-api';
+import {DOUBLE} from '@duckdb/node-api';
+import type {DuckDBInstance, DuckDBType} from '@duckdb/node-api';
 
 /** One request as the server saw it. */
 export interface LoggedRequest {
@@ -357,10 +358,15 @@ class ServerState {
     const {text, tables} = this.#translate(sql);
     const connection = await this.#instance.connect();
     try {
+      // BigQuery accepts parameters a query does not use, DuckDB does not: only those used are
+      // bound; a FLOAT64 as a DOUBLE even when its value looks like an integer (2^63).
       const values: Record<string, unknown> = {};
+      const types: Record<string, DuckDBType | undefined> = {};
       for (const p of parameters ?? []) {
         if (!p.name) throw new ApiFailure(400, 'invalidQuery', 'Positional parameters are not supported by the local server');
+        if (!new RegExp(`\\$${p.name}(?![A-Za-z0-9_])`).test(text)) continue;
         values[p.name] = parameterValue(p);
+        if (/^FLOAT/.test(p.parameterType?.type ?? '')) types[p.name] = DOUBLE;
       }
       // DDL (CREATE [OR REPLACE] TABLE ... AS SELECT): priced and described by its SELECT,
       // run as it is, answered like BigQuery answers DDL (no schema, no rows).
@@ -370,7 +376,7 @@ class ServerState {
       let prepared;
       try {
         prepared = await connection.prepare(`SELECT * FROM (${select})`);
-        if (Object.keys(values).length > 0) prepared.bind(values as never);
+        if (Object.keys(values).length > 0) prepared.bind(values as never, types);
       } catch (error) {
         throw translateError(error, this.#project);
       }
