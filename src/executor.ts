@@ -207,7 +207,7 @@ export class Executor {
 
     if (this.#options.reuse.has(task) && probe !== undefined) {
       const lookup = await cache.getByAlias(alias);
-      if (lookup.kind === 'hit') return {kind: 'cached', task, entry: lookup.entry};
+      if (lookup.kind === 'hit') return this.#served(task, lookup.entry);
       const args = canonicalJson(parts.task.with);
       // Say what differs from the task's last result (a setting or its code, say), the probe aside.
       const last = await cache.previous(task);
@@ -230,7 +230,7 @@ export class Executor {
       const lookup = await cache.get(key);
       if (lookup.kind === 'hit') {
         if (!this.#options.dryRun) await cache.recordUse(task, key, parts.probe === null ? undefined : alias);
-        return {kind: 'cached', task, entry: lookup.entry};
+        return this.#served(task, lookup.entry);
       }
       if (lookup.kind === 'corrupt') {
         this.#services.hooks.warning(`${task}: ${lookup.problem}; it will be recomputed.`);
@@ -264,6 +264,12 @@ export class Executor {
     const definition = await this.#definition(node);
     await this.#services.moduleFacts.set(digest, definition.probe === undefined ? 'no-probe' : 'probe');
     return definition.probe?.bind(definition);
+  }
+
+  /** A cached result, with the warnings its run gave (a cached run tells as much as a fresh one). */
+  #served(task: TaskName, entry: CacheEntry): Outcome {
+    for (const warning of entry.warnings ?? []) this.#services.hooks.warning(`${task}: ${warning}`);
+    return {kind: 'cached', task, entry};
   }
 
   /** Reuse of a result without probing its source matches everything but the probe. */
@@ -446,6 +452,7 @@ export class Executor {
         this.#options.timeoutMs,
       );
       const log = (level: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR') => (message: string) => hooks.log(level, message, task);
+      const warnings: string[] = [];
       const ctx: TaskContext = {
         name: task,
         args: isRecord(args) ? args : {},
@@ -474,7 +481,10 @@ export class Executor {
         projectDir: this.#pipeline.projectDir,
         tmpDir,
         log: {debug: log('DEBUG'), info: log('INFO'), warn: log('WARNING'), error: log('ERROR')},
-        warn: (message) => hooks.warning(`${task}: ${message}`),
+        warn: (message) => {
+          warnings.push(message);
+          hooks.warning(`${task}: ${message}`);
+        },
         progress: (update) => hooks.progress(task, update),
         signal: controller.signal,
         duckdb: () => this.#services.duckdb(controller.signal),
@@ -513,7 +523,7 @@ export class Executor {
         // Stored even for `cache: false` tasks (never looked up then): downstream tasks and
         // the output folder read every output from the store.
         const entry: CacheEntry = await cache.set(
-          {key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString()},
+          {key, task, parts, result: result as TaskResult, duration_ms: durationMs, created_at: new Date().toISOString(), ...(warnings.length === 0 ? {} : {warnings})},
           produced,
           parts.probe === null ? undefined : alias,
         );

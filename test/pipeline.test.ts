@@ -93,8 +93,12 @@ describe('the shipped pipeline', () => {
   it('a setting that takes no effect is said on the terminal, not only in the log', () => {
     const result = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.columns.scroe.abs=0.1']);
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain('Warning: validate: validation.tolerance.columns.scroe applies to no numeric column present in both versions');
+    expect(result.stderr).toContain('Warning: validate: validation.tolerance.columns.scroe applies to no numeric column present in both versions. Did you mean "score"?');
     expect(project.read('output/0.3615_vs_0.3621/validation.log')).toContain('WARNING - validate: validation.tolerance.columns.scroe applies to no numeric column');
+    // Said again when the result comes from the cache: a cached run tells as much as a fresh one.
+    const again = project.run(['--old', '0.3615', '--new', '0.3621', '--set', 'validation.tolerance.columns.scroe.abs=0.1']);
+    expect(again.stdout).toContain('validate: cached');
+    expect(again.stderr).toContain('Warning: validate: validation.tolerance.columns.scroe applies to no numeric column present in both versions. Did you mean "score"?');
   });
 
   it('an analysis tweak reruns analyze and what depends on it, never validate or the extraction', () => {

@@ -38,6 +38,8 @@ export interface CacheEntry {
   result: TaskResult;
   duration_ms: number;
   created_at: string;
+  /** What the task warned of (`ctx.warn`), said again when the result is served from the cache. */
+  warnings?: string[];
 }
 
 /** The result of a lookup: a hit you can apply, a miss, or a damaged entry (then removed). */
