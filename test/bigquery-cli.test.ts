@@ -71,6 +71,19 @@ describe('BigQuery source through the CLI', () => {
     expect(reasons[2]).toMatchObject({name: 'validate', status: 'cached'});
   });
 
+  it('retry and billing settings change how it reads, not what: nothing is extracted again', async () => {
+    server.resetLog();
+    const tuned = ['--set', 'bigquery.retry_max_delay_seconds=0.02', '--set', 'bigquery.maximum_bytes_billed=1000000000', '--set', 'bigquery.ttl_seconds=600'];
+    const result = await remote.runAsync([...VERSIONS, '--config', 'settings.yaml', '--only', 'validate', ...tuned]);
+    expect(result.code).toBe(0);
+    expect(server.count('jobs.query')).toBe(0);
+    const summary = remote.json<{tasks: {name: string; status: string}[]}>('output/0.3615_vs_0.3621/summary.json');
+    expect(summary.tasks.map((task) => task.status)).toEqual(['cached', 'cached', 'cached']);
+    // And --skip-extraction still finds the extraction to reuse.
+    const reused = await remote.runAsync([...VERSIONS, '--config', 'settings.yaml', '--only', 'validate', '--skip-extraction', ...tuned]);
+    expect(reused.code).toBe(0);
+  });
+
   it('--skip-extraction does not touch BigQuery at all', async () => {
     server.resetLog();
     const result = await remote.runAsync([...VERSIONS, '--config', 'settings.yaml', '--only', 'validate', '--skip-extraction']);
