@@ -36,6 +36,14 @@ export class OutputFolder {
   async prepare(): Promise<void> {
     const parent = dirname(this.path);
     makeFolders(parent);
+    // A run killed between the two renames of `publish` left the folder moved away: put back.
+    if (!existsSync(this.path)) {
+      const left = (await readdir(parent)).find((entry) => {
+        const match = /^\.(.+)\.previous-(\d+)$/.exec(entry);
+        return match !== null && match[1] === basename(this.path) && !isAlive(Number(match[2]));
+      });
+      if (left !== undefined) await rename(join(parent, left), this.path);
+    }
     for (const entry of await readdir(parent)) {
       const match = /^\..+\.(staging|previous)-(\d+)$/.exec(entry);
       if (match !== null && !isAlive(Number(match[2]))) await rm(join(parent, entry), {recursive: true, force: true});

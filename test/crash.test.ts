@@ -93,4 +93,20 @@ describe('SIGKILL at any point', () => {
       expect(project.exists('.cache/tmp') ? readdirSync(project.path('.cache/tmp')) : []).toEqual([]);
     });
   }
+
+  it('a run killed between the two renames of publishing leaves the last good outputs to the next run, even one that fails', async () => {
+    const project = new Project(files());
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const good = published(project);
+    project.write({'tasks/a.ts': task('a.txt', "'A'")});
+    const killed = project.start(['--old', '1', '--new', '2'], {PIPELINE_FAULT_KILL_AT: 'publish-swapped-out'});
+    expect(await new Promise((resolve) => killed.once('exit', (_code, signal) => resolve(signal)))).toBe('SIGKILL');
+    expect(project.exists('output/1_vs_2')).toBe(false);
+    // The next run fails at once: the folder it finds is the last good one, put back whole.
+    project.write({'tasks/a.ts': "export default {async run() { throw new Error('broken'); }};\n"});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(3);
+    const after = published(project);
+    for (const [file, content] of Object.entries(good)) expect(after[file], file).toBe(content);
+    expect(project.exists('output/1_vs_2/errors.json')).toBe(true);
+  });
 });
