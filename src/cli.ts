@@ -173,6 +173,8 @@ export async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGINT', onSignal('SIGINT'));
   process.on('SIGTERM', onSignal('SIGTERM'));
+  // The terminal closed (an ssh session dropped): stop as for SIGTERM, not die mid-write.
+  process.on('SIGHUP', onSignal('SIGHUP'));
   try {
     const {values: flags, positionals} = parse(argv);
     verbose = flags.verbose ?? false;

@@ -148,7 +148,7 @@ export default {async run(ctx) {
     expect(result.stdout).toContain('  - lazy failed: Task "lazy" finished without writing its declared output "promised.csv".');
   });
 
-  it('Ctrl-C stops running tasks and their processes, exits 130, publishes nothing, keeps the cache usable', async () => {
+  it.each(['SIGINT', 'SIGHUP'] as const)('%s (Ctrl-C, a closed terminal) stops running tasks and their processes, exits 130, publishes nothing, keeps the cache usable', async (signal) => {
     const project = new Project({
       'pipeline.yaml': `tasks:
   quick: {run: quick, outputs: [q.txt]}
@@ -166,13 +166,13 @@ export default {async run(ctx) {
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     for (let i = 0; i < 600 && project.runs()['slow'] !== 1; i++) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(project.runs()).toEqual({quick: 1, slow: 1});
-    child.kill('SIGINT');
+    child.kill(signal);
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect(code).toBe(130);
     // Stopped, not failed.
     expect(stdout).toContain('slow: interrupted');
     expect(stdout).toContain('0 errors');
-    expect(stderr).toContain('SIGINT: stopping running tasks');
+    expect(stderr).toContain(`${signal}: stopping running tasks`);
     expect(stderr).toContain('Error: Interrupted; nothing was published and the cache is consistent.');
     expect(project.exists('output/1_vs_2')).toBe(false);
     const sleeping = execSync("pgrep -f 'sleep 612[3]' || true", {encoding: 'utf8'}).trim();
