@@ -116,6 +116,11 @@ function printVerdict(summary: RunSummary): void {
   if (summary.dry_run) {
     const running = summary.tasks.filter((task) => task.status === 'would-run').length;
     print(`Dry run: ${running} of ${summary.tasks.length} tasks would run; nothing was run, and the outputs and the cached results are as they were.`);
+    // A task that cannot even be planned would fail the run: say so, as the run would.
+    if (summary.error !== undefined) {
+      for (const failure of summary.error.failures) print(`  - ${failure.task} cannot run: ${failure.message}`);
+      if (summary.error.hint !== null) print(`  ${summary.error.hint}`);
+    }
     return;
   }
   // ERROR, not FAIL, when the run itself failed (exit 2 or 3): the versions were not judged.

@@ -281,6 +281,14 @@ describe('the runner', () => {
     expect(project.run(['--old', '1', '--new', '2']).stderr).toMatch(/is damaged \(truncated or altered\); it will be recomputed/);
   });
 
+  it('--dry-run of a task that cannot be planned says why and exits as the run would', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  cat:\n    shell: cat in/*.txt > ${output:o.txt}\n    inputs: {files: ["in/*.txt"]}\n    outputs: [o.txt]\n'});
+    const result = project.run(['--old', '1', '--new', '2', '--dry-run']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - cat cannot run: Task "cat" declares input file "in/*.txt", but no file matches it.');
+    expect(project.exists('output')).toBe(false);
+  });
+
   it('--only runs a task and what it needs; --force reruns even when cached', () => {
     const project = fivetasks();
     project.run(['--old', '1', '--new', '2', '--only', 'b']);
