@@ -141,6 +141,9 @@ describe('graph', () => {
   it('gives names that read alike in Mermaid (a-b, a_b) nodes of their own', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  a-b: {shell: "true"}\n  a_b: {shell: "true", deps: [a-b]}\n'});
     expect(project.run(['graph']).stdout).toBe('graph TD\n  a_b["a-b"]\n  a_b_2["a_b"]\n  a_b --> a_b_2\n');
+    // Mermaid's own words are no node ids: a node named end breaks the whole chart.
+    const words = new Project({'pipeline.yaml': 'tasks:\n  end: {shell: "true"}\n  graph: {shell: "true", deps: [end]}\n'});
+    expect(words.run(['graph']).stdout).toBe('graph TD\n  end_task["end"]\n  graph_task["graph"]\n  end_task --> graph_task\n');
   });
 
   it('marks each task cached or stale for the given versions', () => {

@@ -14,16 +14,20 @@ interface GraphFlags {
   set?: string[];
 }
 
+const MERMAID_WORDS = new Set(['end', 'graph', 'flowchart', 'subgraph', 'direction', 'style', 'class', 'classDef', 'click', 'call', 'href', 'linkStyle', 'default']);
+
 /** The graph text; `states` maps a task to "cached" / "stale" / ... when versions were given. */
 export function renderGraph(
   tasks: {name: string; deps: {task: string; optional: boolean}[]}[],
   format: 'mermaid' | 'dot',
   states: ReadonlyMap<string, string>,
 ): string {
-  // Mermaid ids are letters, digits and _: names that read alike there (a-b, a_b) get a suffix.
+  // Mermaid ids are letters, digits and _: names that read alike there (a-b, a_b) get a
+  // suffix, and so do Mermaid's own words (a node named end breaks the whole chart).
   const ids = new Map<string, string>();
   for (const {name} of tasks) {
-    const base = name.replace(/[^A-Za-z0-9_]/g, '_');
+    const plain = name.replace(/[^A-Za-z0-9_]/g, '_');
+    const base = MERMAID_WORDS.has(plain) ? `${plain}_task` : plain;
     let candidate = base;
     for (let n = 2; [...ids.values()].includes(candidate); n++) candidate = `${base}_${n}`;
     ids.set(name, candidate);
