@@ -223,6 +223,9 @@ tasks:
       'settings.yaml:3:15 Expected "validation.rules[0].check" to be one of row_count_change, added_keys, removed_keys, duplicate_keys, changed_rows, null_rate_change, schema_unchanged, max_abs_diff, got "row_count_chnage". Did you mean "row_count_change"?',
       'settings.yaml:4:7 Missing "validation.rules[1].max_pct": expected a number.',
     ]);
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'bigquery.api_endpoint=127.0.0.1:9050']), [
+      '--set bigquery.api_endpoint=127.0.0.1:9050 Expected "bigquery.api_endpoint" to be a URL with its scheme, such as http://127.0.0.1:9050, got "127.0.0.1:9050".',
+    ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'performance.timeout=soon', '--set', 'nonsense']), [
       '--set nonsense Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "nonsense".',
       '--set performance.timeout=soon Expected a number for "performance.timeout", got "soon".',

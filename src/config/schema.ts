@@ -66,7 +66,7 @@ export const settingsSchema = z.strictObject({
       dataset_id: z.string().min(1).nullable().default(null),
       table_id: z.string().min(1).nullable().default(null),
       location: z.string().min(1).default('US'),
-      api_endpoint: z.string().url().nullable().default(null),
+      api_endpoint: z.string().url('a URL with its scheme, such as http://127.0.0.1:9050').nullable().default(null),
       maximum_bytes_billed: z.number().int().positive().nullable().default(null),
       /** For views and other sources without table metadata: re-extract `always`, or within `ttl_seconds`. */
       freshness: z.enum(['always', 'ttl']).default('always'),
