@@ -47,3 +47,11 @@ export class TransientError extends ExecutionError {}
 
 /** The run was interrupted (Ctrl-C, SIGTERM): exit code 130. */
 export class InterruptedError extends ValidationError {}
+
+/** What to do when the disk filled up under a run. */
+export const DISK_FULL_HINT = 'The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.';
+
+/** Whether an error is the disk filling up (Node's ENOSPC, or DuckDB's words for it). */
+export function isDiskFull(error: unknown): boolean {
+  return (error as {code?: unknown} | null)?.code === 'ENOSPC' || /No space left on device/i.test(error instanceof Error ? error.message : String(error));
+}

@@ -13,7 +13,7 @@ import type {CacheEntry, CacheStore} from './cache/store.js';
 import {fileSignature} from './cache/stat-memo.js';
 import type {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import type {Settings} from './config/schema.js';
-import {ConfigurationError, ExecutionError, InterruptedError, TransientError, ValidationError} from './errors.js';
+import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, isDiskFull, TransientError, ValidationError} from './errors.js';
 import {explainChange, fingerprintKey, RUNNER_VERSION} from './fingerprint.js';
 import type {CacheKey, FingerprintParts} from './fingerprint.js';
 import {interpolateValue, substitute} from './interpolate.js';
@@ -79,6 +79,11 @@ const sleep = (ms: number, signal: AbortSignal) =>
 
 /** Converts anything a task threw into a failure with context (the one boundary for that). */
 function asFailure(error: unknown, task: string): ValidationError {
+  // Whatever was being written when the disk filled up, the remedy is the same.
+  if (isDiskFull(error) && !(error instanceof InterruptedError)) {
+    const message = error instanceof Error ? error.message : String(error);
+    return new ExecutionError(`Task "${task}" ran out of disk space: ${message}`, {cause: error, task, hint: DISK_FULL_HINT});
+  }
   if (error instanceof ValidationError) {
     if (error instanceof ExecutionError) error.task ??= task;
     return error;
@@ -515,6 +520,12 @@ export class Executor {
             throw new ExecutionError(`Task "${task}" finished without writing its declared output "${output}".`, {
               task,
               hint: `Write it to ctx.output('${output}') (or \${output:${output}} in a shell command), or remove it from "outputs".`,
+            });
+          }
+          if (!statSync(path).isFile()) {
+            throw new ExecutionError(`Task "${task}" wrote its declared output "${output}" as a folder; an output is one file.`, {
+              task,
+              hint: 'Write a single file (an archive of the folder, say), or declare each file as an output.',
             });
           }
           produced[output] = path;

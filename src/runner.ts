@@ -15,7 +15,7 @@ import type {SettingsInputs} from './config/load.js';
 import {loadWithMemo} from './config/memo.js';
 import type {Settings, TaskDeclaration} from './config/schema.js';
 import {DuckDBEngine} from './engines/duckdb.js';
-import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} from './errors.js';
+import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, ValidationError} from './errors.js';
 import {Executor} from './executor.js';
 import {closure} from './graph.js';
 import {acquireLock} from './lock.js';
@@ -348,7 +348,7 @@ export class ValidationRunner {
         hint: error instanceof DamagedOutputError
           ? 'Rerun: the damaged output is recomputed; the previous outputs were left as they were.'
           : code === 'ENOSPC'
-            ? 'The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.'
+            ? DISK_FULL_HINT
             : 'Check that the output folder is writable; the previous outputs were left as they were.',
       });
     }

@@ -381,6 +381,25 @@ describe('unwritable places and full disks', () => {
     expect(readdirSync(project.path('out')).filter((name) => name.startsWith('.'))).toEqual([]);
   });
 
+  it('a full disk while a task writes: exit 3, saying the disk is full and what to do', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt'], "'x'.repeat(256 * 1024)"),
+    });
+    tmpfs(project.path('.cache'), 'size=128k');
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('a failed: Task "a" ran out of disk space: ENOSPC: no space left on device');
+    expect(result.stdout).toContain('The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.');
+  });
+
+  it('an output written as a folder: a message naming it, not EISDIR', () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  d: {shell: "mkdir ${output:d.out}", outputs: [d.out]}\n'});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('d failed: Task "d" wrote its declared output "d.out" as a folder; an output is one file.');
+  });
+
   it('a read-only cache: exit 2 with what to do', () => {
     const project = simple();
     tmpfs(project.path('.cache'), 'ro,size=64k');
