@@ -88,8 +88,16 @@ function asFailure(error: unknown, task: string): ValidationError {
     if (error instanceof ExecutionError) error.task ??= task;
     return error;
   }
-  const message = error instanceof Error ? error.message : String(error);
-  return new ExecutionError(`Task "${task}" crashed: ${message}`, {cause: error, task, hint: 'See the log file for details; rerun with --verbose for the stack trace.'});
+  // A module compiled on the fly is named by a data: URL of its whole code: not worth reading.
+  const message = (error instanceof Error ? error.message : String(error)).replace(/data:text\/javascript,[^"'\s]*/g, '(the compiled task module)');
+  const resolving = /Failed to resolve module specifier/.test(message);
+  return new ExecutionError(`Task "${task}" crashed: ${message}`, {
+    cause: error,
+    task,
+    hint: resolving
+      ? 'A TypeScript task in a folder whose package.json does not say "type": "module" cannot import() a local module: add "type": "module", or import it statically.'
+      : 'See the log file for details; rerun with --verbose for the stack trace.',
+  });
 }
 
 /** A task about to run: what was decided when it was planned. */

@@ -167,6 +167,20 @@ describe('the runner', () => {
     expect(localImports(text)).toEqual(['./lib/helper.js', './lib/other.js', './side-effect.js', './lazy.js', './data.json', './common.js', './legacy.js']);
   });
 
+  it('says why a TypeScript task in a folder without "type": "module" cannot import() a local module, without its compiled code', () => {
+    const project = new Project({
+      'package.json': '{}\n',
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n',
+      'tasks/a.ts': "export default {async run(ctx: any) { const m = await import('./lib/t.js'); (await import('node:fs')).writeFileSync(ctx.output('a.txt'), String(m.v)); }};\n",
+      'tasks/lib/t.ts': 'export const v = 1;\n',
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('Failed to resolve module specifier "./lib/t.js" from "(the compiled task module)"');
+    expect(result.stdout).toContain('cannot import() a local module: add "type": "module", or import it statically.');
+    expect(result.stdout).not.toContain('data:text/javascript');
+  });
+
   it('loads a TypeScript task from a folder whose package.json does not say "type": "module"', () => {
     const project = new Project({
       'package.json': '{}\n',
