@@ -5,8 +5,8 @@
  * before its entry, so an interrupted run leaves nothing a later run would trust.
  */
 import {existsSync, statSync} from 'node:fs';
-import {mkdir, mkdtemp, rm} from 'node:fs/promises';
-import {isAbsolute, join, relative, resolve} from 'node:path';
+import {mkdir, mkdtemp, rm, symlink} from 'node:fs/promises';
+import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import type {Pipeline, TaskName, TaskNode} from './analyzer.js';
 import type {CacheEntry, CacheStore} from './cache/store.js';
@@ -98,6 +98,24 @@ function asFailure(error: unknown, task: string): ValidationError {
       ? 'A TypeScript task in a folder whose package.json does not say "type": "module" cannot import() a local module: add "type": "module", or import it statically.'
       : 'See the log file for details; rerun with --verbose for the stack trace.',
   });
+}
+
+/**
+ * A task's inputs as paths named like the files (`in/<task>/<file>`, links to the store), so
+ * that code going by the extension (DuckDB's `FROM 'rows.parquet'`) reads them.
+ */
+async function linkInputs(dir: string, blobs: Record<string, Record<string, string>>): Promise<Record<string, Record<string, string>>> {
+  const inputs: Record<string, Record<string, string>> = {};
+  for (const [from, files] of Object.entries(blobs)) {
+    inputs[from] = {};
+    for (const [file, blob] of Object.entries(files)) {
+      const path = join(dir, from, file);
+      await mkdir(dirname(path), {recursive: true});
+      await symlink(blob, path);
+      inputs[from][file] = path;
+    }
+  }
+  return inputs;
 }
 
 /** A task about to run: what was decided when it was planned. */
@@ -430,14 +448,15 @@ export class Executor {
     hooks.started(task, reasons);
     hooks.log('INFO', `started (${reasons.join('; ')})`, task);
     const started = performance.now();
-    const inputs: Record<string, Record<string, string>> = {};
+    // Upstream outputs as stored (by digest, without their names).
+    const blobs: Record<string, Record<string, string>> = {};
     for (const outcome of upstream) {
       if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
-      inputs[outcome.task] = Object.fromEntries(
+      blobs[outcome.task] = Object.fromEntries(
         Object.entries(outcome.entry.outputs).map(([file, stored]) => [file, cache.blobPath(stored)]),
       );
     }
-    const skippedDeps = node.deps.filter((dep) => !(dep.task in inputs)).map((dep) => dep.task as string);
+    const skippedDeps = node.deps.filter((dep) => !(dep.task in blobs)).map((dep) => dep.task as string);
     const args = parts.task.with;
     const settings = this.#taskSettings(node);
 
@@ -450,6 +469,7 @@ export class Executor {
       const tmpDir = join(work, 'tmp');
       await mkdir(outputDir);
       await mkdir(tmpDir);
+      const inputs = await linkInputs(join(work, 'in'), blobs);
       const controller = new AbortController();
       const abort = () => controller.abort(new InterruptedError('Interrupted.'));
       this.#options.signal.addEventListener('abort', abort, {once: true});
@@ -504,7 +524,7 @@ export class Executor {
       };
       // Inputs are the store's own files, to be read only: one a task changed would corrupt
       // every task and run that reads it, so the change fails the task and the file goes.
-      const inputFiles = Object.entries(inputs).flatMap(([from, byName]) => Object.entries(byName).map(([file, path]) => ({from, file, path})));
+      const inputFiles = Object.entries(blobs).flatMap(([from, byName]) => Object.entries(byName).map(([file, path]) => ({from, file, path})));
       const before = await Promise.all(inputFiles.map(({path}) => fileSignature(path).catch(() => '')));
       try {
         faultPoint('task-start');

@@ -62,6 +62,20 @@ describe('user tasks', () => {
     expect(result.stdout).toContain('  Add "b.txt" to "outputs" of t in pipeline.yaml.');
   });
 
+  it('hands a task its inputs under their own names, so DuckDB reads them by extension', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  make: {run: make, outputs: [rows.parquet]}\n  count: {run: count, deps: [make], outputs: [n.txt]}\n',
+      'tasks/make.ts': "export default {async run(ctx) { const db = await ctx.duckdb(); await db.run(`COPY (SELECT * FROM range(7)) TO '${ctx.output('rows.parquet')}'`); }};\n",
+      'tasks/count.ts':
+        "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { const path = ctx.input('make', 'rows.parquet'); const db = await ctx.duckdb(); " +
+        "const n = (await db.runAndReadAll(`SELECT count(*) FROM '${path}'`)).getRows()[0][0]; writeFileSync(ctx.output('n.txt'), `${path.endsWith('/make/rows.parquet')} ${n}`); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.stdout + result.stderr).not.toContain('failed');
+    expect(result.code).toBe(0);
+    expect(project.read('output/1_vs_2/n.txt')).toBe('true 7');
+  });
+
   it('a built-in task that reads a setting its declaration leaves out fails with a configuration error naming it', () => {
     // Quietly using the default instead would hide a setting the task's fingerprint does not
     // cover: the user changes it and nothing reruns.
