@@ -449,4 +449,10 @@ describe('secrets', () => {
     expect(everything).toContain('[redacted]');
     expect(everything).not.toContain(secret);
   });
+
+  it('leave the path of a credentials file in a message (the file is the secret, not its name)', () => {
+    const project = simple("export default {async run() { throw new Error('The file at ' + process.env.GOOGLE_APPLICATION_CREDENTIALS + ' does not exist'); }};\n");
+    const result = project.run(['--old', '1', '--new', '2'], {GOOGLE_APPLICATION_CREDENTIALS: '/home/me/keys/service-account.json'});
+    expect(result.stdout).toContain('The file at /home/me/keys/service-account.json does not exist');
+  });
 });

@@ -22,7 +22,7 @@ export async function listVersions(runner: ValidationRunner): Promise<VersionLis
   const {source: sourceSettings, duckdb} = pipeline.settings;
   if (sourceSettings.engine === 'bigquery') {
     throw new NotImplementedError('Listing versions is not implemented for source.engine bigquery (it would bill a scan of the table).', {
-      hint: 'Query the table in BigQuery, or post a run: an unknown version fails with the list of versions present.',
+      hint: 'Query the table in BigQuery (SELECT version, COUNT(*) FROM ... GROUP BY version).',
     });
   }
   // The server reads the source the way the extract task does (and creates the sample

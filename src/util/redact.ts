@@ -4,9 +4,12 @@
  */
 const SECRET_NAME = /(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|CREDENTIAL|ACCESS_KEY)/i;
 
+// Named like secrets, but paths to where a secret is: a message naming the file is of use.
+const PATH_NAMES = new Set(['GOOGLE_APPLICATION_CREDENTIALS']);
+
 function secretValues(): string[] {
   return Object.entries(process.env)
-    .filter(([name, value]) => SECRET_NAME.test(name) && value !== undefined && value.length >= 6)
+    .filter(([name, value]) => SECRET_NAME.test(name) && !PATH_NAMES.has(name) && value !== undefined && value.length >= 6)
     .map(([, value]) => value!)
     .sort((a, b) => b.length - a.length);
 }
