@@ -249,6 +249,21 @@ describe('transient failures', () => {
     expect(server.count('tables.get')).toBe(1);
   });
 
+  it.each([
+    [403, 'responseTooLarge', ExecutionError, 'the result is too large to return', 'source.columns'],
+    [403, 'billingNotEnabled', ConfigurationError, 'billing is not enabled for the project test-proj', 'Enable billing'],
+    [400, 'bytesBilledLimitExceeded', ConfigurationError, 'it would bill more bytes than the limit set', 'bigquery.maximum_bytes_billed'],
+    [400, 'resourcesExceeded', ExecutionError, 'BigQuery ran out of resources', 'Retry later'],
+  ] as const)('phrases a %i %s by its reason, not its status', async (status, reason, kind, message, hint) => {
+    server.resetLog();
+    server.failNext(1, status, {route: 'tables.get', reason, message: `Injected ${reason}`});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(kind);
+    expect(error.message).toContain(message);
+    expect(error.message).not.toContain('Access denied');
+    expect((error as ExecutionError).hint).toContain(hint);
+  });
+
   it('does not retry when performance.retry_count is 0', async () => {
     server.resetLog();
     server.failNext(1, 503, {route: 'tables.get'});

@@ -605,6 +605,29 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
   const attempts = `${settings.retryCount + 1} attempt${settings.retryCount === 0 ? '' : 's'} (performance.retry_count: ${settings.retryCount})`;
   const where = settings.apiEndpoint ?? 'BigQuery';
   if (typeof e.code === 'number') {
+    // The reason says more than the status: a 403 is not always a missing role, nor a 400 a bad column.
+    if (reason === 'billingNotEnabled') {
+      return new ConfigurationError(`BigQuery refused to ${what} ${table}: billing is not enabled for the project ${settings.projectId} (${message})`, {
+        hint: 'Enable billing for the project in the Google Cloud console, or set bigquery.project_id to a project with billing.',
+      });
+    }
+    if (reason === 'responseTooLarge') {
+      return new ExecutionError(`BigQuery could not ${what} ${table}: the result is too large to return (${message})`, {
+        hint: 'Extract fewer columns (source.columns), or compare inside BigQuery (validation.engine and analysis.engine: bigquery).',
+        cause: error,
+      });
+    }
+    if (reason === 'bytesBilledLimitExceeded') {
+      return new ConfigurationError(`BigQuery refused to ${what} ${table}: it would bill more bytes than the limit set (${message})`, {
+        hint: 'Raise bigquery.maximum_bytes_billed, or read fewer columns (source.columns).',
+      });
+    }
+    if (reason === 'resourcesExceeded') {
+      return new ExecutionError(`BigQuery ran out of resources to ${what} ${table} (${message})`, {
+        hint: 'Retry later, read fewer columns (source.columns), or extract the versions and compare them locally (validation.engine: local).',
+        cause: error,
+      });
+    }
     if (e.code === 401) {
       return new ConfigurationError(`BigQuery rejected the credentials while trying to ${what} ${table}: ${message}`, {
         hint: 'Run `gcloud auth application-default login` again, or check the key file in GOOGLE_APPLICATION_CREDENTIALS.',
