@@ -315,7 +315,7 @@ async function analyzeInBigQuery(
   const remote = referenceSettings(references.new, {...settings.bigquery, keys});
   const {bigquery, query} = await openPushedDown(remote);
   const remoteRows = async (what: string, statement: SqlStatement) => {
-    const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)));
+    const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)), ctx.signal);
     return result.rows.map((wire) => Object.fromEntries(result.fields.map((f, i) => {
       const value = wire.f[i]?.v;
       // REPEATED values (APPROX_QUANTILES) arrive as [{v}, ...].
@@ -336,7 +336,7 @@ async function analyzeInBigQuery(
   ];
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
   let bytes = 0;
-  for (const statement of statements) bytes += await callBigQuery(remote, 'estimate (dry run) the analysis on', () => bigquery.dryRun(query(statement)));
+  for (const statement of statements) bytes += await callBigQuery(remote, 'estimate (dry run) the analysis on', () => bigquery.dryRun(query(statement)), ctx.signal);
   ctx.log.info(`BigQuery dry run: the analysis on ${table} will process at most ${formatBytes(bytes)} in ${statements.length} queries.`);
   if (remote.maximumBytesBilled !== undefined && bytes > remote.maximumBytesBilled) {
     throw new ConfigurationError(`The analysis on ${table} would process ${formatBytes(bytes)}, more than bigquery.maximum_bytes_billed (${formatBytes(remote.maximumBytesBilled)}).`, {

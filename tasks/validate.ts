@@ -232,9 +232,9 @@ async function compareInBigQuery(
   const mismatchTableSql = mismatchTable === null ? null : bigQueryMismatchTableSql(plan, mismatchTable);
 
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
-  const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql)));
-  const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql)));
-  const tableBytes = mismatchTableSql === null ? 0 : await callBigQuery(errorSettings, 'estimate (dry run) the mismatch table from', () => bigquery.dryRun(query(mismatchTableSql)));
+  const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql)), ctx.signal);
+  const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql)), ctx.signal);
+  const tableBytes = mismatchTableSql === null ? 0 : await callBigQuery(errorSettings, 'estimate (dry run) the mismatch table from', () => bigquery.dryRun(query(mismatchTableSql)), ctx.signal);
   const estimate = figuresBytes + samplesBytes + tableBytes;
   ctx.log.info(
     `BigQuery dry run: the comparison on ${table} will process at most ${formatBytes(estimate)} ` +
@@ -249,7 +249,7 @@ async function compareInBigQuery(
   }
 
   ctx.progress({message: 'comparing in BigQuery'});
-  const figures = await callBigQuery(errorSettings, 'compare the versions in', () => queryAll(bigquery, query(figuresSql)));
+  const figures = await callBigQuery(errorSettings, 'compare the versions in', () => queryAll(bigquery, query(figuresSql)), ctx.signal);
   const [wire] = figures.rows;
   if (wire === undefined) throw new ExecutionError(`Expected one row of figures from BigQuery, got none.`, {task: ctx.name});
   const row: Row = Object.fromEntries(figures.fields.map((f, i) => [f.name, decodeScalar(f, wire.f[i]?.v)]));
@@ -278,7 +278,7 @@ async function compareInBigQuery(
   let bytes = figuresBytes;
   if (Object.values(totals).some((n) => n > 0) && settings.maxMismatchRows > 0) {
     ctx.progress({message: 'reading samples from BigQuery'});
-    const samples = await callBigQuery(errorSettings, 'read the samples of', () => queryAll(bigquery, query(samplesSql)));
+    const samples = await callBigQuery(errorSettings, 'read the samples of', () => queryAll(bigquery, query(samplesSql)), ctx.signal);
     bytes += samplesBytes;
     const staging = join(ctx.tmpDir, 'bigquery-samples.txt');
     await writeFile(staging, new RowEncoder(samples.fields).encode(samples.rows));
@@ -304,7 +304,7 @@ async function compareInBigQuery(
   let written: {table: string; rows: number} | undefined;
   if (mismatchTableSql !== null && mismatchTable !== null) {
     ctx.progress({message: `writing every mismatch to ${mismatchTable}`});
-    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql)));
+    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql)), ctx.signal);
     bytes += tableBytes;
     written = {table: mismatchTable, rows: totals.mismatch};
     ctx.log.info(`Wrote ${totals.mismatch} mismatches to the BigQuery table ${mismatchTable}.`);

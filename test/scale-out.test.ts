@@ -8,7 +8,7 @@ import {copyFileSync, mkdirSync, readFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {Parser} from 'node-sql-parser';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
-import {ConfigurationError} from '../src/errors.js';
+import {ConfigurationError, InterruptedError} from '../src/errors.js';
 import analyze from '../tasks/analyze.js';
 import extract from '../tasks/extract.js';
 import type {AnalysisDocument} from '../tasks/lib/analyze-sql.js';
@@ -96,14 +96,14 @@ function settings(engine: 'local' | 'bigquery', extra: {validation?: Record<stri
 }
 
 /** Extracts both versions and validates them, as the pipeline would, with one engine. */
-async function compare(engine: 'local' | 'bigquery', extra: Parameters<typeof settings>[1] = {}, versions: [string, string] = ['v1', 'v2']) {
+async function compare(engine: 'local' | 'bigquery', extra: Parameters<typeof settings>[1] = {}, versions: [string, string] = ['v1', 'v2'], signal?: AbortSignal) {
   const all = settings(engine, extra);
   const paths: Record<string, string> = {};
   for (const [side, version] of [['old', versions[0]], ['new', versions[1]]] as const) {
     const run = await runTaskDirectly(extract, {name: `extract-${side}`, args: {version}, settings: all, outputs: ['rows.parquet']});
     paths[side] = join(run.outputDir, 'rows.parquet');
   }
-  return runValidate({old: paths['old']!, new: paths['new']!}, all);
+  return runValidate({old: paths['old']!, new: paths['new']!}, all, signal);
 }
 
 // The figures both engines must agree on: all of validation.json but where it says how it was computed.
@@ -182,6 +182,19 @@ describe('the comparison pushed down to BigQuery', () => {
       expect(run.json.columns.d).toMatchObject({changed: 2, max_abs_diff: 50});
       expect(run.json.changed_rows).toBe(2);
     }
+  });
+
+  it('an interruption gives up a pushed-down query at once, rather than waiting for BigQuery', async () => {
+    const controller = new AbortController();
+    server.resetLog();
+    server.slowNext(1, 8000, {route: 'jobs.query'});
+    const comparing = compare('bigquery', {}, ['v1', 'v2'], controller.signal).then(() => undefined, (thrown: unknown) => thrown);
+    // Interrupted while the comparison's query is under way in BigQuery.
+    while (server.count('jobs.query') === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    controller.abort();
+    const error = await comparing;
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect((error as Error).message).toBe('The BigQuery request was interrupted.');
   });
 
   it('states a truncated sample: how many rows are listed of how many', async () => {

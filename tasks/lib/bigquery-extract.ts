@@ -585,9 +585,13 @@ async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
 }
 
 /** Runs one BigQuery call, turning the client's errors into messages a user can act on. */
-export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * A BigQuery call with its errors explained; with `signal`, given up as soon as it aborts
+ * (the request is left to finish on its own: the run need not wait for it).
+ */
+export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {
-    return await fn();
+    return await (signal === undefined ? fn() : abortable(fn(), signal));
   } catch (error) {
     throw explain(error, settings, what);
   }
@@ -676,9 +680,9 @@ function checkAborted(signal: AbortSignal): void {
 }
 
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new InterruptedError('The BigQuery extraction was interrupted.'));
+  if (signal.aborted) return Promise.reject(new InterruptedError('The BigQuery request was interrupted.'));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new InterruptedError('The BigQuery extraction was interrupted.'));
+    const onAbort = (): void => reject(new InterruptedError('The BigQuery request was interrupted.'));
     signal.addEventListener('abort', onAbort, {once: true});
     promise.then(
       (value) => {

@@ -34,6 +34,8 @@ export async function runTaskDirectly(
      * runs, as a run's engine shared by its tasks is, so `taskMs` leaves its start-up out.
      */
     engine?: {memoryLimit?: string; threads?: number; started?: boolean};
+    /** Aborts the task's signal, as an interruption of the run would. */
+    signal?: AbortSignal;
   },
 ): Promise<DirectRun> {
   const root = temporaryFolder('task-');
@@ -51,6 +53,7 @@ export async function runTaskDirectly(
   const progress: Progress[] = [];
   const logs: string[] = [];
   const controller = new AbortController();
+  options.signal?.addEventListener('abort', () => controller.abort(options.signal!.reason), {once: true});
   const inputs = options.inputs ?? {};
   const ctx: TaskContext = {
     name: options.name ?? 'task',

@@ -54,10 +54,11 @@ export function validateSettings(options: {
 }
 
 /** Runs validate over two Parquet files and reads back everything it wrote. */
-export async function runValidate(paths: {old: string; new: string}, settings: Record<string, Json>): Promise<ValidateRun> {
+export async function runValidate(paths: {old: string; new: string}, settings: Record<string, Json>, signal?: AbortSignal): Promise<ValidateRun> {
   const run = await runTaskDirectly(validate, {
     name: 'validate',
     settings,
+    ...(signal === undefined ? {} : {signal}),
     inputs: {'extract-old': {'rows.parquet': paths.old}, 'extract-new': {'rows.parquet': paths.new}},
     outputs: VALIDATE_OUTPUTS,
   });
