@@ -346,6 +346,10 @@ describe('the HTTP API on the shipped pipeline', () => {
     expect(interrupted.status).toBe(202);
     expect(await server.settle(running.body.id)).toMatchObject({state: 'cancelled', exit_code: 130, error: {class: 'InterruptedError'}});
     expect(await server.run(queued.body.id)).toMatchObject({state: 'cancelled', exit_code: 130});
+    // A finished run has nothing to cancel: 409, saying so, rather than a 202 that does nothing.
+    const again = await server.fetch<{error: {message: string}}>(`/runs/${queued.body.id}`, {method: 'DELETE'});
+    expect(again.status).toBe(409);
+    expect(again.body.error.message).toBe(`Run ${queued.body.id} has already finished (cancelled); there is nothing to cancel.`);
   });
 });
 

@@ -96,7 +96,11 @@ export function createApp(options: AppOptions): (request: IncomingMessage, respo
       path: /^\/runs\/([^/]+)$/,
       methods: {
         GET: async (_request, response, [id]) => send(response, 200, known(queue.view(id!), id!)),
-        DELETE: async (_request, response, [id]) => send(response, 202, known(queue.cancel(id!), id!)),
+        DELETE: async (_request, response, [id]) => {
+          const {view, refused} = known(queue.cancel(id!), id!);
+          if (refused !== undefined) throw new HttpError(409, refused);
+          send(response, 202, view);
+        },
       },
     },
     {

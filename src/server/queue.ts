@@ -196,17 +196,25 @@ export class RunQueue {
     return [...this.#runs.keys()].reverse().slice(0, limit).map((id) => this.view(id)!);
   }
 
-  /** Cancels a queued run at once, or interrupts a running one; undefined for an unknown id. */
-  cancel(id: string): RunView | undefined {
+  /**
+   * Cancels a queued run at once, or interrupts a running one; undefined for an unknown id.
+   * `refused` says why nothing can be cancelled: the run has finished, or its tasks have and
+   * it is publishing its outputs (an interruption would no longer stop it).
+   */
+  cancel(id: string): {view: RunView; refused?: string} | undefined {
     const run = this.#runs.get(id);
     if (run === undefined) return undefined;
     if (run.view.state === 'queued') {
       this.#waiting.splice(this.#waiting.indexOf(run), 1);
       void this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'Cancelled before it started.', task: null, hint: null}, 130);
     } else if (run.view.state === 'running') {
+      const done = run.view.tasks.length > 0 && run.view.tasks.every((task) => task.state !== 'pending' && task.state !== 'running');
+      if (done) return {view: this.view(id)!, refused: `Run ${id} is finishing: its tasks are done and its outputs are being published; it cannot be cancelled.`};
       run.controller.abort(new InterruptedError('Cancelled over HTTP.'));
+    } else {
+      return {view: this.view(id)!, refused: `Run ${id} has already finished (${run.view.state}); there is nothing to cancel.`};
     }
-    return this.view(id);
+    return {view: this.view(id)!};
   }
 
   /** The path of a finished run's kept file, when it has one. */
