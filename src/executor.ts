@@ -277,9 +277,16 @@ export class Executor {
         ? ['cache: false (runs every time)']
         : damaged
           ? ['its cached result was damaged']
-          : explainChange((await cache.previous(task))?.parts, parts);
+          : await this.#whyRun(task, parts);
     if (this.#options.dryRun) return {kind: 'would-run', task, reasons};
     return this.#pool.run(() => this.#runTask({node, parts, key, alias, reasons, files, upstream: upstream.map(({outcome}) => outcome), upstreamInfo}));
+  }
+
+  /** What changed since the task's last result, or that the result has left the cache. */
+  async #whyRun(task: TaskName, parts: FingerprintParts): Promise<string[]> {
+    const last = await this.#services.cache.last(task);
+    if (last.kind === 'removed') return ['its last result is no longer in the cache (removed by cache gc or cache verify)'];
+    return explainChange(last.kind === 'entry' ? last.entry.parts : undefined, parts);
   }
 
   /**

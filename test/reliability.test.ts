@@ -262,6 +262,14 @@ export default {
     expect(unknown.stderr).toBe('Error: Expected "cache status", "cache verify", "cache gc" or "cache clear", got "cache stats". Did you mean "status"?\n');
   });
 
+  it('says a task reruns because its last result left the cache, not that it never ran', () => {
+    const project = simple();
+    project.run(['--old', '1', '--new', '2']);
+    for (const shard of readdirSync(project.path('.cache/entries'))) rmSync(project.path('.cache/entries', shard), {recursive: true});
+    project.run(['--old', '1', '--new', '2']);
+    expect(project.json<{tasks: {reason: string}[]}>('output/1_vs_2/summary.json').tasks[0]!.reason).toBe('its last result is no longer in the cache (removed by cache gc or cache verify)');
+  });
+
   it('looks after a cache outside the project (an absolute cache.dir)', () => {
     const project = simple();
     const elsewhere = temporaryFolder('cache-elsewhere-');

@@ -111,10 +111,16 @@ export class CacheStore {
 
   /** The last entry stored for a task name, to explain what changed since. */
   async previous(task: string): Promise<CacheEntry | undefined> {
+    const last = await this.last(task);
+    return last.kind === 'entry' ? last.entry : undefined;
+  }
+
+  /** The task's last result: its entry, or `removed` when the entry has gone since (gc, verify). */
+  async last(task: string): Promise<{kind: 'entry'; entry: CacheEntry} | {kind: 'removed'} | {kind: 'none'}> {
     const key = await this.#readPointer(this.#pointerPath('last', task));
-    if (key === undefined) return undefined;
+    if (key === undefined) return {kind: 'none'};
     const lookup = await this.#read(this.#entryPath(key));
-    return lookup.kind === 'hit' ? lookup.entry : undefined;
+    return lookup.kind === 'hit' ? {kind: 'entry', entry: lookup.entry} : {kind: 'removed'};
   }
 
   /** Every entry (for `cache status` and `cache gc`), with when it was last used; damaged ones are skipped. */
