@@ -4,7 +4,7 @@
  * when its fingerprint is in the store; otherwise it runs, and its outputs are stored
  * before its entry, so an interrupted run leaves nothing a later run would trust.
  */
-import {existsSync, statSync} from 'node:fs';
+import {existsSync, readdirSync, statSync} from 'node:fs';
 import {mkdir, mkdtemp, rm, symlink} from 'node:fs/promises';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
@@ -513,8 +513,14 @@ export class Executor {
         input(from, file) {
           const path = inputs[from]?.[file];
           if (path === undefined) {
-            const why = skippedDeps.includes(from) ? `"${from}" was skipped in this run` : `"${from}" is not in its deps or has no output "${file}"`;
-            throw new ExecutionError(`Task "${task}" needs ${from}/${file}, but ${why}.`, {task});
+            const skipped = skippedDeps.includes(from);
+            const why = skipped ? `"${from}" was skipped in this run` : `"${from}" is not in its deps or has no output "${file}"`;
+            throw new ExecutionError(`Task "${task}" needs ${from}/${file}, but ${why}.`, {
+              task,
+              hint: skipped
+                ? `Make the task check ctx.upstream["${from}"] before reading it, or run without skipping ${from}.`
+                : `Add ${from} to "deps" of ${task} in pipeline.yaml (and "${file}" to the outputs of ${from}).`,
+            });
           }
           return path;
         },
@@ -564,6 +570,14 @@ export class Executor {
             });
           }
           produced[output] = path;
+        }
+        // Files it wrote beside its outputs are not kept: say so, once, rather than drop them unseen.
+        const undeclared = readdirSync(outputDir).filter((name) => !node.declaration.outputs.some((output) => output === name || output.startsWith(`${name}/`)));
+        if (undeclared.length > 0) {
+          const listed = undeclared.slice(0, 5).join(', ') + (undeclared.length > 5 ? `, and ${undeclared.length - 5} more` : '');
+          const message = `wrote ${listed} in its output folder without declaring ${undeclared.length === 1 ? 'it' : 'them'}: not kept (add to "outputs" to keep, or write scratch files to ctx.tmpDir)`;
+          warnings.push(message);
+          hooks.warning(`${task}: ${message}`);
         }
         const durationMs = Math.round(performance.now() - started);
         // Stored even for `cache: false` tasks (never looked up then): downstream tasks and

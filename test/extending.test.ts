@@ -62,6 +62,20 @@ describe('user tasks', () => {
     expect(result.stdout).toContain('  Add "b.txt" to "outputs" of t in pipeline.yaml.');
   });
 
+  it('says what to do when a task reads an input it has no dependency for, and when it writes files it does not declare', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n',
+      'tasks/t.ts': "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('a.txt'), 'x'); writeFileSync(ctx.outputDir + '/scratch.tmp', 'y'); if (process.env.READ) ctx.input('other', 'b.txt'); }};\n",
+    });
+    const wrote = project.run(['--old', '1', '--new', '2']);
+    expect(wrote.code).toBe(0);
+    expect(wrote.stderr).toContain('Warning: t: wrote scratch.tmp in its output folder without declaring it: not kept (add to "outputs" to keep, or write scratch files to ctx.tmpDir)');
+    const read = project.run(['--old', '1', '--new', '2', '--force'], {READ: '1'});
+    expect(read.code).toBe(3);
+    expect(read.stdout).toContain('t failed: Task "t" needs other/b.txt, but "other" is not in its deps or has no output "b.txt".');
+    expect(read.stdout).toContain('Add other to "deps" of t in pipeline.yaml (and "b.txt" to the outputs of other).');
+  });
+
   it('hands a task its inputs under their own names, so DuckDB reads them by extension', () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  make: {run: make, outputs: [rows.parquet]}\n  count: {run: count, deps: [make], outputs: [n.txt]}\n',
