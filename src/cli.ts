@@ -111,7 +111,7 @@ function printError(error: ValidationError, verbose: boolean): void {
   process.stderr.write(redact(lines.join('\n')) + '\n');
 }
 
-function printVerdict(summary: RunSummary): void {
+function printVerdict(summary: RunSummary, only?: readonly string[]): void {
   const where = relative(process.cwd(), summary.output_dir) || '.';
   if (summary.dry_run) {
     const running = summary.tasks.filter((task) => task.status === 'would-run').length;
@@ -126,6 +126,8 @@ function printVerdict(summary: RunSummary): void {
   // ERROR, not FAIL, when the run itself failed (exit 2 or 3): the versions were not judged.
   const mark = summary.error !== undefined ? 'ERROR' : {pass: 'PASS', warn: 'WARN', fail: 'FAIL'}[summary.status];
   print(`${mark} ${summary.old} vs ${summary.new} (${summary.cache.ran} ran, ${summary.cache.hits} cached, ${(summary.duration_ms / 1000).toFixed(1)} s)`);
+  // A partial run judges only what it ran: say so, so a PASS is not read as the whole pipeline's.
+  if (only !== undefined && only.length > 0) print(`  (--only ${only.join(', ')}: the verdict covers ${summary.tasks.map((task) => task.name).join(', ')}, not the whole pipeline)`);
   for (const reason of summary.verdict_reasons) print(`  - ${reason}`);
   for (const line of summary.highlights) print(`  · ${line}`);
   if (summary.error !== undefined) {
@@ -162,7 +164,7 @@ async function runCommand(flags: Flags, signal: AbortSignal): Promise<number> {
     .finally(async () => {
       for (const warning of await progress.close()) process.stderr.write(`Warning: ${redact(warning)}\n`);
     });
-  printVerdict(summary);
+  printVerdict(summary, flags.only);
   return exitCode(summary);
 }
 

@@ -305,7 +305,8 @@ describe('the runner', () => {
 
   it('--only runs a task and what it needs; --force reruns even when cached', () => {
     const project = fivetasks();
-    project.run(['--old', '1', '--new', '2', '--only', 'b']);
+    // The verdict says it covers only what ran.
+    expect(project.run(['--old', '1', '--new', '2', '--only', 'b']).stdout).toContain('  (--only b: the verdict covers a, b, not the whole pipeline)');
     expect(project.runs()).toEqual({a: 1, b: 1});
     expect(Object.keys(statuses(project))).toEqual(['a', 'b']);
     project.run(['--old', '1', '--new', '2', '--only', 'b', '--force']);
