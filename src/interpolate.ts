@@ -1,7 +1,7 @@
 /**
  * `${...}` references in `with` arguments and shell commands:
  * `${old}`, `${new}`, `${settings.a.b}`, and in shell commands `${input:TASK/FILE}` and
- * `${output:FILE}` (paths, quoted for the shell).
+ * `${output:FILE}` (paths, quoted for the shell); `$${...}` stands for the text `${...}`.
  */
 import type {Json} from './task-api.js';
 
@@ -12,7 +12,9 @@ export type Reference =
   | {kind: 'input'; task: string; file: string}
   | {kind: 'output'; file: string};
 
-const PATTERN = /\$\{([^}]*)\}/g;
+// `$${...}` is an escaped reference: the text `${...}` as it is (for the shell's own
+// expansions, such as `$${f%.csv}`).
+const PATTERN = /\$(\$?)\{([^}]*)\}/g;
 
 /** Parses one reference's text, or returns why it is not one. */
 export function parseReference(text: string): Reference | string {
@@ -26,18 +28,24 @@ export function parseReference(text: string): Reference | string {
   const output = /^output:(.+)$/.exec(body);
   if (output !== null) return {kind: 'output', file: output[1]!};
   // ${HOME} in a shell command was meant for the shell, which reads $HOME as well.
-  const variable = /^[A-Z_][A-Z0-9_]*$/.test(text) ? ` For a variable of the shell, write $${text} (without braces).` : '';
+  // ${f%.csv}, ${x:-y}: an expansion of the shell's own, passed on escaped.
+  const variable = /^[A-Z_][A-Z0-9_]*$/.test(text)
+    ? ` For a variable of the shell, write $${text} (without braces).`
+    : /[%#?!*@/]|:[-=+?]/.test(text)
+      ? ` To pass it to the shell as it is, write $\${${text}}.`
+      : '';
   return `Unknown reference "\${${text}}". Expected \${old}, \${new}, \${settings.PATH}, \${input:TASK/FILE} or \${output:FILE}.${variable}`;
 }
 
 /** Every reference in a string, with its text. */
 export function references(text: string): {text: string; reference: Reference | string}[] {
-  return [...text.matchAll(PATTERN)].map((match) => ({text: match[0], reference: parseReference(match[1]!)}));
+  return [...text.matchAll(PATTERN)].filter((match) => match[1] === '').map((match) => ({text: match[0], reference: parseReference(match[2]!)}));
 }
 
 /** Replaces every reference with `resolve(reference)`. References must have been validated. */
 export function substitute(text: string, resolve: (reference: Reference) => string): string {
-  return text.replace(PATTERN, (_match, body: string) => {
+  return text.replace(PATTERN, (_match, escaped: string, body: string) => {
+    if (escaped !== '') return `\${${body}}`;
     const reference = parseReference(body);
     if (typeof reference === 'string') throw new Error(reference);
     return resolve(reference);

@@ -187,6 +187,14 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2']), [
       'pipeline.yaml:2:14 Task "f": Unknown reference "${HOME}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}. For a variable of the shell, write $HOME (without braces).',
     ]);
+    // An expansion of the shell's own is escaped as $${...}, and reaches the shell as written.
+    project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "f=a.csv; echo ${f%.csv}"}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:2:14 Task "f": Unknown reference "${f%.csv}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}. To pass it to the shell as it is, write $${f%.csv}.',
+    ]);
+    project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "f=a.csv; echo $${f%.csv} > ${output:f.txt}", outputs: [f.txt]}\n'});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.read('output/1_vs_2/f.txt')).toBe('a\n');
     project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "echo $HOME"}\n'});
     mkdirSync(project.path('settings.d'));
     expectProblems(project.run(['--old', '1', '--new', '2', '--config', 'settings.d']), [
