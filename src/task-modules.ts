@@ -101,6 +101,7 @@ export class ModuleDigests {
   readonly #root: string;
   readonly #memo: StatMemo | undefined;
   readonly #files = new Map<string, Promise<ModuleFile>>();
+  readonly #closures = new Map<string, Promise<Record<string, ContentDigest>>>();
 
   constructor(root: string, memo?: StatMemo) {
     this.#root = root;
@@ -108,7 +109,17 @@ export class ModuleDigests {
   }
 
   /** Digests of a module and every local module it imports, keyed by path relative to the root. */
-  async of(file: string): Promise<Record<string, ContentDigest>> {
+  of(file: string): Promise<Record<string, ContentDigest>> {
+    // Asked for by the probe, the fingerprint and the loader alike: worked out once a run.
+    let digests = this.#closures.get(file);
+    if (digests === undefined) {
+      digests = this.#closure(file);
+      this.#closures.set(file, digests);
+    }
+    return digests;
+  }
+
+  async #closure(file: string): Promise<Record<string, ContentDigest>> {
     const digests: Record<string, ContentDigest> = {};
     const seen = new Set<string>();
     // Level by level, each level's files at once.
