@@ -438,6 +438,16 @@ describe('CSV files', () => {
     expect(error.message).toBe('malformed CSV bad.csv: its rows do not have a consistent number of fields, so its columns cannot be detected');
   });
 
+  test('a malformed file among several is named and refused, its rows never dropped unseen', async () => {
+    mkdirSync(join(project, 'many'), {recursive: true});
+    writeFileSync(join(project, 'many', 'a.csv'), 'id,version,score\n1,1,0.5\n2,1,0.6\n');
+    writeFileSync(join(project, 'many', 'b.csv'), 'id,version,score\n1,2,0.5\n2,2,0.7\n');
+    writeFileSync(join(project, 'many', 'c.csv'), 'id,version,score\n6,2,0.5\n7,2\n');
+    const error = await failure(run(project, '2', settings({source: {keys: ['id']}, duckdb: {path: 'many/*.csv'}})));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toBe(`malformed CSV ${join(project, 'many', 'c.csv')}: its rows do not have a consistent number of fields, so its columns cannot be detected`);
+  });
+
   test('a file not in UTF-8 is reported as such, with how to convert it', async () => {
     writeFileSync(join(project, 'latin.csv'), Buffer.from('id,version,label\n1,1,caf\xe9\n2,1,ok\n', 'latin1'));
     const error = await failure(run(project, '1', settings({source: {keys: ['id']}, duckdb: {path: 'latin.csv'}})));

@@ -352,13 +352,36 @@ async function fileRelation(connection: DuckDBConnection, source: Extract<LocalS
   // When no delimiter gives every row the same number of fields, DuckDB's sniffer settles
   // for one column holding whole lines. No real source has a one-column table (it needs a
   // key and a version), so read it again as comma-separated and let the real error show.
+  // Among several files, such a file shows as one more column named by its whole header
+  // ("id,version,score"), and its rows would be lost without a word (no version): the same.
   const schema = await describe(connection, relation, source);
-  if (schema.length === 1 && source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f))) {
-    const strict = `read_csv(${list}, union_by_name = true, delim = ','${types})`;
+  const delimiter = schema.length === 1 ? (source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f)) ? ',' : undefined) : wholeHeader(schema);
+  if (delimiter !== undefined) {
+    const delim = `delim = ${quoteString(delimiter, 'duckdb')}`;
+    if (schema.length > 1) {
+      // DuckDB names no file when one of several fails: find it, and read it alone for its error.
+      for (const file of source.files) {
+        const one = await describe(connection, `read_csv(${quoteString(file, 'duckdb')})`, source);
+        if (one.length === 1) await describe(connection, `read_csv(${quoteString(file, 'duckdb')}, ${delim})`, source);
+      }
+    }
+    const strict = `read_csv(${list}, union_by_name = true, ${delim}${types})`;
     await describe(connection, strict, source);
     return strict;
   }
   return relation;
+}
+
+/** The delimiter of a column named by a whole header line (the other columns' names joined), if any. */
+function wholeHeader(schema: readonly Column[]): string | undefined {
+  const names = new Set(schema.map((c) => c.name.toLowerCase()));
+  for (const column of schema) {
+    for (const delimiter of [',', ';', '\t', '|']) {
+      const parts = column.name.split(delimiter);
+      if (parts.length > 1 && parts.every((part) => names.has(part.trim().toLowerCase()))) return delimiter;
+    }
+  }
+  return undefined;
 }
 
 /**
