@@ -206,6 +206,13 @@ export class ValidationRunner {
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
     const moduleFiles = new StatMemo(join(cacheDir, 'module-files.json'));
+    // Task code may leave a promise unawaited or throw in a callback: such an error fails the
+    // tasks running (exit 3, errors.json) rather than the process (or a server's every run);
+    // once no task runs, it is said as a warning.
+    let strayHooks: Required<RunHooks> | undefined;
+    const stray = (error: unknown) => {
+      if (executor?.failRunning(error).length === 0) strayHooks?.warning(`An error escaped task code after its task finished: ${error instanceof Error ? error.message : String(error)}`);
+    };
     try {
       let logFile: string | undefined;
       const reporters: RunHooks[] = [userHooks];
@@ -260,18 +267,10 @@ export class ValidationRunner {
         }
       }, 1000);
       heapWatch.unref();
-      // Task code may leave a promise unawaited or throw in a callback: such an error fails the
-      // tasks running (exit 3, errors.json) rather than the process (or a server's every run).
-      const stray = (error: unknown) => {
-        if (executor?.failRunning(error).length === 0) hooks.warning(`An error escaped task code after its task finished: ${error instanceof Error ? error.message : String(error)}`);
-      };
+      strayHooks = hooks;
       process.on('unhandledRejection', stray);
       process.on('uncaughtException', stray);
-      const outcomes = await executor.run().finally(() => {
-        clearInterval(heapWatch);
-        process.off('unhandledRejection', stray);
-        process.off('uncaughtException', stray);
-      });
+      const outcomes = await executor.run().finally(() => clearInterval(heapWatch));
       if (!options.dryRun) {
         await Promise.all([cache.flush(), fileDigests.flush(), moduleFacts.flush(), moduleFiles.flush()]);
         await cache.recordRun(outcomes.flatMap((outcome) => (outcome.kind === 'ran' || outcome.kind === 'cached' ? [outcome.entry.key] : [])));
@@ -296,6 +295,9 @@ export class ValidationRunner {
     } finally {
       // Task code given up on (interrupted, timed out) may still be running a query.
       engine.close({busy: !(await executor?.settle(ENGINE_SETTLE_MS) ?? true)});
+      // Only now: code given up on may still fail, up to here.
+      process.off('unhandledRejection', stray);
+      process.off('uncaughtException', stray);
       await rm(spill, {recursive: true, force: true}).catch(() => undefined);
       await lock?.release();
     }

@@ -312,6 +312,19 @@ describe('failed runs', () => {
     expect(project.exists('.cache/lock')).toBe(false);
   });
 
+  it('an error escaping task code given up on (timed out) is a warning, not the end of the process', () => {
+    const project = new Project({
+      'pipeline.yaml': 'settings:\n  performance: {timeout: 1}\ntasks:\n  a: {run: a, outputs: [a.txt]}\n',
+      'tasks/a.ts': "export default {async run() { await new Promise((resolve) => setTimeout(resolve, 2500)); void Promise.reject(new Error('late rejection')); await new Promise((resolve) => setTimeout(resolve, 100)); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('exceeded the time limit of 1 s');
+    expect(result.stderr).toContain('Warning: An error escaped task code after its task finished: late rejection');
+    expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
+    expect(project.exists('.cache/lock')).toBe(false);
+  });
+
   it('a failed run leaves the previous outputs together, never its own finished ones beside them', () => {
     // a finishes, then b fails: a's new output must not sit beside b's old one.
     const project = new Project({

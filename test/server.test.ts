@@ -410,6 +410,8 @@ describe('graceful shutdown', () => {
     const server = await Server.start(project);
     const running = await server.post('/runs', {old: '1', new: '2'});
     await server.started(running.body.id);
+    // Killed once the run is recorded as running (written as it starts).
+    while (!project.exists('.cache', 'server-runs', running.body.id, 'run.json')) await new Promise((resolve) => setTimeout(resolve, 20));
     await server.stop('SIGKILL');
     const restarted = await Server.start(project);
     try {

@@ -39,7 +39,12 @@ export function logFileReporter(file: string, options: {level: LogLevel; format:
   const write = (level: LogLevel, message: string, task?: string) => {
     if (LEVELS.indexOf(level) < threshold) return;
     const lines = redact(task === undefined ? message : `${task}: ${message}`).split('\n');
-    appendFileSync(file, lines.map((line) => formatRecord(options.format, level, line, task)).join('\n') + '\n');
+    try {
+      appendFileSync(file, lines.map((line) => formatRecord(options.format, level, line, task)).join('\n') + '\n');
+    } catch {
+      // Past the end of the run (its folder published, the staging path gone) or on a full
+      // disk, a record the log can no longer take must not take the run down with it.
+    }
   };
   return {
     log: write,

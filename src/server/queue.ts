@@ -205,7 +205,8 @@ export class RunQueue {
     const run = this.#runs.get(id);
     if (run === undefined) return undefined;
     if (run.view.state === 'queued') {
-      this.#waiting.splice(this.#waiting.indexOf(run), 1);
+      const at = this.#waiting.indexOf(run);
+      if (at >= 0) this.#waiting.splice(at, 1);
       void this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'Cancelled before it started.', task: null, hint: null}, 130);
     } else if (run.view.state === 'running') {
       const done = run.view.tasks.length > 0 && run.view.tasks.every((task) => task.state !== 'pending' && task.state !== 'running');
@@ -260,13 +261,12 @@ export class RunQueue {
 
   async #execute(run: Run): Promise<void> {
     const view = run.view;
-    // Recorded as running before any client can see it so, so that a server killed during the
-    // run still reports it (as failed) after a restart.
-    const started = new Date().toISOString();
-    await writeView(join(this.#dir, view.id), {...view, state: 'running', started_at: started}).catch(() => undefined);
+    // Running from the moment it left the queue (a cancellation now interrupts it), and
+    // recorded so, so that a server killed during the run still reports it (as failed).
     view.state = 'running';
-    view.started_at = started;
+    view.started_at = new Date().toISOString();
     this.#notify(`run ${view.id} started: ${view.old} vs ${view.new}`);
+    await writeView(join(this.#dir, view.id), view).catch(() => undefined);
     let summary: RunSummary;
     try {
       summary = await this.#runner.runWorkflow(view.old, view.new, {
