@@ -65,6 +65,9 @@ const IMPORT = /(?:^|[;\n}])\s*(?:import|export)\s+(?!type\s)(?:[^'"`;]*?\sfrom\
 // Comments out, strings and template literals kept (a specifier is a string).
 const COMMENT_OR_STRING = /\/\*[\s\S]*?\*\/|\/\/[^\n]*|'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`/g;
 
+/** What finds imports, as a digest: a memo of imports found another way is not trusted. */
+const SCANNER = sha256(IMPORT.source + COMMENT_OR_STRING.source).slice(0, 16);
+
 /** The local modules a module's text imports, as written. */
 export function localImports(text: string): string[] {
   const code = text.replace(COMMENT_OR_STRING, (token) => (token.startsWith('/') ? token.replace(/[^\n]/g, ' ') : token));
@@ -94,8 +97,8 @@ function scanModule(text: string): ModuleText {
 /**
  * The code digests of task modules, each file read once. One per run: a server running many
  * sees the edits made between them. With a memo, a file is not read again while its (size,
- * mtime, inode) signature is unchanged (a cached run reads none); its imports are resolved
- * again each run, since which file './a.js' names depends on the files present.
+ * mtime, inode, ctime) signature is unchanged (a cached run reads none); its imports are
+ * resolved again each run, since which file './a.js' names depends on the files present.
  */
 export class ModuleDigests {
   readonly #root: string;
@@ -147,11 +150,15 @@ export class ModuleDigests {
 
   async #scan(file: string): Promise<ModuleText> {
     const scan = async (path: string) => scanModule(await readFile(path, 'utf8'));
-    if (this.#memo === undefined) return scan(file);
-    const remembered = JSON.parse(await this.#memo.get(file, async (path) => JSON.stringify(await scan(path)))) as Partial<ModuleText>;
-    // A memo written by another version of this code, or edited: read the file.
-    if (typeof remembered.digest !== 'string' || !Array.isArray(remembered.specifiers)) return scan(file);
-    return remembered as ModuleText;
+    const memo = this.#memo;
+    if (memo === undefined) return scan(file);
+    const remember = async (path: string) => JSON.stringify({...(await scan(path)), scanner: SCANNER});
+    const remembered = JSON.parse(await memo.get(file, remember)) as Partial<ModuleText> & {scanner?: string};
+    if (remembered.scanner === SCANNER && typeof remembered.digest === 'string' && Array.isArray(remembered.specifiers)) return remembered as ModuleText;
+    // Found by another way of finding imports (an upgrade), or edited: read the file again.
+    const fresh = await scan(file);
+    await memo.set(file, JSON.stringify({...fresh, scanner: SCANNER}));
+    return fresh;
   }
 }
 

@@ -81,9 +81,14 @@ describe('ModuleDigests with a memo', () => {
     // The next run believes the memo while the file's signature holds: what it remembers is
     // what it reports (so the file was not read)...
     const remembered = JSON.parse(readFileSync(memoFile, 'utf8')) as Record<string, {signature: string; value: string}>;
-    remembered[task]!.value = JSON.stringify({digest: 'remembered', specifiers: ['./lib/helper.js']});
+    const facts = JSON.parse(remembered[task]!.value) as Record<string, unknown>;
+    remembered[task]!.value = JSON.stringify({...facts, digest: 'remembered'});
     writeFileSync(memoFile, JSON.stringify(remembered));
     expect((await new ModuleDigests(dir, new StatMemo(memoFile)).of(task))['tasks/a.ts']).toBe('remembered');
+    // ...unless it was found by another way of finding imports (before an upgrade): read again.
+    remembered[task]!.value = JSON.stringify({...facts, digest: 'remembered', scanner: 'older'});
+    writeFileSync(memoFile, JSON.stringify(remembered));
+    expect((await new ModuleDigests(dir, new StatMemo(memoFile)).of(task))['tasks/a.ts']).toBe(sha256(readFileSync(task, 'utf8')));
 
     // ...and reads it again once it is edited; a helper that now resolves elsewhere is followed.
     writeFileSync(task, "import {helper} from './lib/other.js';\nexport default {run: helper};\n");
