@@ -10,7 +10,6 @@ import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import type {Pipeline, TaskName, TaskNode} from './analyzer.js';
 import type {CacheEntry, CacheStore} from './cache/store.js';
-import {fileSignature} from './cache/stat-memo.js';
 import type {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import type {Settings} from './config/schema.js';
 import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, isDiskFull, TransientError, ValidationError} from './errors.js';
@@ -535,21 +534,21 @@ export class Executor {
         signal: controller.signal,
         duckdb: () => this.#services.duckdb(controller.signal),
       };
-      // Inputs are the store's own files, to be read only: one a task changed would corrupt
-      // every task and run that reads it, so the change fails the task and the file goes.
+      // Inputs are the store's own files, to be read only: one changed (by this task or one
+      // beside it) would corrupt every task and run that reads it, so the change fails the
+      // task and the file goes. Checked against the store's record, not a snapshot taken now.
       const inputFiles = Object.entries(blobs).flatMap(([from, byName]) => Object.entries(byName).map(([file, path]) => ({from, file, path})));
-      const before = await Promise.all(inputFiles.map(({path}) => fileSignature(path).catch(() => '')));
       try {
         faultPoint('task-start');
         const work = definition.run(ctx);
         this.#track(work);
         const result = checkedResult(task, (await this.#race(work, controller.signal)) ?? {});
         faultPoint('task-ran');
-        const after = await Promise.all(inputFiles.map(({path}) => fileSignature(path).catch(() => '')));
-        const changed = inputFiles.filter((_, i) => after[i] !== before[i]);
+        const intact = await Promise.all(inputFiles.map(({path}) => cache.unchanged(path)));
+        const changed = inputFiles.filter((_, i) => !intact[i]);
         if (changed.length > 0) {
           await Promise.all(changed.map(({path}) => rm(path, {force: true})));
-          throw new ExecutionError(`Task "${task}" changed its input ${changed.map(({from, file}) => `${from}/${file}`).join(', ')}, a file in the cache that tasks must only read; it was removed, and the next run recomputes it.`, {
+          throw new ExecutionError(`Task "${task}" found its input ${changed.map(({from, file}) => `${from}/${file}`).join(', ')} changed, a file in the cache that tasks must only read (it wrote to it, or a task beside it did); it was removed, and the next run recomputes it.`, {
             task,
             hint: 'Copy an input into ctx.tmpDir (or ${output:...}) before changing it.',
           });

@@ -186,7 +186,7 @@ describe('the cache', () => {
     });
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(3);
-    expect(result.stdout).toContain('use failed: Task "use" changed its input make/data.txt, a file in the cache that tasks must only read; it was removed, and the next run recomputes it.');
+    expect(result.stdout).toContain('use failed: Task "use" found its input make/data.txt changed, a file in the cache that tasks must only read (it wrote to it, or a task beside it did); it was removed, and the next run recomputes it.');
     expect(project.exists('output/1_vs_2/data.txt')).toBe(false);
     // Without the offending task, make is recomputed and its true output published.
     project.write({'pipeline.yaml': 'tasks:\n  make: {shell: "echo original > ${output:data.txt}", outputs: [data.txt]}\n'});

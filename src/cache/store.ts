@@ -10,14 +10,14 @@
  */
 import {createHash} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
-import {mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import {chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {faultPoint} from '../util/fault.js';
 import {READ_CHUNK, sha256} from '../util/hash.js';
-import {StatMemo} from './stat-memo.js';
+import {fileSignature, StatMemo} from './stat-memo.js';
 
 /** A stored output whose content no longer matches its digest. */
 export class DamagedOutputError extends Error {}
@@ -265,6 +265,8 @@ export class CacheStore {
       sink.on('integrity', (value: unknown) => (integrity = String(value)));
       await pipeline(createReadStream(file, {highWaterMark: READ_CHUNK}), sink);
       outputs[name] = {integrity, size: (await stat(file)).size};
+      // Read-only, so that a task writing to its input fails at once (for users other than root).
+      await chmod(this.blobPath(outputs[name]), 0o444).catch(() => undefined);
       await this.#verified.set(this.blobPath(outputs[name]), 'intact');
       faultPoint('blob-stored');
     }
@@ -337,6 +339,15 @@ export class CacheStore {
     } catch {
       return 'is missing from the store';
     }
+  }
+
+  /**
+   * Whether a stored file still has the signature it had when last found intact (a task may
+   * have written to it since); true when none is remembered.
+   */
+  async unchanged(blob: string): Promise<boolean> {
+    const known = await this.#verified.signatureOf(blob);
+    return known === undefined || known === (await fileSignature(blob).catch(() => ''));
   }
 
   /** Saves what was verified in this run. */
