@@ -175,6 +175,17 @@ describe('the cache', () => {
     expect(project.read('output/1_vs_2/a.txt')).toBe('good content');
   });
 
+  it('a damaged stored file is replaced when a rerun stores the same content again, not taken on trust', () => {
+    const project = simple(countingTask(['a.txt'], "'good content'"));
+    project.run(['--old', '1', '--new', '2']);
+    const blobs = execSync(`find ${project.path('.cache/content-v2')} -type f`, {encoding: 'utf8'}).trim().split('\n');
+    for (const blob of blobs) writeFileSync(blob, readFileSync(blob, 'utf8').replace('good', 'evil'));
+    const forced = project.run(['--old', '1', '--new', '2', '--force']);
+    expect(forced.code).toBe(0);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('good content');
+    for (const blob of blobs) expect(readFileSync(blob, 'utf8')).toBe('good content');
+  });
+
   it('a task that changes its input in the cache fails, and nothing it damaged is published or kept', () => {
     const project = new Project({
       'pipeline.yaml': [
