@@ -31,7 +31,7 @@ export function parseReference(text: string): Reference | string {
   // ${f%.csv}, ${x:-y}: an expansion of the shell's own, passed on escaped.
   const variable = /^[A-Z_][A-Z0-9_]*$/.test(text)
     ? ` For a variable of the shell, write $${text} (without braces).`
-    : /[%#?!*@/]|:[-=+?]/.test(text)
+    : /[%#?!*@/]|:[-=+?]/.test(text) && !/^\s*\w+:/.test(text)
       ? ` To pass it to the shell as it is, write $\${${text}}.`
       : '';
   return `Unknown reference "\${${text}}". Expected \${old}, \${new}, \${settings.PATH}, \${input:TASK/FILE} or \${output:FILE}.${variable}`;

@@ -15,7 +15,7 @@ import type {SettingsInputs} from './config/load.js';
 import {loadWithMemo} from './config/memo.js';
 import type {Settings, TaskDeclaration} from './config/schema.js';
 import {DuckDBEngine} from './engines/duckdb.js';
-import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, ValidationError} from './errors.js';
+import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, isDiskFull, ValidationError} from './errors.js';
 import {Executor} from './executor.js';
 import {closure} from './graph.js';
 import {acquireLock} from './lock.js';
@@ -345,11 +345,10 @@ export class ValidationRunner {
     } catch (error) {
       await folder.discard();
       if (error instanceof ValidationError) throw error;
-      const code = (error as {code?: string}).code;
       throw new ExecutionError(`Could not write the outputs to ${folder.path}: ${redact((error as Error).message)}`, {
         hint: error instanceof DamagedOutputError
           ? 'Rerun: the damaged output is recomputed; the previous outputs were left as they were.'
-          : code === 'ENOSPC'
+          : isDiskFull(error)
             ? DISK_FULL_HINT
             : 'Check that the output folder is writable; the previous outputs were left as they were.',
       });

@@ -112,7 +112,7 @@ export interface ProbeContext {
   readonly settings: Readonly<Record<string, Json>>;
   readonly projectDir: string;
   readonly signal: AbortSignal;
-  /** Content digest of a file, memoised on (size, mtime, inode) so unchanged files are not re-read. */
+  /** Content digest of a file, memoised on (size, mtime, inode, ctime) so unchanged files are not re-read. */
   digestFile(path: string): Promise<string>;
 }
 

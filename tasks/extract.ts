@@ -52,9 +52,9 @@ export default defineTask({
     }
     // A numeric version column holds numbers: "1.10" selects the rows of 1.1, which another
     // version written "1.1" would select too.
-    const number = Number(version);
-    if (!/CHAR|STRING|TEXT/i.test(extracted.versionType) && Number.isFinite(number) && String(number) !== version) {
-      ctx.warn(`source.version_column "${settings.spec.versionColumn}" holds numbers (${extracted.versionType}): version "${version}" selects the rows of ${number}, as "${number}" would.`);
+    const selected = numericVersion(version, extracted.versionType);
+    if (selected !== undefined && selected !== version) {
+      ctx.warn(`source.version_column "${settings.spec.versionColumn}" holds numbers (${extracted.versionType}): version "${version}" selects the rows of ${selected}, as "${selected}" would.`);
     }
     ctx.progress({rows: extracted.rows, total: extracted.rows});
     ctx.log.info(`extracted ${extracted.rows} rows of version ${version} (${extracted.columns.length} columns)`);
@@ -79,6 +79,17 @@ function readSettings(settings: Readonly<Record<string, Json>>): ExtractSettings
     spec: {table: source.table, versionColumn: source.version_column, keys: source.keys, columns: source.columns},
     local: {database: duckdb.database, path: duckdb.path},
   };
+}
+
+/**
+ * The number a version selects in a numeric version column, as text; undefined for a text
+ * column or a version that is no number. Integers are taken exactly (past 2^53 too).
+ */
+function numericVersion(version: string, type: string): string | undefined {
+  if (/CHAR|STRING|TEXT/i.test(type)) return undefined;
+  if (/INT/i.test(type) && /^[-+]?\d+$/.test(version)) return BigInt(version).toString();
+  const number = Number(version);
+  return Number.isFinite(number) ? String(number) : undefined;
 }
 
 function versionOf(args: Readonly<Record<string, Json>>): string {

@@ -192,6 +192,11 @@ tasks:
     expectProblems(project.run(['--old', '1', '--new', '2']), [
       'pipeline.yaml:2:14 Task "f": Unknown reference "${f%.csv}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}. To pass it to the shell as it is, write $${f%.csv}.',
     ]);
+    // A misspelt kind of reference is no shell expansion: no advice to escape it.
+    project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "cat ${inptu:make/x.txt}"}\n'});
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:2:14 Task "f": Unknown reference "${inptu:make/x.txt}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
+    ]);
     project.write({'pipeline.yaml': 'tasks:\n  f: {shell: "f=a.csv; echo $${f%.csv} > ${output:f.txt}", outputs: [f.txt]}\n'});
     expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
     expect(project.read('output/1_vs_2/f.txt')).toBe('a\n');

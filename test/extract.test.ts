@@ -214,6 +214,13 @@ describe('a table in a DuckDB database', () => {
     const warnings = async (version: string) => (await run(project, version, tableSettings())).logs.filter((line) => line.startsWith('WARNING'));
     expect(await warnings('2')).toEqual([]);
     expect(await warnings('2.0')).toEqual(['WARNING source.version_column "Version" holds numbers (INTEGER): version "2.0" selects the rows of 2, as "2" would.']);
+    expect(await warnings('+2')).toEqual(['WARNING source.version_column "Version" holds numbers (INTEGER): version "+2" selects the rows of 2, as "2" would.']);
+    // An integer past 2^53 is selected exactly: nothing to warn of.
+    const dir = tempProject();
+    await writeDatabase(join(dir, 'big.duckdb'), `CREATE TABLE model_parameters AS SELECT 1 AS entity_id, 9007199254740993::BIGINT AS version`);
+    const big = await run(dir, '9007199254740993', settings({duckdb: {database: 'big.duckdb'}}));
+    expect(big.result).toMatchObject({rows: 1});
+    expect(big.logs.filter((line) => line.startsWith('WARNING'))).toEqual([]);
   });
 
   test('says when the versions present cannot be passed as versions, and what to do', async () => {

@@ -288,6 +288,10 @@ describe('report.html', () => {
     writeFileSync(join(dir, 'validation.json'), JSON.stringify({rows: {old: 2, new: 2}, compared_rows: 2, changed_rows: 2, columns, rules, status: 'fail'}));
     const page = await runReport({validation: join(dir, 'validation.json')}, {});
     expect(page.text).toContain('max_abs_diff (x) ∞ 0.5 max_abs_diff');
+    // A rule on a column one version lacks has no value at all: n/a, not ∞.
+    const missing = [{check: 'max_abs_diff', severity: 'error', column: 'gone', passed: false, observed: null, limit: 0.5, message: 'max_abs_diff: column "gone" is not in the new version'}];
+    writeFileSync(join(dir, 'validation.json'), JSON.stringify({rows: {old: 2, new: 2}, compared_rows: 2, changed_rows: 2, columns, rules: missing, status: 'fail'}));
+    expect((await runReport({validation: join(dir, 'validation.json')}, {})).text).toContain('max_abs_diff (gone) n/a 0.5');
     expect(page.text).toContain('x DOUBLE 2 100% 0 0 ∞ (a change to or from ±Infinity or NaN, or past the double range)');
     expect(page.text).toContain('y DOUBLE 1 50% 0 1 – (changes to or from null only)');
   });

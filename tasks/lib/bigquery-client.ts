@@ -248,7 +248,10 @@ export async function queryAll(source: BigQuerySource, query: BigQueryQuery, pag
   return {fields, rows};
 }
 
-/** A wire value as JavaScript: INT64 and FLOAT64 as numbers (NaN, Infinity included), null as null, the rest as text. */
+/**
+ * A wire value as JavaScript: INT64 and FLOAT64 as numbers (NaN, Infinity included; an
+ * INT64 past 2^53 as its digits), null as null, the rest as text.
+ */
 export function decodeScalar(field: BigQueryField, value: unknown): string | number | boolean | null {
   if (value === null || value === undefined) return null;
   switch (field.type) {

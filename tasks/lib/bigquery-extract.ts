@@ -584,10 +584,10 @@ async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
   });
 }
 
-/** Runs one BigQuery call, turning the client's errors into messages a user can act on. */
 /**
- * A BigQuery call with its errors explained; with `signal`, given up as soon as it aborts
- * (the request is left to finish on its own: the run need not wait for it).
+ * Runs one BigQuery call, turning the client's errors into messages a user can act on; with
+ * `signal`, given up as soon as it aborts (the request is left to finish on its own: the run
+ * need not wait for it).
  */
 export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {

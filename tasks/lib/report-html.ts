@@ -183,7 +183,7 @@ function observedText(rule: Rule): string {
  */
 function limitText(rule: Rule, value: Loose<RuleResult['observed']> | undefined): string {
   // validation.json writes an infinite difference (to or from ±Infinity or NaN) as null.
-  if (value === null && rule.check === 'max_abs_diff' && value === rule.observed && rule.passed === false) return '∞';
+  if (value === null && rule.check === 'max_abs_diff' && value === rule.observed && rule.passed === false && /\bis Infinity\b/.test(rule.message ?? '')) return '∞';
   if (value === null || value === undefined) return 'n/a';
   const unit = 'unit' in rule ? rule.unit : undefined;
   const other = value === rule.observed ? rule.limit : rule.observed;
