@@ -809,8 +809,10 @@ function bigQueryChangedExpr(column: ComparedColumn, i: number, params: Record<s
 // DECIMALs (NUMERIC and BIGNUMERIC) exactly too, as BIGNUMERIC, which holds any NUMERIC difference.
 function bigQueryDifference(column: ComparedColumn, i: number): string {
   if (exactIntegers(column)) return `CAST(ABS(CAST(n${i} AS NUMERIC) - CAST(o${i} AS NUMERIC)) AS FLOAT64)`;
-  if (commonDecimalScale(column) !== undefined) return `CAST(ABS(CAST(n${i} AS BIGNUMERIC) - CAST(o${i} AS BIGNUMERIC)) AS FLOAT64)`;
-  return `ABS(CAST(n${i} AS FLOAT64) - CAST(o${i} AS FLOAT64))`;
+  const doubles = `ABS(CAST(n${i} AS FLOAT64) - CAST(o${i} AS FLOAT64))`;
+  // Past BIGNUMERIC's range (~5.7e38) the difference of the doubles is as good.
+  if (commonDecimalScale(column) !== undefined) return `COALESCE(CAST(ABS(SAFE_SUBTRACT(CAST(n${i} AS BIGNUMERIC), CAST(o${i} AS BIGNUMERIC))) AS FLOAT64), ${doubles})`;
+  return doubles;
 }
 
 function finite(x: string): string {

@@ -159,6 +159,7 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     CREATE MACRO memory.main.to_json_string(x) AS CAST(to_json(x) AS VARCHAR);
     CREATE MACRO memory.main.st_astext(x) AS CAST(x AS VARCHAR);
     CREATE MACRO memory.main.bq_countif(x) AS count(CASE WHEN x THEN 1 END);
+    CREATE MACRO memory.main.safe_subtract(a, b) AS TRY(a - b);
     CREATE MACRO memory.main.approx_quantiles(x, n) AS quantile_disc(x, [i / n FOR i IN range(n + 1)]);
   `);
   const state = new ServerState(instance, catalog, options);
