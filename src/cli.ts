@@ -16,7 +16,7 @@ import {didYouMean} from './util/suggest.js';
 const HELP = `Usage: npm run pipeline -- --old VERSION --new VERSION [options]
        npm run pipeline -- cache <status|verify|gc|clear> [options]
        npm run pipeline -- graph [--old VERSION --new VERSION] [--format mermaid|dot]
-       npm run pipeline -- schema > pipeline.schema.json
+       npm run --silent pipeline -- schema > pipeline.schema.json
        npm run pipeline -- serve [--host 127.0.0.1] [--port 8787]   (the HTTP API; see the README)
 
 Compares two versions of a model's output table and reports what changed. Tasks whose
@@ -28,8 +28,9 @@ Run options:
   --config FILE                  a JSON or YAML settings file layered over pipeline.yaml
   --set PATH=VALUE               set one setting, e.g. --set validation.tolerance.abs=0.01 (repeatable)
   --output-dir DIR               write outputs under DIR (overrides output.base_dir)
-  --skip-extraction              reuse the cached extraction of each version; do not touch the source
-  --skip-analysis                leave the analysis out (the report says so)
+  --skip-extraction              reuse the extraction of each version the latest run used (tasks
+                                 tagged extraction); do not touch the source
+  --skip-analysis                leave out the tasks tagged analysis (the report says so)
   --only TASK                    run only TASK and what it needs (repeatable; a tag works too)
   --force                        run tasks even when cached
   --dry-run                      print the plan (what is cached, what would run and why); run nothing

@@ -145,10 +145,15 @@ export class ValidationRunner {
     const versions = {old: checkVersion('--old', oldVersion), new: checkVersion('--new', newVersion)};
     const pipeline = await this.load(options);
     const settings = pipeline.settings;
+    // --skip-analysis and --skip-extraction name tags: one no task carries would do nothing, unseen.
+    const unmatched: string[] = [];
     const select = (flag: string, names: readonly string[] | undefined): Set<TaskName> => {
       const chosen = new Set<TaskName>();
       for (const name of names ?? []) {
         const matches = pipeline.order.filter((task) => task === name || pipeline.tasks.get(task)!.declaration.tags.includes(name));
+        if (matches.length === 0 && flag !== '--only') {
+          unmatched.push(`--skip-${name} leaves out nothing: no task is tagged ${name} (add \`tags: [${name}]\` to the tasks it should cover in pipeline.yaml).`);
+        }
         if (matches.length === 0 && flag === '--only') {
           const tags = [...new Set(pipeline.order.flatMap((task) => pipeline.tasks.get(task)!.declaration.tags))].sort();
           throw new ConfigurationError(`${flag} ${name}: no task or tag of that name.${didYouMean(name, [...pipeline.order, ...tags])}`, {
@@ -162,6 +167,7 @@ export class ValidationRunner {
     const only = options.only === undefined || options.only.length === 0 ? undefined : select('--only', options.only);
     const selected = only === undefined ? undefined : (closure(only, (task) => pipeline.tasks.get(task as TaskName)!.deps.map((dep) => dep.task)) as Set<TaskName>);
     const skipped = select('--skip', options.skip);
+    const reused = select('--reuse', options.reuse);
     if (only !== undefined) {
       // A task asked for that is left out, or needs one that is, would not run, yet the run
       // would pass and publish: a gate passing on nothing.
@@ -235,7 +241,7 @@ export class ValidationRunner {
       }
       const hooks = combineHooks(...reporters);
       hooks.log('INFO', `run ${versions.old} vs ${versions.new} in ${pipeline.projectDir} (pid ${process.pid})`);
-      for (const warning of pipeline.warnings) hooks.warning(warning);
+      for (const warning of [...pipeline.warnings, ...unmatched]) hooks.warning(warning);
       if (versions.old === versions.new) {
         hooks.warning(`--old and --new are the same version (${versions.old}): the comparison can only find no change. Pass the two versions to compare.`);
       }
@@ -246,7 +252,7 @@ export class ValidationRunner {
           force: options.force ?? false,
           ...(selected === undefined ? {} : {selected}),
           skip: skipped,
-          reuse: select('--reuse', options.reuse),
+          reuse: reused,
           dryRun: options.dryRun ?? false,
           signal,
           concurrency: settings.validation.parallel_processing ? Math.max(2, availableParallelism()) : 1,

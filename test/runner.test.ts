@@ -295,6 +295,14 @@ describe('the runner', () => {
     expect(project.run(['--old', '1', '--new', '2']).stderr).toMatch(/is damaged \(truncated or altered\); it will be recomputed/);
   });
 
+  it('--skip-analysis and --skip-extraction say so when no task carries their tag', () => {
+    const project = fivetasks();
+    const result = project.run(['--old', '1', '--new', '2', '--skip-analysis', '--skip-extraction']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Warning: --skip-analysis leaves out nothing: no task is tagged analysis (add `tags: [analysis]` to the tasks it should cover in pipeline.yaml).');
+    expect(result.stderr).toContain('Warning: --skip-extraction leaves out nothing: no task is tagged extraction');
+  });
+
   it('--dry-run of a task that cannot be planned says why and exits as the run would', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  cat:\n    shell: cat in/*.txt > ${output:o.txt}\n    inputs: {files: ["in/*.txt"]}\n    outputs: [o.txt]\n'});
     const result = project.run(['--old', '1', '--new', '2', '--dry-run']);
