@@ -36,7 +36,8 @@ Run options:
   --dry-run                      print the plan (what is cached, what would run and why); run nothing
   --no-wait                      fail at once if another run holds the cache, instead of waiting
   --pipeline FILE                the pipeline file (default: pipeline.yaml in the current folder)
-  --verbose                      show stack traces of unexpected errors
+  --verbose                      show stack traces of unexpected errors; log at DEBUG (with task
+                                 code's stack traces)
   -h, --help                     show this help
 
 Other commands' options:
@@ -151,7 +152,8 @@ async function runCommand(flags: Flags, signal: AbortSignal): Promise<number> {
   const progress = new ProgressReporter();
   const summary = await runner
     .runWorkflow(oldVersion ?? '', newVersion ?? '', {
-      ...(flags.set === undefined ? {} : {set: flags.set}),
+      // --verbose: the log takes everything, task code's stack traces included.
+      ...(flags.set === undefined && !flags.verbose ? {} : {set: [...(flags.set ?? []), ...(flags.verbose ? ['logging.level=DEBUG'] : [])]}),
       ...(flags['output-dir'] === undefined ? {} : {outputDir: flags['output-dir']}),
       ...(flags.only === undefined ? {} : {only: flags.only}),
       force: flags.force ?? false,

@@ -95,7 +95,7 @@ function asFailure(error: unknown, task: string): ValidationError {
     task,
     hint: resolving
       ? 'A TypeScript task in a folder whose package.json does not say "type": "module" cannot import() a local module: add "type": "module", or import it statically.'
-      : 'See the log file for details; rerun with --verbose for the stack trace.',
+      : 'Rerun with --verbose: the log file then has the stack trace (logging.level DEBUG).',
   });
 }
 
@@ -597,6 +597,9 @@ export class Executor {
           continue;
         }
         hooks.log('ERROR', error.message, task);
+        // Where task code failed, for whoever reads the log at DEBUG (--verbose).
+        const origin = error.cause instanceof Error ? error.cause : undefined;
+        if (origin?.stack !== undefined) hooks.log('DEBUG', origin.stack, task);
         // Before the pool slot is released, so that no queued task starts after a failure.
         this.#stopped ??= `${task} failed`;
         return {kind: 'failed', task, error, reasons, durationMs: Math.round(performance.now() - started)};

@@ -49,7 +49,7 @@ describe('failures', () => {
       class: 'ExecutionError',
       message: 'Task "boom" crashed: division by zero in row 7',
       task: 'boom',
-      hint: 'See the log file for details; rerun with --verbose for the stack trace.',
+      hint: 'Rerun with --verbose: the log file then has the stack trace (logging.level DEBUG).',
       failures: [{task: 'boom', class: 'ExecutionError', message: 'Task "boom" crashed: division by zero in row 7'}],
     });
     const summary = project.json<{status: string; tasks: {name: string; status: string; reason: string}[]}>('output/1_vs_2/summary.json');
@@ -69,6 +69,11 @@ describe('failures', () => {
       expect(log).not.toContain('other: started');
     }
     expect(project.read('output/1_vs_2/validation.log')).toContain('ERROR - boom: Task "boom" crashed: division by zero in row 7');
+    expect(project.read('output/1_vs_2/validation.log')).not.toContain('DEBUG');
+    // --verbose: the log has where the task's code failed.
+    const verbose = project.run(['--old', '1', '--new', '2', '--set', 'validation.parallel_processing=false', '--verbose']);
+    expect(verbose.code).toBe(3);
+    expect(project.read('output/1_vs_2/validation.log')).toMatch(/DEBUG - boom: Error: division by zero in row 7\n.*DEBUG -\s+at /s);
   });
 
   it('after a failure, cached results are still served: an unrelated failing task does not hide a verdict', () => {
