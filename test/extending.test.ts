@@ -105,7 +105,8 @@ describe('user tasks', () => {
     project.write({'pipeline.yaml': without('bigquery.maximum_bytes_billed', 'bigquery.retry_max_delay_seconds')});
     result = project.run(['--old', '0.3615', '--new', '0.3621']);
     expect(result.code).toBe(2);
-    expect(result.stdout).toContain('  - validate failed: This task reads settings of bigquery, and pipeline.yaml declares none of them for it.');
+    // A section none of whose settings is declared: the setting read is named all the same.
+    expect(result.stdout).toContain('  - validate failed: This task reads the setting bigquery.maximum_bytes_billed, which pipeline.yaml does not declare for it.');
     // analyze declaring only part of its section: the first setting it reads unannounced is named.
     project.write({'pipeline.yaml': shipped.replace('settings: [source.keys, analysis]', 'settings: [source.keys, analysis.bins]')});
     result = project.run(['--old', '0.3615', '--new', '0.3621']);

@@ -32,11 +32,8 @@ function declaredOnly(object: Readonly<Record<string, Json>>, section: string): 
         const value = Reflect.get(target, key, receiver) as Json;
         return section === '' && typeof key === 'string' && isSection(value) ? declaredOnly(value, key) : value;
       }
-      if (section === '') {
-        throw new ConfigurationError(`This task reads settings of ${key}, and pipeline.yaml declares none of them for it.`, {
-          hint: `Add ${key}, or those of its settings the task reads (as the shipped pipeline.yaml does), to the task's inputs.settings or tuning in pipeline.yaml.`,
-        });
-      }
+      // A section none of whose settings is declared: the setting read in it is named.
+      if (section === '') return declaredOnly({}, key);
       throw new ConfigurationError(`This task reads the setting ${section}.${key}, which pipeline.yaml does not declare for it.`, {
         hint: `Add ${section}.${key} to the task's inputs.settings (or tuning) in pipeline.yaml, as the shipped pipeline.yaml does.`,
       });
