@@ -99,8 +99,29 @@ export function explainChange(previous: FingerprintParts | undefined, current: F
   digestChanges('input ', previous.inputs, current.inputs);
   digestChanges('file ', previous.files, current.files);
   digestChanges('', previous.code, current.code);
-  for (const change of changedLeaves(previous.probe, current.probe)) {
+  // A source of files: each file changed, added or removed is named (a list of digests says nothing).
+  const [before, after] = [sourceFiles(previous.probe), sourceFiles(current.probe)];
+  if (before !== undefined && after !== undefined) {
+    for (const path of new Set([...before.keys(), ...after.keys()])) {
+      if (before.get(path) !== after.get(path)) reasons.push(`source file ${path} ${!before.has(path) ? 'added' : !after.has(path) ? 'removed' : 'changed'}`);
+    }
+  }
+  const withoutFiles = (probe: Json): Json => {
+    if (before === undefined || after === undefined || !isObject(probe)) return probe;
+    return isObject(probe['source']) ? {...probe, source: {...probe['source'], files: null}} : {...probe, files: null};
+  };
+  for (const change of changedLeaves(withoutFiles(previous.probe), withoutFiles(current.probe))) {
     reasons.push(`source ${change.path === '' ? 'content' : change.path} changed ${short(change.before)} -> ${short(change.after)}`);
   }
   return reasons.length > 0 ? reasons : ['fingerprint changed'];
+}
+
+const isObject = (value: Json | undefined): value is {[key: string]: Json} => value !== null && typeof value === 'object' && !Array.isArray(value);
+
+/** A probe's list of files (`files: [{path, ...}]`, or in its `source`), by path, or undefined when it has none. */
+function sourceFiles(probe: Json): Map<string, string> | undefined {
+  const holder = isObject(probe) && isObject(probe['source']) ? probe['source'] : probe;
+  const files = isObject(holder) ? holder['files'] : undefined;
+  if (!Array.isArray(files) || !files.every((file) => isObject(file) && typeof file['path'] === 'string')) return undefined;
+  return new Map(files.map((file) => [(file as {path: string}).path, canonicalJson(file)]));
 }

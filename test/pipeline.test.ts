@@ -2,7 +2,7 @@
  * The shipped pipeline on the sample warehouse, end to end through the CLI: the outputs a
  * reviewer gets, incremental reruns after a settings tweak, skipping, and exit codes.
  */
-import {copyFileSync, readdirSync, readFileSync, utimesSync} from 'node:fs';
+import {copyFileSync, readdirSync, readFileSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {beforeAll, describe, expect, it} from 'vitest';
@@ -165,6 +165,20 @@ describe('the shipped pipeline', () => {
     const summary = project.json<Summary>('output/0.3615_vs_0.3621/summary.json');
     expect(summary.tasks.map((task) => [task.name, task.status])).toEqual([['extract-old', 'ran']]);
     expect(summary.tasks[0]!.reason).toMatch(/^source /);
+  });
+
+  it('names the file of a source of files that changed, or came', () => {
+    const files = new Project({
+      'data/a.csv': 'entity_id,version,score\n1,0.3615,0.5\n2,0.3615,0.6\n',
+      'data/b.csv': 'entity_id,version,score\n1,0.3621,0.5\n2,0.3621,0.7\n',
+    });
+    writeFileSync(files.path('pipeline.yaml'), readFileSync(join(REPO, 'pipeline.yaml'), 'utf8'));
+    const run = () => files.run(['--old', '0.3615', '--new', '0.3621', '--only', 'extract-new', '--set', 'duckdb.path=data/*.csv', '--set', 'analysis.segment_by=[]']);
+    run();
+    files.write({'data/b.csv': 'entity_id,version,score\n1,0.3621,0.5\n2,0.3621,0.8\n', 'data/c.csv': 'entity_id,version,score\n3,0.3621,0.1\n'});
+    run();
+    const reason = files.json<Summary>('output/0.3615_vs_0.3621/summary.json').tasks[0]!.reason;
+    expect(reason).toBe('source file data/b.csv changed; source file data/c.csv added');
   });
 
   it('comparing a version with itself warns that nothing can change, and finds nothing', () => {
