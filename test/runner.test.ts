@@ -295,6 +295,14 @@ describe('the runner', () => {
     expect(project.run(['--old', '1', '--new', '2']).stderr).toMatch(/is damaged \(truncated or altered\); it will be recomputed/);
   });
 
+  it('on plain output (not a terminal) each line of progress says whose task it is', () => {
+    const project = fivetasks();
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.stdout).toContain('› a: why: no previous run');
+    expect(result.stdout).toContain('› b: why: no previous run');
+    expect(result.stdout).not.toMatch(/^› why:/m);
+  });
+
   it('--skip-analysis and --skip-extraction say so when no task carries their tag', () => {
     const project = fivetasks();
     const result = project.run(['--old', '1', '--new', '2', '--skip-analysis', '--skip-extraction']);

@@ -83,7 +83,8 @@ export class ProgressReporter implements RunHooks {
         exitOnError: false,
         // The CLI owns Ctrl-C: it stops tasks cleanly and exits 130 (listr2 would exit 127).
         registerSignalListeners: false,
-        renderer: 'default',
+        // A terminal that reports no width (a bare pseudo-terminal) would get a character a line.
+        renderer: process.stdout.isTTY && (process.stdout.columns ?? 0) > 0 ? 'default' : 'simple',
         // Durations are the tasks' own (listr2's timers would count the wait for upstream tasks).
         rendererOptions: {collapseErrors: false},
         fallbackRenderer: 'simple',
@@ -97,13 +98,18 @@ export class ProgressReporter implements RunHooks {
     line.started = performance.now();
     if (line.task !== undefined) {
       line.task.title = `${task}: running 0.0 s`;
-      line.task.output = `why: ${reasons.join('; ')}`;
+      line.task.output = `${this.#whose(task)}why: ${reasons.join('; ')}`;
     }
   }
 
   progress(task: TaskName, progress: Progress): void {
     const line = this.#line(task);
-    if (line.task !== undefined) line.task.output = describeProgress(progress, line.started);
+    if (line.task !== undefined) line.task.output = `${this.#whose(task)}${describeProgress(progress, line.started)}`;
+  }
+
+  // Plain lines (not a terminal: CI, a pipe) interleave the tasks' outputs: each says whose.
+  #whose(task: TaskName): string {
+    return process.stdout.isTTY && (process.stdout.columns ?? 0) > 0 ? '' : `${task}: `;
   }
 
   finished(outcome: Outcome): void {
