@@ -26,7 +26,8 @@ Run options:
   --old, --old-version VERSION   the version to compare from (e.g. 0.3615)
   --new, --new-version VERSION   the version to compare to (e.g. 0.3621)
   --config FILE                  a JSON or YAML settings file layered over pipeline.yaml
-  --set PATH=VALUE               set one setting, e.g. --set validation.tolerance.abs=0.01 (repeatable)
+  --set PATH=VALUE               set one setting, e.g. --set validation.tolerance.abs=0.01 (repeatable;
+                                 the value is read as YAML: --set 'validation.rules=[]')
   --output-dir DIR               write outputs under DIR (overrides output.base_dir)
   --skip-extraction              reuse the extraction of each version the latest run used (tasks
                                  tagged extraction); do not touch the source
@@ -41,7 +42,8 @@ Run options:
   -h, --help                     show this help
 
 Other commands' options:
-  --format mermaid|dot           graph: the notation (default mermaid)
+  --format mermaid|dot           graph: the notation (default mermaid); graph takes --config, --set
+                                 and --pipeline too
   --host HOST, --port PORT       serve: where to listen (default 127.0.0.1:8787)
 
 Cache options (cache commands also take --config, --set and --pipeline):
@@ -175,10 +177,12 @@ export async function main(argv: string[]): Promise<number> {
   let verbose = argv.includes('--verbose');
   const controller = new AbortController();
   let interrupts = 0;
+  // What a signal stops: a run's tasks, or the server (which gives its running run a grace period).
+  let stopping = 'stopping running tasks';
   const onSignal = (name: string) => () => {
     interrupts++;
     if (interrupts > 1) process.exit(130);
-    process.stderr.write(`\n${name}: stopping running tasks (press Ctrl-C again to quit at once)...\n`);
+    process.stderr.write(`\n${name}: ${stopping} (press Ctrl-C again to quit at once)...\n`);
     controller.abort(new InterruptedError(`Interrupted by ${name}.`));
   };
   process.on('SIGINT', onSignal('SIGINT'));
@@ -211,6 +215,7 @@ export async function main(argv: string[]): Promise<number> {
         return await graphCommand(flags);
       }
       case 'serve': {
+        stopping = 'stopping the server: no new run starts, the running one may finish within PIPELINE_API_GRACE_SECONDS';
         const {serveCommand} = await import('./commands/serve.js');
         return await serveCommand(flags, controller.signal);
       }
