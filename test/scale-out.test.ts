@@ -156,30 +156,22 @@ describe('the comparison pushed down to BigQuery', () => {
     expect(error!.message).toBe('version v9 (--new) has no rows in scale-proj.ds.cases (column version)');
   });
 
-  it('computes differences of integers exactly, as the local comparison does', async () => {
+  it.each([
     // Each change exceeds the tolerance of 0.5, but not by enough to survive doubles: 2^53 + 1
     // is 2^53 as a double, and at 4e15 a double's rounding allowance would swallow 4.
-    await server.run(`CREATE TABLE ds.bigints AS SELECT * FROM (VALUES (1, 'v1', 9007199254740992), (1, 'v2', 9007199254740993),
-      (2, 'v1', 4000000000000000), (2, 'v2', 4000000000000004), (3, 'v1', 7), (3, 'v2', 7)) t(id, version, big)`);
-    const extra = {source: {table: 'bigints', keys: ['id']}, validation: {tolerance: {abs: 0.5, rel: 0, columns: {}}, rules: []}};
-    const [local, pushed] = [await compare('local', extra), await compare('bigquery', extra)];
-    expect(pushed.json.engine).toBe('bigquery');
-    for (const run of [local, pushed]) {
-      expect(run.json.columns.big).toMatchObject({changed: 2, max_abs_diff: 4});
-      expect(run.json.changed_rows).toBe(2);
-    }
-  });
-
-  it('computes differences of NUMERICs exactly, as the local comparison does', async () => {
+    ['integers', 0.5, 4, `SELECT * FROM (VALUES (1, 'v1', 9007199254740992), (1, 'v2', 9007199254740993),
+      (2, 'v1', 4000000000000000), (2, 'v2', 4000000000000004), (3, 'v1', 7), (3, 'v2', 7)) t(id, version, x)`],
     // 1e-8 at 12345678 and 50 at 1.2e17 exceed the tolerance of 1e-9; doubles round both away.
-    await server.run(`CREATE TABLE ds.decimals AS SELECT id, version, CAST(d AS DECIMAL(38, 9)) AS d FROM (VALUES
+    ['NUMERICs', 1e-9, 50, `SELECT id, version, CAST(x AS DECIMAL(38, 9)) AS x FROM (VALUES
       (1, 'v1', '12345678.123456789'), (1, 'v2', '12345678.123456799'),
-      (2, 'v1', '123456789012345678'), (2, 'v2', '123456789012345728'), (3, 'v1', '7.5'), (3, 'v2', '7.5')) t(id, version, d)`);
-    const extra = {source: {table: 'decimals', keys: ['id']}, validation: {tolerance: {abs: 1e-9, rel: 0, columns: {}}, rules: []}};
+      (2, 'v1', '123456789012345678'), (2, 'v2', '123456789012345728'), (3, 'v1', '7.5'), (3, 'v2', '7.5')) t(id, version, x)`],
+  ] as const)('computes differences of %s exactly, as the local comparison does', async (name, abs, largest, sql) => {
+    await server.run(`CREATE TABLE ds.exact_${name} AS ${sql}`);
+    const extra = {source: {table: `exact_${name}`, keys: ['id']}, validation: {tolerance: {abs, rel: 0, columns: {}}, rules: []}};
     const [local, pushed] = [await compare('local', extra), await compare('bigquery', extra)];
     expect(pushed.json.engine).toBe('bigquery');
     for (const run of [local, pushed]) {
-      expect(run.json.columns.d).toMatchObject({changed: 2, max_abs_diff: 50});
+      expect(run.json.columns.x).toMatchObject({changed: 2, max_abs_diff: largest});
       expect(run.json.changed_rows).toBe(2);
     }
   });
