@@ -83,6 +83,29 @@ const OPTIONS = {
 
 type Flags = ReturnType<typeof parse>['values'];
 
+type Option = keyof typeof OPTIONS;
+const VERSIONS: Option[] = ['old', 'old-version', 'new', 'new-version'];
+const LAYERS: Option[] = ['config', 'set', 'pipeline'];
+/** The options each command reads (besides --help and --verbose): another is a mistake, not ignored. */
+const COMMAND_OPTIONS: Record<string, readonly Option[]> = {
+  run: [...VERSIONS, ...LAYERS, 'output-dir', 'skip-extraction', 'skip-analysis', 'only', 'force', 'dry-run', 'no-wait'],
+  cache: [...LAYERS, 'max-size', 'max-age', 'no-wait'],
+  graph: [...VERSIONS, ...LAYERS, 'format'],
+  schema: [],
+  serve: ['config', 'pipeline', 'host', 'port'],
+};
+
+function checkOptions(command: string, flags: Flags): void {
+  const allowed = COMMAND_OPTIONS[command];
+  if (allowed === undefined) return;
+  const extra = Object.keys(flags).filter((name) => name !== 'help' && name !== 'verbose' && !allowed.includes(name as Option));
+  if (extra.length === 0) return;
+  const list = extra.map((name) => `--${name}`).join(', ');
+  throw new ConfigurationError(`${list} ${extra.length === 1 ? 'is not an option' : 'are not options'} of ${command === 'run' ? 'a run' : `the ${command} command`}.`, {
+    hint: 'Run with --help to see which options each command takes.',
+  });
+}
+
 function parse(argv: string[]) {
   let parsed;
   try {
@@ -197,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const [command, ...rest] = positionals;
+    checkOptions(command ?? 'run', flags);
     switch (command) {
       case undefined:
       case 'run':
