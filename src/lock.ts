@@ -6,7 +6,7 @@ import {hostname} from 'node:os';
 import {link, readFile, rm, stat, writeFile} from 'node:fs/promises';
 import {dirname} from 'node:path';
 import {ExecutionError, InterruptedError} from './errors.js';
-import {isAlive} from './util/process.js';
+import {isAlive, stopLeftovers} from './util/process.js';
 import {makeFolders} from './util/folders.js';
 
 interface Owner {
@@ -107,10 +107,12 @@ export async function acquireLock(
     const owner = parseOwner(text);
     if (owner === undefined || (owner.host === me.host && !isAlive(owner.pid))) {
       if (await removeStale(file, text, me)) {
+        // Its shell tasks may still be running (and writing): they go before this run starts.
+        const stopped = owner === undefined ? 0 : stopLeftovers(owner.pid);
         options.notify(
           owner === undefined
             ? 'Removed an unreadable lock file left by an earlier run.'
-            : `Took over the lock of run ${owner.pid} (started ${owner.started}), which is no longer running.`,
+            : `Took over the lock of run ${owner.pid} (started ${owner.started}), which is no longer running.${stopped === 0 ? '' : ` Stopped ${stopped === 1 ? 'a shell task' : `${stopped} shell tasks`} it left running.`}`,
         );
       }
       continue;

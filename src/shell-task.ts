@@ -8,6 +8,7 @@ import {substitute} from './interpolate.js';
 import type {Reference} from './interpolate.js';
 import {defineTask} from './task-api.js';
 import {getPath} from './util/json-path.js';
+import {RUN_PID_VARIABLE} from './util/process.js';
 import type {TaskDefinition} from './task-api.js';
 
 /** The task a shell command makes; `versions` fill `${old}` and `${new}`. */
@@ -33,7 +34,9 @@ export function shellTask(command: string, settings: Settings, versions: {old: s
       const pieces = Object.assign([script], {raw: [script]}) as unknown as TemplateStringsArray;
       // In a process group of its own, so that an abort kills the shell and everything it
       // started, synchronously (the run may exit right after).
-      const child = $({cwd: ctx.projectDir, quiet: true, nothrow: true, verbose: false, detached: true})(pieces);
+      // Marked with the run's pid: a run that takes over the lock of this one, dead, stops them.
+      const env = {...process.env, [RUN_PID_VARIABLE]: String(process.pid)};
+      const child = $({cwd: ctx.projectDir, quiet: true, nothrow: true, verbose: false, detached: true, env})(pieces);
       const stop = () => {
         try {
           if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');

@@ -144,6 +144,24 @@ describe('concurrent runs', () => {
   });
 });
 
+describe('shell tasks a dead run left', () => {
+  it('are stopped by the run that takes over its lock', async () => {
+    const project = new Project({'pipeline.yaml': 'tasks:\n  slow:\n    shell: echo started >> runs.log && sleep 7351 && echo done > ${output:s.txt}\n    outputs: [s.txt]\n'});
+    const killed = project.start(['--old', '1', '--new', '2']);
+    for (let i = 0; i < 600 && !project.exists('runs.log'); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    killed.kill('SIGKILL');
+    await exit(killed);
+    const sleeping = () => execSync("pgrep -f 'sleep 735[1]' || true", {encoding: 'utf8'}).trim();
+    expect(sleeping()).not.toBe('');
+    project.write({'pipeline.yaml': 'tasks:\n  slow:\n    shell: echo done > ${output:s.txt}\n    outputs: [s.txt]\n'});
+    const next = project.run(['--old', '1', '--new', '2']);
+    expect(next.code).toBe(0);
+    expect(next.stderr).toMatch(/Took over the lock of run \d+ \([^)]+\), which is no longer running\. Stopped a shell task it left running\./);
+    for (let i = 0; i < 100 && sleeping() !== ''; i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(sleeping()).toBe('');
+  });
+});
+
 describe('the cache', () => {
   it('a truncated entry is reported and recomputed, never trusted', () => {
     const project = simple();
