@@ -86,6 +86,10 @@ const NEAR_2_53 = `SELECT i AS id, ([9007199254740990, 9007199254740996])[i + 1]
 const FLOAT_SEGMENTS = (changed: boolean) =>
   `SELECT i AS id, (['nan', 'inf', '-inf', '1.5'])[i % 4 + 1]::DOUBLE AS tier, i / 10.0 ${changed ? '+ 1' : ''} AS x FROM range(200) t(i)`;
 
+// The largest double as a "missing" sentinel: half the old values, none of the new.
+const SENTINEL = (changed: boolean) =>
+  `SELECT i AS id, CASE WHEN i < 5 AND ${changed ? 'false' : 'true'} THEN 1.7976931348623157e308 WHEN i < 5 THEN 1 ELSE i - 4 END::DOUBLE AS x FROM range(10) t(i)`;
+
 // Floating-point keys, NaN and infinities among them, each of whose value moves.
 const FLOAT_KEYS = (changed: boolean) =>
   `SELECT k::DOUBLE AS id, v${changed ? ' + 1' : ''} AS v FROM (VALUES ('nan', 1.0), ('inf', 2.0), ('-inf', 3.0), ('1.5', 4.0)) t(k, v)`;
@@ -104,7 +108,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)], ['mass-old', MASS(false)], ['mass-new', MASS(true)], ['float-keys-old', FLOAT_KEYS(false)], ['float-keys-new', FLOAT_KEYS(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)], ['mass-old', MASS(false)], ['mass-new', MASS(true)], ['float-keys-old', FLOAT_KEYS(false)], ['float-keys-new', FLOAT_KEYS(true)], ['sentinel-old', SENTINEL(false)], ['sentinel-new', SENTINEL(true)]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -402,6 +406,18 @@ describe('analyze', () => {
       expect(movers.map((m) => Number(m.key['id']))).toEqual(expected.slice(0, topN));
       for (const m of movers) expect(m.change).toBeCloseTo(Number(m.key['id']) / 100, 9);
     }
+  });
+
+  it('measures values at the largest double (a "missing" sentinel) scaled, like other huge values', async () => {
+    const {doc} = await run('sentinel-new', {segment_by: []}, 'sentinel-old');
+    const x = doc.parameters['x']!;
+    expect(x.old.max).toBe(1.7976931348623157e308);
+    expect([x.new.min, x.new.max]).toEqual([1, 5]);
+    const a = [...Array<number>(5).fill(1.7976931348623157e308), 1, 2, 3, 4, 5].sort((p, q) => p - q);
+    const b = [1, 1, 1, 1, 1, 1, 2, 3, 4, 5];
+    expect(x.ks).toBeCloseTo(ks(a, b), 12);
+    expect(x.psi).toBeCloseTo(psi(a, b), 10);
+    expect(x.drift).toBe('major');
   });
 
   it('lists movers keyed by NaN or an infinity, naming the key as text as segments are', async () => {

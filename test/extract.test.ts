@@ -455,6 +455,14 @@ describe('CSV files', () => {
     expect(error.message).toBe(`malformed CSV ${join(project, 'many', 'c.csv')}: its rows do not have a consistent number of fields, so its columns cannot be detected`);
   });
 
+  test('a column merely named like a header ("a,b") is no malformed file: semicolon files with it are read', async () => {
+    mkdirSync(join(project, 'semi'), {recursive: true});
+    writeFileSync(join(project, 'semi', 'a.csv'), 'id;version;score;"id,score"\n1;1;0.5;x\n2;1;0.6;y\n');
+    writeFileSync(join(project, 'semi', 'b.csv'), 'id;version;score;"id,score"\n1;2;0.5;x\n');
+    const {result} = await run(project, '1', settings({source: {keys: ['id']}, duckdb: {path: 'semi/*.csv'}}));
+    expect(result).toMatchObject({rows: 2});
+  });
+
   test('a file not in UTF-8 is reported as such, with how to convert it', async () => {
     writeFileSync(join(project, 'latin.csv'), Buffer.from('id,version,label\n1,1,caf\xe9\n2,1,ok\n', 'latin1'));
     const error = await failure(run(project, '1', settings({source: {keys: ['id']}, duckdb: {path: 'latin.csv'}})));

@@ -45,7 +45,8 @@ export interface SideMoments {
  */
 export function powerOfTwoNear(magnitude: number | null): number {
   if (magnitude === null || !Number.isFinite(magnitude) || magnitude === 0) return 1;
-  return 2 ** Math.floor(Math.log2(Math.abs(magnitude)));
+  // log2 of the largest doubles rounds to 1024, whose power of two is no double: 2^1023 then.
+  return 2 ** Math.min(1023, Math.floor(Math.log2(Math.abs(magnitude))));
 }
 
 // The global moments are combined from the segments' (Chan et al.'s pairwise update of the

@@ -355,19 +355,19 @@ async function fileRelation(connection: DuckDBConnection, source: Extract<LocalS
   // Among several files, such a file shows as one more column named by its whole header
   // ("id,version,score"), and its rows would be lost without a word (no version): the same.
   const schema = await describe(connection, relation, source);
-  const delimiter = schema.length === 1 ? (source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f)) ? ',' : undefined) : wholeHeader(schema);
-  if (delimiter !== undefined) {
-    const delim = `delim = ${quoteString(delimiter, 'duckdb')}`;
-    if (schema.length > 1) {
-      // DuckDB names no file when one of several fails: find it, and read it alone for its error.
-      for (const file of source.files) {
-        const one = await describe(connection, `read_csv(${quoteString(file, 'duckdb')})`, source);
-        if (one.length === 1) await describe(connection, `read_csv(${quoteString(file, 'duckdb')}, ${delim})`, source);
-      }
-    }
-    const strict = `read_csv(${list}, union_by_name = true, ${delim}${types})`;
+  if (schema.length === 1 && source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f))) {
+    const strict = `read_csv(${list}, union_by_name = true, delim = ','${types})`;
     await describe(connection, strict, source);
     return strict;
+  }
+  const delimiter = wholeHeader(schema);
+  if (delimiter !== undefined) {
+    // A file read as one column: read alone with the delimiter, its error names it (DuckDB
+    // names no file when one of several fails). A column merely named "a,b" is no such file.
+    for (const file of source.files) {
+      const one = await describe(connection, `read_csv(${quoteString(file, 'duckdb')})`, source);
+      if (one.length === 1) await describe(connection, `read_csv(${quoteString(file, 'duckdb')}, delim = ${quoteString(delimiter, 'duckdb')})`, source);
+    }
   }
   return relation;
 }
@@ -505,7 +505,7 @@ function sourceFailure(error: unknown, source: LocalSource): Error {
   const message = duckdbMessage(error);
   const file = (pattern: RegExp) => {
     const path = pattern.exec(message)?.[1];
-    return path === undefined ? source.display : displayFor(path, source);
+    return path === undefined || path === '' ? source.display : displayFor(path, source);
   };
   if (source.kind === 'files' && source.format === 'csv') {
     const line = /CSV Error on Line: (\d+)/.exec(message);

@@ -103,7 +103,8 @@ export function psiEdges(quantiles: readonly number[]): number[] {
     if (q !== last) continue;
     const below = nextDown(q);
     const before = edges[edges.length - 2];
-    if (below < q && (before === undefined || below > before)) edges.splice(edges.length - 1, 0, below);
+    // (Below the lowest double there is only -Infinity: a mass there already has the first bin.)
+    if (below < q && Number.isFinite(below) && (before === undefined || below > before)) edges.splice(edges.length - 1, 0, below);
   }
   return edges;
 }
