@@ -424,7 +424,7 @@ describe('graceful shutdown', () => {
   it('an error escaping task code fails its run only: the server goes on serving', async () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  a: {run: a, with: {version: "${new}"}, outputs: [a.txt]}\n',
-      'tasks/a.ts': "export default {async run(ctx) { if (ctx.args.version !== 'ok') void Promise.reject(new Error('unobserved rejection')); await new Promise((r) => setTimeout(r, 200)); (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'x'); }};\n",
+      'tasks/a.ts': "export default {async run(ctx) { if (ctx.args.version === 'late') setTimeout(() => { throw new Error('thrown after the run'); }, 300); else if (ctx.args.version !== 'ok') void Promise.reject(new Error('unobserved rejection')); await new Promise((r) => setTimeout(r, 200)); (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'x'); }};\n",
     });
     const server = await Server.start(project);
     try {
@@ -432,6 +432,12 @@ describe('graceful shutdown', () => {
       expect(bad).toMatchObject({state: 'failed', exit_code: 3, error: {message: expect.stringContaining('an error escaped its code: unobserved rejection')}});
       const good = await server.settle((await server.post('/runs', {old: '1', new: 'ok'})).body.id);
       expect(good).toMatchObject({state: 'succeeded', exit_code: 0});
+      // A timer the task left behind throws after its run has ended: said, and the server goes on.
+      const late = await server.settle((await server.post('/runs', {old: '1', new: 'late', force: true})).body.id);
+      expect(late).toMatchObject({state: 'succeeded'});
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect((await server.fetch('/healthz')).status).toBe(200);
+      expect(server.stderr).toContain('an error escaped task code: thrown after the run');
     } finally {
       expect(await server.stop()).toBe(0);
     }

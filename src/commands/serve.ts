@@ -10,6 +10,7 @@ import {ValidationRunner} from '../runner.js';
 import {createApp} from '../server/app.js';
 import {isLoopback} from '../server/auth.js';
 import {RunQueue} from '../server/queue.js';
+import {redact} from '../util/redact.js';
 
 interface ServeFlags {
   host?: string;
@@ -41,6 +42,11 @@ export async function serveCommand(flags: ServeFlags, signal: AbortSignal, env: 
   // Configuration problems stop the server now, not every run later.
   const pipeline = await runner.load();
   const log = (message: string) => process.stderr.write(`${new Date().toISOString()} ${message}\n`);
+  // Task code may throw after its run has ended (a timer left behind): between runs, as during
+  // one, such an error is said, not the end of the server and its queue.
+  const stray = (error: unknown) => log(`an error escaped task code: ${redact(error instanceof Error ? error.message : String(error))}`);
+  process.on('unhandledRejection', stray);
+  process.on('uncaughtException', stray);
   const queue = new RunQueue(runner, {dir: join(resolve(pipeline.projectDir, pipeline.settings.cache.dir), 'server-runs'), notify: log});
   await queue.restore();
 
