@@ -9,7 +9,7 @@ import {mkdir, mkdtemp, rm, symlink} from 'node:fs/promises';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import type {Pipeline, TaskName, TaskNode} from './analyzer.js';
-import type {CacheEntry, CacheStore} from './cache/store.js';
+import type {CacheEntry, CacheStore, StoredOutput} from './cache/store.js';
 import type {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import type {Settings} from './config/schema.js';
 import {ConfigurationError, DISK_FULL_HINT, ExecutionError, InterruptedError, isDiskFull, TransientError, ValidationError} from './errors.js';
@@ -141,7 +141,7 @@ export class Executor {
   readonly #outcomes = new Map<TaskName, Promise<Outcome>>();
   readonly #modules = new Map<string, Promise<TaskDefinition>>();
   readonly #working = new Set<Promise<unknown>>();
-  /** The tasks running now, by name: what an error escaping task code is put down to. */
+  /** The module tasks running now, by name: what an error escaping task code is put down to. */
   readonly #running = new Map<string, AbortController>();
   /** Set on the first failure: running tasks finish, no new task starts. */
   #stopped: string | undefined;
@@ -155,9 +155,9 @@ export class Executor {
   }
 
   /**
-   * An error escaped task code (a rejection nobody awaited, a throw in a callback): it can
-   * only have come from a task running now, so each fails with it and no other task starts.
-   * Returns the tasks failed (none when none was running: its task had already finished).
+   * An error escaped task code (a rejection nobody awaited, a throw in a callback): most
+   * likely from a module task running now, so each fails with it and no other task starts
+   * (a shell task has no such code). Returns the tasks failed (none when none was running).
    */
   failRunning(error: unknown): string[] {
     const tasks = [...this.#running.keys()];
@@ -165,8 +165,9 @@ export class Executor {
     const message = error instanceof Error ? error.message : String(error);
     this.#stopped ??= 'task code failed';
     for (const [task, controller] of this.#running) {
+      const others = tasks.filter((t) => t !== task);
       controller.abort(
-        new ExecutionError(`Task "${task}" crashed: an error escaped its code${tasks.length > 1 ? ` (or that of ${tasks.filter((t) => t !== task).join(', ')}, running beside it)` : ''}: ${message}`, {
+        new ExecutionError(`Task "${task}" crashed: an error escaped its code (or that of ${others.length > 0 ? `${others.join(', ')}, running beside it, or ` : ''}a task that ran before it and left a callback behind): ${message}`, {
           task,
           hint: 'A promise the task did not await rejected, or a callback it scheduled threw: await every promise in run(), and catch errors in callbacks.',
         }),
@@ -456,11 +457,14 @@ export class Executor {
     const started = performance.now();
     // Upstream outputs as stored (by digest, without their names).
     const blobs: Record<string, Record<string, string>> = {};
+    const stored: {from: string; file: string; output: StoredOutput}[] = [];
     for (const outcome of upstream) {
       if (outcome.kind !== 'ran' && outcome.kind !== 'cached') continue;
-      blobs[outcome.task] = Object.fromEntries(
-        Object.entries(outcome.entry.outputs).map(([file, stored]) => [file, cache.blobPath(stored)]),
-      );
+      blobs[outcome.task] = {};
+      for (const [file, output] of Object.entries(outcome.entry.outputs)) {
+        blobs[outcome.task]![file] = cache.blobPath(output);
+        stored.push({from: outcome.task, file, output});
+      }
     }
     const skippedDeps = node.deps.filter((dep) => !(dep.task in blobs)).map((dep) => dep.task as string);
     const args = parts.task.with;
@@ -479,7 +483,7 @@ export class Executor {
       const controller = new AbortController();
       const abort = () => controller.abort(new InterruptedError('Interrupted.'));
       this.#options.signal.addEventListener('abort', abort, {once: true});
-      this.#running.set(task, controller);
+      if (node.declaration.shell === undefined) this.#running.set(task, controller);
       const timeout = setTimeout(
         () =>
           controller.abort(
@@ -537,17 +541,16 @@ export class Executor {
       // Inputs are the store's own files, to be read only: one changed (by this task or one
       // beside it) would corrupt every task and run that reads it, so the change fails the
       // task and the file goes. Checked against the store's record, not a snapshot taken now.
-      const inputFiles = Object.entries(blobs).flatMap(([from, byName]) => Object.entries(byName).map(([file, path]) => ({from, file, path})));
       try {
         faultPoint('task-start');
         const work = definition.run(ctx);
         this.#track(work);
         const result = checkedResult(task, (await this.#race(work, controller.signal)) ?? {});
         faultPoint('task-ran');
-        const intact = await Promise.all(inputFiles.map(({path}) => cache.unchanged(path)));
-        const changed = inputFiles.filter((_, i) => !intact[i]);
+        const intact = await Promise.all(stored.map(({output}) => cache.unchanged(output)));
+        const changed = stored.filter((_, i) => !intact[i]);
         if (changed.length > 0) {
-          await Promise.all(changed.map(({path}) => rm(path, {force: true})));
+          await Promise.all(changed.map(({output}) => rm(cache.blobPath(output), {force: true})));
           throw new ExecutionError(`Task "${task}" found its input ${changed.map(({from, file}) => `${from}/${file}`).join(', ')} changed, a file in the cache that tasks must only read (it wrote to it, or a task beside it did); it was removed, and the next run recomputes it.`, {
             task,
             hint: 'Copy an input into ctx.tmpDir (or ${output:...}) before changing it.',

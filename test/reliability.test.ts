@@ -193,6 +193,18 @@ describe('the cache', () => {
     expect(project.read('output/1_vs_2/a.txt')).toBe('good content');
   });
 
+  it('an input touched or chmod-ed but not changed is no damage: read again, kept, made read-only again', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  make: {shell: "echo original > ${output:data.txt}", outputs: [data.txt]}\n  touchy: {run: touchy, deps: [make], outputs: [copy.txt]}\n',
+      'tasks/touchy.ts': "import {chmodSync, copyFileSync, utimesSync} from 'node:fs';\nexport default {async run(ctx) { const p = ctx.input('make', 'data.txt'); utimesSync(p, new Date(), new Date()); chmodSync(p, 0o644); copyFileSync(p, ctx.output('copy.txt')); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(project.read('output/1_vs_2/copy.txt')).toBe('original\n');
+    const blob = execSync(`grep -rl original ${project.path('.cache/content-v2')}`, {encoding: 'utf8'}).trim();
+    expect(statSync(blob).mode & 0o777).toBe(0o444);
+  });
+
   it('a damaged stored file is replaced when a rerun stores the same content again, not taken on trust', () => {
     const project = simple(countingTask(['a.txt'], "'good content'"));
     project.run(['--old', '1', '--new', '2']);
@@ -335,10 +347,20 @@ describe('failed runs', () => {
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(3);
     const message = stray.includes('timer') ? 'thrown in a timer' : 'unobserved rejection';
-    expect(result.stdout).toContain(`a failed: Task "a" crashed: an error escaped its code: ${message}`);
+    expect(result.stdout).toContain(`a failed: Task "a" crashed: an error escaped its code (or that of a task that ran before it and left a callback behind): ${message}`);
     expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
     expect(project.json<{class: string; hint: string}>('output/1_vs_2/errors.json')).toMatchObject({class: 'ExecutionError', hint: expect.stringContaining('await every promise')});
     expect(project.exists('.cache/lock')).toBe(false);
+  });
+
+  it('an error escaping the code of a finished task is not put down to a shell task running then', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  bomber: {run: bomber, outputs: [a.txt]}\n  innocent: {shell: "sleep 1; echo ok > ${output:b.txt}", deps: [bomber], outputs: [b.txt]}\n',
+      'tasks/bomber.ts': "export default {async run(ctx) { (await import('node:fs')).writeFileSync(ctx.output('a.txt'), 'a'); setTimeout(() => { throw new Error('late timer throw'); }, 300); }};\n",
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('Warning: An error escaped task code after its task finished: late timer throw');
   });
 
   it('an error escaping task code given up on (timed out) is a warning, not the end of the process', () => {

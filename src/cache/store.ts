@@ -354,12 +354,20 @@ export class CacheStore {
   }
 
   /**
-   * Whether a stored file still has the signature it had when last found intact (a task may
-   * have written to it since); true when none is remembered.
+   * Whether a stored output is as it was stored (a task may have written to it since): by
+   * its signature when that is as last found intact, else by its content (a touch or a chmod
+   * changes the signature, not the content; the file is then made read-only again).
    */
-  async unchanged(blob: string): Promise<boolean> {
+  async unchanged(output: StoredOutput): Promise<boolean> {
+    const blob = this.blobPath(output);
     const known = await this.#verified.signatureOf(blob);
-    return known === undefined || known === (await fileSignature(blob).catch(() => ''));
+    const now = await fileSignature(blob).catch(() => undefined);
+    if (now === undefined) return false;
+    if (known === undefined || known === now) return true;
+    if (!(await integrityOf(blob, output.integrity).catch(() => false))) return false;
+    await chmod(blob, 0o444).catch(() => undefined);
+    await this.#verified.set(blob, 'intact');
+    return true;
   }
 
   /** Saves what was verified in this run. */
