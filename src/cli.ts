@@ -86,10 +86,16 @@ type Flags = ReturnType<typeof parse>['values'];
 type Option = keyof typeof OPTIONS;
 const VERSIONS: Option[] = ['old', 'old-version', 'new', 'new-version'];
 const LAYERS: Option[] = ['config', 'set', 'pipeline'];
-/** The options each command reads (besides --help and --verbose): another is a mistake, not ignored. */
+/**
+ * The options each command reads (besides --help and --verbose): another is a mistake, not
+ * ignored. (An unknown cache command is the cache command's to name.)
+ */
 const COMMAND_OPTIONS: Record<string, readonly Option[]> = {
   run: [...VERSIONS, ...LAYERS, 'output-dir', 'skip-extraction', 'skip-analysis', 'only', 'force', 'dry-run', 'no-wait'],
-  cache: [...LAYERS, 'max-size', 'max-age', 'no-wait'],
+  'cache status': LAYERS,
+  'cache verify': LAYERS,
+  'cache gc': [...LAYERS, 'max-size', 'max-age', 'no-wait'],
+  'cache clear': [...LAYERS, 'no-wait'],
   graph: [...VERSIONS, ...LAYERS, 'format'],
   schema: [],
   serve: ['config', 'pipeline', 'host', 'port'],
@@ -220,7 +226,7 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     const [command, ...rest] = positionals;
-    checkOptions(command ?? 'run', flags);
+    checkOptions(command === 'cache' ? `cache ${rest[0] ?? ''}` : (command ?? 'run'), flags);
     switch (command) {
       case undefined:
       case 'run':

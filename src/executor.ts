@@ -95,7 +95,7 @@ function asFailure(error: unknown, task: string): ValidationError {
     task,
     hint: resolving
       ? 'A TypeScript task in a folder whose package.json does not say "type": "module" cannot import() a local module: add "type": "module", or import it statically.'
-      : 'Rerun with --verbose: the log file then has the stack trace (logging.level DEBUG).',
+      : 'The log file has the stack trace at logging.level DEBUG (--verbose sets it).',
   });
 }
 

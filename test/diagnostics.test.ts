@@ -302,7 +302,8 @@ tasks:
     const misplaced = project.run(['--old', '1', '--new', '2', '--format', 'dot']);
     expect(misplaced.code).toBe(2);
     expect(misplaced.stderr).toBe('Error: --format is not an option of a run.\nRun with --help to see which options each command takes.\n');
-    expect(project.run(['cache', 'status', '--old', '1']).stderr).toBe('Error: --old is not an option of the cache command.\nRun with --help to see which options each command takes.\n');
+    expect(project.run(['cache', 'status', '--old', '1']).stderr).toBe('Error: --old is not an option of the cache status command.\nRun with --help to see which options each command takes.\n');
+    expect(project.run(['cache', 'status', '--max-size', '5G']).stderr).toBe('Error: --max-size is not an option of the cache status command.\nRun with --help to see which options each command takes.\n');
     const command = project.run(['grpah']);
     expect(command.code).toBe(2);
     expect(command.stderr).toBe('Error: Unknown command "grpah". Did you mean "graph"?\nRun with --help to see the commands.\n');

@@ -49,7 +49,7 @@ describe('failures', () => {
       class: 'ExecutionError',
       message: 'Task "boom" crashed: division by zero in row 7',
       task: 'boom',
-      hint: 'Rerun with --verbose: the log file then has the stack trace (logging.level DEBUG).',
+      hint: 'The log file has the stack trace at logging.level DEBUG (--verbose sets it).',
       failures: [{task: 'boom', class: 'ExecutionError', message: 'Task "boom" crashed: division by zero in row 7'}],
     });
     const summary = project.json<{status: string; tasks: {name: string; status: string; reason: string}[]}>('output/1_vs_2/summary.json');
