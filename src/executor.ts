@@ -4,6 +4,7 @@
  * when its fingerprint is in the store; otherwise it runs, and its outputs are stored
  * before its entry, so an interrupted run leaves nothing a later run would trust.
  */
+import {AsyncLocalStorage} from 'node:async_hooks';
 import {existsSync, readdirSync, statSync} from 'node:fs';
 import {mkdir, mkdtemp, rm, symlink} from 'node:fs/promises';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
@@ -99,6 +100,9 @@ function asFailure(error: unknown, task: string): ValidationError {
   });
 }
 
+/** The task whose code runs (in the async context of its `run`). */
+const taskContext = new AsyncLocalStorage<string>();
+
 /**
  * A task's inputs as paths named like the files (`in/<task>/<file>`, links to the store), so
  * that code going by the extension (DuckDB's `FROM 'rows.parquet'`) reads them.
@@ -155,25 +159,30 @@ export class Executor {
   }
 
   /**
-   * An error escaped task code (a rejection nobody awaited, a throw in a callback): most
-   * likely from a module task running now, so each fails with it and no other task starts
-   * (a shell task has no such code). Returns the tasks failed (none when none was running).
+   * An error escaped task code (a rejection nobody awaited, a throw in a callback). The task
+   * whose code it came from is known when the error carries its async context: that task
+   * fails if it still runs; one that has finished gets the error told as a warning. Without
+   * a context, every module task running fails with it (a shell task has no such code). No
+   * task starts after. Returns the tasks failed, or the finished task it came from.
    */
-  failRunning(error: unknown): string[] {
-    const tasks = [...this.#running.keys()];
-    if (tasks.length === 0) return [];
+  failRunning(error: unknown): {failed: string[]; finished?: string} {
+    const origin = taskContext.getStore();
+    if (origin !== undefined && !this.#running.has(origin)) return {failed: [], finished: origin};
+    const tasks = origin !== undefined ? [origin] : [...this.#running.keys()];
+    if (tasks.length === 0) return {failed: []};
     const message = error instanceof Error ? error.message : String(error);
     this.#stopped ??= 'task code failed';
-    for (const [task, controller] of this.#running) {
+    for (const task of tasks) {
       const others = tasks.filter((t) => t !== task);
-      controller.abort(
-        new ExecutionError(`Task "${task}" crashed: an error escaped its code (or that of ${others.length > 0 ? `${others.join(', ')}, running beside it, or ` : ''}a task that ran before it and left a callback behind): ${message}`, {
+      const whose = origin !== undefined ? '' : ` (or that of ${others.length > 0 ? `${others.join(', ')}, running beside it, or ` : ''}a task that ran before it and left a callback behind)`;
+      this.#running.get(task)!.abort(
+        new ExecutionError(`Task "${task}" crashed: an error escaped its code${whose}: ${message}`, {
           task,
           hint: 'A promise the task did not await rejected, or a callback it scheduled threw: await every promise in run(), and catch errors in callbacks.',
         }),
       );
     }
-    return tasks;
+    return {failed: tasks};
   }
 
   /** Every considered task's outcome, in dependency order. */
@@ -543,7 +552,8 @@ export class Executor {
       // task and the file goes. Checked against the store's record, not a snapshot taken now.
       try {
         faultPoint('task-start');
-        const work = definition.run(ctx);
+        // Run in the task's async context, so that an error escaping its code is known as its.
+        const work = taskContext.run(task, () => definition.run(ctx));
         this.#track(work);
         const result = checkedResult(task, (await this.#race(work, controller.signal)) ?? {});
         faultPoint('task-ran');

@@ -217,7 +217,10 @@ export class ValidationRunner {
     // once no task runs, it is said as a warning.
     let strayHooks: Required<RunHooks> | undefined;
     const stray = (error: unknown) => {
-      if (executor?.failRunning(error).length === 0) strayHooks?.warning(`An error escaped task code after its task finished: ${error instanceof Error ? error.message : String(error)}`);
+      const blamed = executor?.failRunning(error);
+      const message = error instanceof Error ? error.message : String(error);
+      if (blamed?.finished !== undefined) strayHooks?.warning(`An error escaped the code of task ${blamed.finished} after it finished: ${message}`);
+      else if ((blamed?.failed.length ?? 0) === 0) strayHooks?.warning(`An error escaped task code after its task finished: ${message}`);
     };
     try {
       let logFile: string | undefined;

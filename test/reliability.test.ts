@@ -347,10 +347,24 @@ describe('failed runs', () => {
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(3);
     const message = stray.includes('timer') ? 'thrown in a timer' : 'unobserved rejection';
-    expect(result.stdout).toContain(`a failed: Task "a" crashed: an error escaped its code (or that of a task that ran before it and left a callback behind): ${message}`);
+    expect(result.stdout).toContain(`a failed: Task "a" crashed: an error escaped its code: ${message}`);
     expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
     expect(project.json<{class: string; hint: string}>('output/1_vs_2/errors.json')).toMatchObject({class: 'ExecutionError', hint: expect.stringContaining('await every promise')});
     expect(project.exists('.cache/lock')).toBe(false);
+  });
+
+  it('an error escaping the code of one task fails that task only, not the one running beside it', () => {
+    const sleeper = (name: string, stray: string) =>
+      `export default {async run(ctx) { ${stray} await new Promise((resolve) => setTimeout(resolve, 600)); (await import('node:fs')).writeFileSync(ctx.output('${name}.txt'), '${name}'); }};\n`;
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  guilty: {run: guilty, outputs: [guilty.txt]}\n  bystander: {run: bystander, outputs: [bystander.txt]}\n',
+      'tasks/guilty.ts': sleeper('guilty', "setTimeout(() => { throw new Error('thrown in a timer'); }, 100);"),
+      'tasks/bystander.ts': sleeper('bystander', ''),
+    });
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('guilty failed: Task "guilty" crashed: an error escaped its code: thrown in a timer');
+    expect(project.json<{tasks: {name: string; status: string}[]}>('output/1_vs_2/summary.json').tasks.find((task) => task.name === 'bystander')?.status).toBe('ran');
   });
 
   it('an error escaping the code of a finished task is not put down to a shell task running then', () => {
@@ -360,7 +374,7 @@ describe('failed runs', () => {
     });
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(0);
-    expect(result.stderr).toContain('Warning: An error escaped task code after its task finished: late timer throw');
+    expect(result.stderr).toContain('Warning: An error escaped the code of task bomber after it finished: late timer throw');
   });
 
   it('an error escaping task code given up on (timed out) is a warning, not the end of the process', () => {
@@ -371,7 +385,7 @@ describe('failed runs', () => {
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(3);
     expect(result.stdout).toContain('exceeded the time limit of 1 s');
-    expect(result.stderr).toContain('Warning: An error escaped task code after its task finished: late rejection');
+    expect(result.stderr).toContain('Warning: An error escaped the code of task a after it finished: late rejection');
     expect(result.stdout + result.stderr).not.toMatch(/\n\s+at /);
     expect(project.exists('.cache/lock')).toBe(false);
   });

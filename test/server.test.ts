@@ -429,7 +429,7 @@ describe('graceful shutdown', () => {
     const server = await Server.start(project);
     try {
       const bad = await server.settle((await server.post('/runs', {old: '1', new: '2'})).body.id);
-      expect(bad).toMatchObject({state: 'failed', exit_code: 3, error: {message: expect.stringContaining('a callback behind): unobserved rejection')}});
+      expect(bad).toMatchObject({state: 'failed', exit_code: 3, error: {message: expect.stringContaining('an error escaped its code: unobserved rejection')}});
       const good = await server.settle((await server.post('/runs', {old: '1', new: 'ok'})).body.id);
       expect(good).toMatchObject({state: 'succeeded', exit_code: 0});
       // A timer the task left behind throws after its run has ended: said, and the server goes on.
