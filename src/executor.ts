@@ -504,7 +504,12 @@ export class Executor {
         this.#options.timeoutMs,
       );
       const log = (level: 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR') => (message: string) => hooks.log(level, message, task);
+      // A task's warnings are kept with its result, to be said again when it is served.
       const warnings: string[] = [];
+      const warn = (message: string) => {
+        warnings.push(message);
+        hooks.warning(`${task}: ${message}`);
+      };
       const ctx: TaskContext = {
         name: task,
         args: isRecord(args) ? args : {},
@@ -539,10 +544,7 @@ export class Executor {
         projectDir: this.#pipeline.projectDir,
         tmpDir,
         log: {debug: log('DEBUG'), info: log('INFO'), warn: log('WARNING'), error: log('ERROR')},
-        warn: (message) => {
-          warnings.push(message);
-          hooks.warning(`${task}: ${message}`);
-        },
+        warn,
         progress: (update) => hooks.progress(task, update),
         signal: controller.signal,
         duckdb: () => this.#services.duckdb(controller.signal),
@@ -587,9 +589,7 @@ export class Executor {
         const undeclared = readdirSync(outputDir).filter((name) => !node.declaration.outputs.some((output) => output === name || output.startsWith(`${name}/`)));
         if (undeclared.length > 0) {
           const listed = undeclared.slice(0, 5).join(', ') + (undeclared.length > 5 ? `, and ${undeclared.length - 5} more` : '');
-          const message = `wrote ${listed} in its output folder without declaring ${undeclared.length === 1 ? 'it' : 'them'}: not kept (add to "outputs" to keep, or write scratch files to ctx.tmpDir)`;
-          warnings.push(message);
-          hooks.warning(`${task}: ${message}`);
+          warn(`wrote ${listed} in its output folder without declaring ${undeclared.length === 1 ? 'it' : 'them'}: not kept (add to "outputs" to keep, or write scratch files to ctx.tmpDir)`);
         }
         const durationMs = Math.round(performance.now() - started);
         // Stored even for `cache: false` tasks (never looked up then): downstream tasks and

@@ -213,8 +213,8 @@ export class ValidationRunner {
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
     const moduleFiles = new StatMemo(join(cacheDir, 'module-files.json'));
     // Task code may leave a promise unawaited or throw in a callback: such an error fails the
-    // tasks running (exit 3, errors.json) rather than the process (or a server's every run);
-    // once no task runs, it is said as a warning.
+    // task it came from (exit 3, errors.json) rather than the process (or a server's every
+    // run); from a task that has finished, it is said as a warning.
     let strayHooks: Required<RunHooks> | undefined;
     const stray = (error: unknown) => {
       const blamed = executor?.failRunning(error);

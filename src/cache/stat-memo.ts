@@ -95,11 +95,6 @@ export class StatMemo {
     return pending;
   }
 
-  /** The signature the file had when its fact was established, if one is remembered. */
-  async signatureOf(path: string): Promise<string | undefined> {
-    return (await this.#store.entries())[path]?.signature;
-  }
-
   /** Records a fact just established about a file. */
   async set(path: string, value: string): Promise<void> {
     (await this.#store.entries())[path] = {signature: await fileSignature(path), value};

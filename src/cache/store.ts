@@ -9,6 +9,7 @@
  * Reading needs neither cacache nor any other dependency, so a fully cached run stays fast.
  */
 import {createHash} from 'node:crypto';
+import type {Hash} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
 import {chmod, mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
@@ -17,7 +18,7 @@ import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {faultPoint} from '../util/fault.js';
 import {READ_CHUNK, sha256} from '../util/hash.js';
-import {fileSignature, StatMemo} from './stat-memo.js';
+import {StatMemo} from './stat-memo.js';
 
 /** A stored output whose content no longer matches its digest. */
 export class DamagedOutputError extends Error {}
@@ -277,9 +278,7 @@ export class CacheStore {
         await put(name, file);
       }
       outputs[name] = {integrity, size: (await stat(file)).size};
-      // Read-only, so that a task writing to its input fails at once (for users other than root).
-      await chmod(blob, 0o444).catch(() => undefined);
-      await this.#verified.set(blob, 'intact');
+      await this.#seal(blob);
       faultPoint('blob-stored');
     }
     const complete: CacheEntry = {...entry, outputs};
@@ -313,8 +312,7 @@ export class CacheStore {
     await mkdir(dirname(dest), {recursive: true});
     const temporary = `${dest}.tmp-${process.pid}`;
     const blob = this.blobPath(output);
-    const [algorithm, expected] = output.integrity.split(/-(.*)/s) as [string, string];
-    const hash = createHash(algorithm);
+    const check = integrityCheck(output.integrity);
     try {
       await stat(blob).catch(() => {
         throw new DamagedOutputError(`the stored content of ${basename(dest)} is missing from the cache; the next run recomputes it`);
@@ -323,13 +321,13 @@ export class CacheStore {
         createReadStream(blob, {highWaterMark: READ_CHUNK}),
         async function* (chunks: AsyncIterable<Buffer>) {
           for await (const chunk of chunks) {
-            hash.update(chunk);
+            check.hash.update(chunk);
             yield chunk;
           }
         },
         createWriteStream(temporary),
       );
-      if (hash.digest('base64') !== expected) {
+      if (!check.matches()) {
         await rm(blob, {force: true});
         await this.#verified.forget(blob);
         throw new DamagedOutputError(`the stored content of ${basename(dest)} no longer matches its digest (changed in the cache since it was stored); it was removed, and the next run recomputes it`);
@@ -359,15 +357,18 @@ export class CacheStore {
    * changes the signature, not the content; the file is then made read-only again).
    */
   async unchanged(output: StoredOutput): Promise<boolean> {
-    const blob = this.blobPath(output);
-    const known = await this.#verified.signatureOf(blob);
-    const now = await fileSignature(blob).catch(() => undefined);
-    if (now === undefined) return false;
-    if (known === undefined || known === now) return true;
-    if (!(await integrityOf(blob, output.integrity).catch(() => false))) return false;
-    await chmod(blob, 0o444).catch(() => undefined);
-    await this.#verified.set(blob, 'intact');
+    if ((await this.#check(output)) !== undefined) return false;
+    await this.#seal(this.blobPath(output));
     return true;
+  }
+
+  /**
+   * Makes a stored file read-only, so that a task writing to its input fails at once (for
+   * users other than root), and records it intact as it is now (chmod moves the signature).
+   */
+  async #seal(blob: string): Promise<void> {
+    if (((await stat(blob)).mode & 0o222) !== 0) await chmod(blob, 0o444).catch(() => undefined);
+    await this.#verified.set(blob, 'intact');
   }
 
   /** Saves what was verified in this run. */
@@ -379,8 +380,14 @@ export class CacheStore {
 
 /** Whether a file's content matches a subresource-integrity string. */
 async function integrityOf(path: string, integrity: string): Promise<boolean> {
+  const check = integrityCheck(integrity);
+  await pipeline(createReadStream(path, {highWaterMark: READ_CHUNK}), check.hash);
+  return check.matches();
+}
+
+/** A hash to feed a file's content to, and whether what it was fed matches `integrity`. */
+function integrityCheck(integrity: string): {hash: Hash; matches(): boolean} {
   const [algorithm, expected] = integrity.split(/-(.*)/s) as [string, string];
   const hash = createHash(algorithm);
-  await pipeline(createReadStream(path, {highWaterMark: READ_CHUNK}), hash);
-  return hash.digest('base64') === expected;
+  return {hash, matches: () => hash.digest('base64') === expected};
 }

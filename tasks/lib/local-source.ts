@@ -352,8 +352,6 @@ async function fileRelation(connection: DuckDBConnection, source: Extract<LocalS
   // When no delimiter gives every row the same number of fields, DuckDB's sniffer settles
   // for one column holding whole lines. No real source has a one-column table (it needs a
   // key and a version), so read it again as comma-separated and let the real error show.
-  // Among several files, such a file shows as one more column named by its whole header
-  // ("id,version,score"), and its rows would be lost without a word (no version): the same.
   const schema = await describe(connection, relation, source);
   if (schema.length === 1 && source.files.every((f) => !/\.tsv(\.gz|\.zst)?$/i.test(f))) {
     const strict = `read_csv(${list}, union_by_name = true, delim = ','${types})`;
@@ -362,8 +360,10 @@ async function fileRelation(connection: DuckDBConnection, source: Extract<LocalS
   }
   const delimiter = wholeHeader(schema);
   if (delimiter !== undefined) {
-    // A file read as one column: read alone with the delimiter, its error names it (DuckDB
-    // names no file when one of several fails). A column merely named "a,b" is no such file.
+    // Among several files, such a file shows as one more column named by its whole header
+    // ("id,version,score"), and its rows would be lost without a word (no version). It is
+    // read alone with the delimiter, so that its error names it (DuckDB names no file when
+    // one of several fails); a column merely named "a,b" is no such file, and stays.
     for (const file of source.files) {
       const one = await describe(connection, `read_csv(${quoteString(file, 'duckdb')})`, source);
       if (one.length === 1) await describe(connection, `read_csv(${quoteString(file, 'duckdb')}, delim = ${quoteString(delimiter, 'duckdb')})`, source);
