@@ -2,8 +2,8 @@
 // loading, and resolving ~40 modules one by one cost ~40 ms of a 150 ms budget (measured
 // with bench:runner). Heavy dependencies are bundled into chunks of their own, loaded only
 // when needed (dynamic imports): the YAML parser and zod when the configuration changed,
-// cacache when outputs are stored, DuckDB when a task runs. Bundled, each loads in about
-// half the time (yaml 44 -> 17 ms, zod 77 -> 40 ms, cacache 71 -> 42 ms here); what stays
+// DuckDB when a task runs. Bundled, each loads in about half the time (yaml 44 -> 17 ms,
+// zod 77 -> 40 ms here); what stays
 // external is native or optional.
 import {rmSync} from 'node:fs';
 import {build} from 'esbuild';

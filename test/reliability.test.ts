@@ -256,6 +256,18 @@ export default {
     expect(project.read('output/1_vs_2/e.txt')).toBe('A');
   });
 
+  it('keeps stored files in the layout of cacache, which reads them by their digest; nothing is left in its tmp folder', async () => {
+    const project = simple(countingTask(['a.txt'], "'stored content'"));
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    const shard = readdirSync(project.path('.cache/entries'))[0]!;
+    const file = JSON.parse(readFileSync(project.path('.cache/entries', shard, readdirSync(project.path('.cache/entries', shard))[0]!), 'utf8')) as {entry: string};
+    const {outputs} = JSON.parse(file.entry) as {outputs: Record<string, {integrity: string; size: number}>};
+    expect(outputs['a.txt']).toEqual({integrity: expect.stringMatching(/^sha256-/), size: 'stored content'.length});
+    const {default: cacache} = await import('cacache');
+    expect((await cacache.get.byDigest(project.path('.cache'), outputs['a.txt']!.integrity)).toString()).toBe('stored content');
+    expect(readdirSync(project.path('.cache/tmp'))).toEqual([]);
+  });
+
   it('status, verify, gc and clear', () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  a: {run: a, with: {v: "${new}"}, outputs: [a.txt]}\n',
