@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync, spawn} from 'node:child_process';
-import {cpSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs';
+import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -256,7 +256,7 @@ export default {
     expect(project.read('output/1_vs_2/e.txt')).toBe('A');
   });
 
-  it('keeps stored files in the layout of cacache, which reads them by their digest; nothing is left in its tmp folder', async () => {
+  it('keeps stored files in the layout of cacache, which reads them by their digest; nothing is left in the folder of files being stored', async () => {
     const project = simple(countingTask(['a.txt'], "'stored content'"));
     expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
     const shard = readdirSync(project.path('.cache/entries'))[0]!;
@@ -265,7 +265,7 @@ export default {
     expect(outputs['a.txt']).toEqual({integrity: expect.stringMatching(/^sha256-/), size: 'stored content'.length});
     const {default: cacache} = await import('cacache');
     expect((await cacache.get.byDigest(project.path('.cache'), outputs['a.txt']!.integrity)).toString()).toBe('stored content');
-    expect(readdirSync(project.path('.cache/tmp'))).toEqual([]);
+    expect(readdirSync(project.path('.cache/incoming'))).toEqual([]);
   });
 
   it('status, verify, gc and clear', () => {
@@ -282,9 +282,11 @@ export default {
     const verify = project.run(['cache', 'verify']);
     expect(verify.stdout).toBe('Verified 2 entries: all intact.\n');
 
-    // gc keeps the latest run's entries whatever the limits.
+    // gc keeps the latest run's entries whatever the limits, and removes a copy a killed run left.
+    writeFileSync(project.path('.cache/incoming/left-by-a-killed-run'), 'partial copy');
     const gc = project.run(['cache', 'gc', '--max-size', '0', '--max-age', '0']);
     expect(gc.code).toBe(0);
+    expect(existsSync(project.path('.cache/incoming/left-by-a-killed-run'))).toBe(false);
     expect(gc.stdout).toMatch(/^Removed 1 entries and 1 files \(\d+ B\); kept 1 entries \(\d+ B\), including the latest run's\.\n$/);
     project.run(['--old', '1', '--new', '3']);
     expect(project.runs()).toEqual({a: 2});

@@ -1,7 +1,7 @@
 /**
  * The content-addressed store under `.cache/`. Output files are stored by content in
  * cacache's layout (`content-v2/sha256/..`, which `cacache.get.byDigest` reads), written here
- * rather than through cacache's write stream: a kernel copy then one hash of the copy, 57 ms
+ * rather than through cacache's write stream: a copy then one hash of the copy, 57 ms
  * against 145-312 ms for a 44 MB extraction. An entry maps a fingerprint to its outputs' digests, the
  * fingerprint's parts and the task's result. An entry is written only after every output
  * is stored, each file through a temporary name and a rename, and carries its own
@@ -26,6 +26,9 @@ import {StatMemo} from './stat-memo.js';
  * (27 vs 98 ms for a 46 MB extraction, on the thread that drives the run).
  */
 const STORE_ALGORITHM = 'sha256';
+
+/** Where files being stored are copied before their digest is known (not `tmp/`, DuckDB's spill folder). */
+export const INCOMING = 'incoming';
 
 /** A stored output whose content no longer matches its digest. */
 export class DamagedOutputError extends Error {}
@@ -284,12 +287,12 @@ export class CacheStore {
   }
 
   /**
-   * Stores a file by its content: copied into the store's `tmp/` (a clone where the file
+   * Stores a file by its content: copied into the store's `incoming/` (a clone where the file
    * system can), hashed there, so the digest is that of the bytes kept, and renamed into place.
    * A file already stored under that digest is replaced, not trusted: it may have been damaged.
    */
   async #put(file: string): Promise<StoredOutput> {
-    const temporary = join(this.dir, 'tmp', randomUUID());
+    const temporary = join(this.dir, INCOMING, randomUUID());
     await mkdir(dirname(temporary), {recursive: true});
     try {
       const digest = await copyHashing(file, temporary, STORE_ALGORITHM);

@@ -1,7 +1,7 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
 import {readdir, rm} from 'node:fs/promises';
 import {join, relative, resolve} from 'node:path';
-import {CacheStore} from '../cache/store.js';
+import {CacheStore, INCOMING} from '../cache/store.js';
 import type {CacheEntry} from '../cache/store.js';
 import {ConfigurationError} from '../errors.js';
 import {acquireLock} from '../lock.js';
@@ -25,10 +25,15 @@ function unreferenced(store: CacheStore, kept: CacheEntry[], blobs: Map<string, 
   return {paths, bytes: paths.reduce((sum, path) => sum + blobs.get(path)!, 0)};
 }
 
-/** Removes blobs no entry refers to, and cacache's own index (the store's entries are authoritative). */
+/**
+ * Removes blobs no entry refers to, what a killed run left being stored (`incoming/`) or
+ * spilled by DuckDB (`tmp/`; gc holds the lock, so no run is using either), and the index of
+ * caches written by cacache (the store's entries are authoritative).
+ */
 async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: number; bytes: number}> {
   const unused = unreferenced(store, kept, await store.blobs());
   for (const path of unused.paths) await rm(path, {force: true});
+  for (const leftovers of [INCOMING, 'tmp']) await rm(join(store.dir, leftovers), {recursive: true, force: true});
   await rm(join(store.dir, 'index-v5'), {recursive: true, force: true});
   return {files: unused.paths.length, bytes: unused.bytes};
 }
