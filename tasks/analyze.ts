@@ -315,7 +315,7 @@ async function analyzeInBigQuery(
   const remote = referenceSettings(references.new, {...settings.bigquery, keys});
   const {bigquery, query} = await openPushedDown(remote);
   const remoteRows = async (what: string, statement: SqlStatement) => {
-    const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement)), ctx.signal);
+    const result = await callBigQuery(remote, what, () => queryAll(bigquery, query(statement), ctx.signal));
     return result.rows.map((wire) => Object.fromEntries(result.fields.map((f, i) => {
       const value = wire.f[i]?.v;
       // REPEATED values (APPROX_QUANTILES) arrive as [{v}, ...].

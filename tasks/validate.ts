@@ -249,7 +249,7 @@ async function compareInBigQuery(
   }
 
   ctx.progress({message: 'comparing in BigQuery'});
-  const figures = await callBigQuery(errorSettings, 'compare the versions in', () => queryAll(bigquery, query(figuresSql)), ctx.signal);
+  const figures = await callBigQuery(errorSettings, 'compare the versions in', () => queryAll(bigquery, query(figuresSql), ctx.signal));
   const [wire] = figures.rows;
   if (wire === undefined) throw new ExecutionError(`Expected one row of figures from BigQuery, got none.`, {task: ctx.name});
   const row: Row = Object.fromEntries(figures.fields.map((f, i) => [f.name, decodeScalar(f, wire.f[i]?.v)]));
@@ -278,7 +278,7 @@ async function compareInBigQuery(
   let bytes = figuresBytes;
   if (Object.values(totals).some((n) => n > 0) && settings.maxMismatchRows > 0) {
     ctx.progress({message: 'reading samples from BigQuery'});
-    const samples = await callBigQuery(errorSettings, 'read the samples of', () => queryAll(bigquery, query(samplesSql)), ctx.signal);
+    const samples = await callBigQuery(errorSettings, 'read the samples of', () => queryAll(bigquery, query(samplesSql), ctx.signal));
     bytes += samplesBytes;
     const staging = join(ctx.tmpDir, 'bigquery-samples.txt');
     await writeFile(staging, new RowEncoder(samples.fields).encode(samples.rows));
@@ -304,7 +304,7 @@ async function compareInBigQuery(
   let written: {table: string; rows: number} | undefined;
   if (mismatchTableSql !== null && mismatchTable !== null) {
     ctx.progress({message: `writing every mismatch to ${mismatchTable}`});
-    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql)), ctx.signal);
+    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql), ctx.signal));
     bytes += tableBytes;
     written = {table: mismatchTable, rows: totals.mismatch};
     ctx.log.info(`Wrote ${totals.mismatch} mismatches to the BigQuery table ${mismatchTable}.`);

@@ -63,7 +63,7 @@ describe('BigQuery source through the CLI', () => {
     server.resetLog();
     const changed = await remote.runAsync([...VERSIONS, '--config', 'settings.yaml', '--only', 'validate']);
     expect(changed.code).toBe(0);
-    expect(server.count('jobs.query')).toBe(2);
+    expect(server.queries()).toBe(2);
     const reasons = remote.json<{tasks: {name: string; status: string; reason: string | null}[]}>('output/0.3615_vs_0.3621/summary.json').tasks;
     expect(reasons[0]).toMatchObject({name: 'extract-old', status: 'ran'});
     expect(reasons[0]!.reason).toMatch(/^source /);
@@ -76,7 +76,7 @@ describe('BigQuery source through the CLI', () => {
     const tuned = ['--set', 'bigquery.retry_max_delay_seconds=0.02', '--set', 'bigquery.maximum_bytes_billed=1000000000', '--set', 'bigquery.ttl_seconds=600'];
     const result = await remote.runAsync([...VERSIONS, '--config', 'settings.yaml', '--only', 'validate', ...tuned]);
     expect(result.code).toBe(0);
-    expect(server.count('jobs.query')).toBe(0);
+    expect(server.queries()).toBe(0);
     const summary = remote.json<{tasks: {name: string; status: string}[]}>('output/0.3615_vs_0.3621/summary.json');
     expect(summary.tasks.map((task) => task.status)).toEqual(['cached', 'cached', 'cached']);
     // And --skip-extraction still finds the extraction to reuse.

@@ -170,8 +170,8 @@ describe('extraction through the real client', () => {
     server.resetLog();
     const {parquet, result, progress} = await extract('preds', 'v2', {source: predsSource, chunkSize: 100});
     expect(result).toMatchObject({rows: 2500});
-    expect(server.count('jobs.query')).toBe(1);
-    expect(server.count('jobs.getQueryResults')).toBe(24);
+    expect(server.queries()).toBe(1);
+    expect(server.count('jobs.getQueryResults')).toBe(25);
     expect(progress.filter((p) => p.rows !== undefined && p.message === undefined).map((p) => p.rows)).toEqual(
       Array.from({length: 25}, (_, i) => (i + 1) * 100),
     );
@@ -209,33 +209,51 @@ describe('extraction through the real client', () => {
     const {result} = await extract('preds', 'v1', {source: predsSource});
     // The local server's estimate: 8 bytes x 5 columns x 5000 table rows.
     expect(result).toMatchObject({details: {bytes_processed: 200_000}});
-    expect(server.log.map((r) => r.route).slice(0, 3)).toEqual(['tables.get', 'jobs.insert', 'jobs.query']);
+    expect(server.log.map((r) => [r.route, r.dryRun]).slice(0, 4)).toEqual([
+      ['tables.get', false],
+      ['jobs.insert', true],
+      ['jobs.insert', false],
+      ['jobs.getQueryResults', false],
+    ]);
     server.resetLog();
     const error = await failure(extract('preds', 'v1', {source: predsSource, bigquery: {maximum_bytes_billed: 100_000}}));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(error.message).toMatch(/would process 195\.3 KiB, more than bigquery\.maximum_bytes_billed \(97\.7 KiB\)/);
-    expect(server.count('jobs.query')).toBe(0);
+    expect(server.queries()).toBe(0);
   });
 });
 
 describe('transient failures', () => {
   it('absorbs a 503 and a dropped connection with retries', async () => {
     server.resetLog();
-    server.failNext(1, 503, {route: 'jobs.query'});
+    server.failNext(1, 503, {route: 'jobs.insert', dryRun: false});
     server.dropNext(1, {route: 'jobs.getQueryResults'});
     const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
     expect(result).toMatchObject({rows: 2500});
-    expect(server.log.filter((r) => r.route === 'jobs.query').map((r) => r.status)).toEqual([503, 200]);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun).map((r) => r.status)).toEqual([503, 200]);
     expect(server.log.filter((r) => r.route === 'jobs.getQueryResults' && r.injected)).toHaveLength(1);
+  });
+
+  it('runs a query once when the answer to creating its job was lost: the retry finds the job and reads it', async () => {
+    server.resetLog();
+    server.loseNext(1, {route: 'jobs.insert', dryRun: false});
+    const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    expect(result).toMatchObject({rows: 2500});
+    // The retry is refused as a duplicate (the job exists), and its results are read.
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun).map((r) => [r.status, r.injected])).toEqual([
+      [200, true],
+      [409, false],
+    ]);
+    expect(server.queries()).toBe(1);
   });
 
   it('gives up after performance.retry_count retries with an ExecutionError naming the table', async () => {
     server.resetLog();
-    server.failNext(4, 500, {route: 'jobs.query'});
+    server.failNext(4, 500, {route: 'jobs.insert', dryRun: false});
     const error = await failure(extract('preds', 'v1', {source: predsSource}));
     expect(error).toBeInstanceOf(ExecutionError);
     expect(error.message).toMatch(/test-proj\.ds\.preds: HTTP 500: Injected failure 500\. Gave up after 4 attempts \(performance\.retry_count: 3\)/);
-    expect(server.count('jobs.query')).toBe(4);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun)).toHaveLength(4);
   });
 
   it('says an exceeded quota was not retried, rather than that it gave up after retries', async () => {

@@ -142,8 +142,8 @@ describe('the comparison pushed down to BigQuery', () => {
 
     // Pushed down, nothing was extracted: two tables.get, two dry runs, two queries.
     expect(server.count('tables.get')).toBe(2);
-    expect(server.count('jobs.insert')).toBe(2);
-    expect(server.count('jobs.query')).toBe(2);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && r.dryRun)).toHaveLength(2);
+    expect(server.queries()).toBe(2);
     expect(pushed.result.details?.['bytes_processed']).toBeGreaterThan(0);
   });
 
@@ -176,17 +176,38 @@ describe('the comparison pushed down to BigQuery', () => {
     }
   });
 
-  it('an interruption gives up a pushed-down query at once, rather than waiting for BigQuery', async () => {
+  it('an interruption cancels a pushed-down query in BigQuery at once, rather than waiting for it or leaving it to run', async () => {
     const controller = new AbortController();
     server.resetLog();
-    server.slowNext(1, 8000, {route: 'jobs.query'});
+    server.slowNext(1, 8000, {route: 'jobs.getQueryResults'});
     const comparing = compare('bigquery', {}, ['v1', 'v2'], controller.signal).then(() => undefined, (thrown: unknown) => thrown);
     // Interrupted while the comparison's query is under way in BigQuery.
-    while (server.count('jobs.query') === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (server.count('jobs.getQueryResults') === 0) await new Promise((resolve) => setTimeout(resolve, 20));
     controller.abort();
     const error = await comparing;
     expect(error).toBeInstanceOf(InterruptedError);
-    expect((error as Error).message).toBe('The BigQuery request was interrupted.');
+    expect((error as Error).message).toBe('The BigQuery query was interrupted; its job was cancelled.');
+    expect(server.queries()).toBe(1);
+    expect(server.cancelled).toEqual([expect.stringMatching(/^pipeline_[0-9a-f]{32}$/)]);
+    expect(server.log.filter((r) => r.route === 'jobs.cancel').map((r) => r.path)).toEqual([`/projects/scale-proj/jobs/${server.cancelled[0]}/cancel`]);
+  });
+
+  it('an interruption while the job is being created waits for its creation, then cancels it', async () => {
+    const {openBigQuery} = await import('../tasks/lib/bigquery-client.js');
+    const client = await openBigQuery({projectId: 'scale-proj', location: 'US', apiEndpoint: server.url, retryCount: 0});
+    server.resetLog();
+    server.slowNext(1, 500, {route: 'jobs.insert'});
+    const controller = new AbortController();
+    const reading = client.firstPage({sql: 'SELECT 1 AS x', params: {}}, 10, controller.signal).then(() => undefined, (thrown: unknown) => thrown);
+    while (server.count('jobs.insert') === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    controller.abort();
+    expect(await reading).toBeInstanceOf(InterruptedError);
+    // Cancelled before its creation, the job would have been created afterwards and run.
+    expect(server.log.map((r) => [r.route, r.status])).toEqual([
+      ['jobs.insert', 200],
+      ['jobs.cancel', 200],
+    ]);
+    expect(server.cancelled).toEqual([expect.stringMatching(/^pipeline_/)]);
   });
 
   it('states a truncated sample: how many rows are listed of how many', async () => {
@@ -213,8 +234,8 @@ describe('the comparison pushed down to BigQuery', () => {
     expect(pushed.json.mismatch_table).toEqual({table: 'scale-proj.ds.all_mismatches', rows: 11});
     expect(pushed.json.samples['mismatches.csv']).toEqual({rows: 2, total: 11, truncated: true});
     // Two more requests than without the table: its dry run and its query.
-    expect(server.count('jobs.insert')).toBe(3);
-    expect(server.count('jobs.query')).toBe(3);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && r.dryRun)).toHaveLength(3);
+    expect(server.queries()).toBe(3);
     // Read back through the real client: the same rows as the local mismatches.csv.
     const {openBigQuery, queryAll, decodeScalar} = await import('../tasks/lib/bigquery-client.js');
     const client = await openBigQuery({projectId: 'scale-proj', location: 'US', apiEndpoint: server.url, retryCount: 0});
@@ -228,7 +249,7 @@ describe('the comparison pushed down to BigQuery', () => {
   it('refuses a comparison the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
     server.resetLog();
     await expect(compare('bigquery', {bigquery: {maximum_bytes_billed: 100}})).rejects.toThrow(/would process .* more than bigquery\.maximum_bytes_billed/);
-    expect(server.count('jobs.query')).toBe(0);
+    expect(server.queries()).toBe(0);
   });
 });
 
@@ -265,8 +286,8 @@ describe('the analysis pushed down to BigQuery', () => {
     // Nothing extracted: two tables.get, then six dry runs and six queries (the last reads
     // back the values of the KS candidate bins).
     expect(server.count('tables.get')).toBe(2);
-    expect(server.count('jobs.insert')).toBe(6);
-    expect(server.count('jobs.query')).toBe(6);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && r.dryRun)).toHaveLength(6);
+    expect(server.queries()).toBe(6);
 
     expect(pushed.doc.rows).toEqual({old: 1991, new: 1996});
     expect(pushed.doc.rows).toEqual(local.doc.rows);
@@ -339,7 +360,7 @@ describe('the analysis pushed down to BigQuery', () => {
   it('refuses an analysis the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
     server.resetLog();
     await expect(analysis('bigquery', {maximum_bytes_billed: 100})).rejects.toThrow(/The analysis on scale-proj\.ds\.params would process .* more than bigquery\.maximum_bytes_billed/);
-    expect(server.count('jobs.query')).toBe(0);
+    expect(server.queries()).toBe(0);
   });
 });
 
@@ -455,8 +476,8 @@ analysis: {engine: bigquery}
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
       // No extraction query: metadata, then the dry runs and the comparison's queries.
-      expect(warehouse.count('jobs.query')).toBe(2);
-      expect(warehouse.count('jobs.insert')).toBe(2);
+      expect(warehouse.queries()).toBe(2);
+      expect(warehouse.log.filter((r) => r.route === 'jobs.insert' && r.dryRun)).toHaveLength(2);
       const pushed = project.json<Record<string, unknown>>('output/0.3615_vs_0.3621/validation.json');
       const embeddedJson = local.json<Record<string, unknown>>('output/0.3615_vs_0.3621/validation.json');
       expect(pushed['engine']).toBe('bigquery');
@@ -477,7 +498,7 @@ analysis: {engine: bigquery}
       expect(changed.code).toBe(0);
       const tasks = project.json<{tasks: {name: string; status: string}[]}>('output/0.3615_vs_0.3621/summary.json').tasks;
       expect(tasks.find((t) => t.name === 'validate')?.status).toBe('ran');
-      expect(warehouse.count('jobs.query')).toBeGreaterThan(0);
+      expect(warehouse.queries()).toBeGreaterThan(0);
       expect(readFileSync(project.path('output/0.3615_vs_0.3621/validation.json'), 'utf8')).toContain('"engine": "bigquery"');
     } finally {
       await warehouse.close();

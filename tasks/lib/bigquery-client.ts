@@ -1,5 +1,5 @@
 /**
- * The narrow seam between extraction and BigQuery: four calls (table metadata, dry run,
+ * The narrow seam between the tasks and BigQuery: four calls (table metadata, dry run,
  * first page, next page) with the real `@google-cloud/bigquery` client behind them. Tests
  * point it at the local server in test/support/bigquery-server.ts through `apiEndpoint`.
  *
@@ -7,7 +7,8 @@
  * conversion needs, and the client's per-value objects (Big, BigQueryTimestamp, rounded
  * INT64 numbers) would cost time and, for INT64, precision.
  */
-import {ConfigurationError} from '../../src/errors.js';
+import {randomUUID} from 'node:crypto';
+import {ConfigurationError, InterruptedError} from '../../src/errors.js';
 
 /** A field of a BigQuery schema, as the REST API returns it. */
 export interface BigQueryField {
@@ -54,14 +55,22 @@ export interface BigQueryPage {
   location?: string;
 }
 
-/** The four calls extraction makes. */
+/** The four calls extraction and the pushed-down tasks make. */
 export interface BigQuerySource {
   tableMetadata(dataset: string, table: string): Promise<BigQueryTableMetadata>;
   /** Bytes the query would process, from a dry run. */
   dryRun(query: BigQueryQuery): Promise<number>;
-  firstPage(query: BigQueryQuery, pageSize: number): Promise<BigQueryPage>;
+  /**
+   * Runs a query and reads its first page. When `signal` aborts, the job is cancelled in
+   * BigQuery (it would otherwise run, and bill, to its end) and the call rejects with an
+   * InterruptedError.
+   */
+  firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage>;
   nextPage(previous: BigQueryPage, pageSize: number): Promise<BigQueryPage>;
 }
+
+/** How long an interrupted query waits for its job to be created, then for BigQuery to take the cancellation: together within the 10 s the runner waits for an interrupted task. */
+const CANCEL_WAIT_MS = 4_000;
 
 /** How to reach BigQuery. */
 export interface BigQueryConnection {
@@ -181,25 +190,48 @@ class ClientSource implements BigQuerySource {
     return Number(bytes);
   }
 
-  async firstPage(query: BigQueryQuery, pageSize: number): Promise<BigQueryPage> {
-    // jobs.query with maxResults sizes the first page; autoPaginate:false stops the client
-    // from collecting every page in memory.
-    const [rows, , response] = (await this.#client.query(
-      {
+  /**
+   * jobs.insert under a job id of ours, then jobs.getQueryResults for the first page (rather
+   * than the one-request jobs.query, whose job id arrives only with its answer): an
+   * interruption at any moment knows which job to cancel.
+   */
+  async firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage> {
+    const jobId = `pipeline_${randomUUID().replaceAll('-', '')}`;
+    const created = this.#insert(query, jobId);
+    created.catch(() => undefined); // awaited below, or by the cancellation
+    const cancel = async (): Promise<void> => {
+      // A job cancelled before its insert arrives would be created afterwards and run.
+      await settledWithin(created, CANCEL_WAIT_MS);
+      await settledWithin(new Promise<void>((resolve) => this.#client.job(jobId, {location: this.#location}).cancel(() => resolve())), CANCEL_WAIT_MS);
+    };
+    const job = await untilAborted(created, signal, cancel);
+    const [rows, , response] = (await untilAborted(
+      job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
+      signal,
+      cancel,
+    )) as [WireRow[], unknown, QueryResponse];
+    return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
+  }
+
+  /**
+   * Creates the query job. A retry of an insert whose answer was lost finds the job created
+   * (409): the client gives up on that for a job id it was given, so it is taken as created here.
+   */
+  async #insert(query: BigQueryQuery, jobId: string): Promise<Job> {
+    try {
+      const [job] = (await this.#client.createQueryJob({
         query: query.sql,
         params: wireParams(query),
         ...(query.types !== undefined ? {types: query.types} : {}),
         location: this.#location,
-        maxResults: pageSize,
-        skipParsing: true,
+        jobId,
         ...(query.maximumBytesBilled !== undefined ? {maximumBytesBilled: query.maximumBytesBilled} : {}),
-      },
-      // maxResults here too: it sizes the first getQueryResults page when the job is slow.
-      {autoPaginate: false, maxResults: pageSize},
-    )) as unknown as [WireRow[], unknown, QueryResponse];
-    const jobId = response.jobReference?.jobId;
-    if (jobId === undefined) throw new Error('BigQuery answered jobs.query without a jobReference');
-    return toPage(rows, response, jobId, response.jobReference?.location ?? this.#location);
+      })) as unknown as [Job];
+      return job;
+    } catch (error) {
+      if ((error as {code?: unknown}).code === 409) return this.#client.job(jobId, {location: this.#location});
+      throw error;
+    }
   }
 
   async nextPage(previous: BigQueryPage, pageSize: number): Promise<BigQueryPage> {
@@ -214,6 +246,38 @@ class ClientSource implements BigQuerySource {
     // getQueryResults may omit the schema on later pages; it cannot change within a job.
     return page.fields.length > 0 ? page : {...page, fields: previous.fields};
   }
+}
+
+type Job = ReturnType<Client['job']>;
+
+/** `promise`, or an InterruptedError once `signal` aborts and `onAbort` has done what it can. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Promise<void>): Promise<T> {
+  if (signal === undefined) return promise;
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const interrupted = (): void => {
+      aborted = true; // what `promise` settles to from now on is not wanted
+      void onAbort().finally(() => reject(new InterruptedError('The BigQuery query was interrupted; its job was cancelled.', {cause: signal.reason})));
+    };
+    if (signal.aborted) return interrupted();
+    signal.addEventListener('abort', interrupted, {once: true});
+    const settle = (done: () => void) => {
+      if (aborted) return;
+      signal.removeEventListener('abort', interrupted);
+      done();
+    };
+    promise.then(
+      (value) => settle(() => resolve(value)),
+      (error: unknown) => settle(() => reject(error)),
+    );
+  });
+}
+
+/** Waits for `promise` to settle, at most `ms`. */
+async function settledWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.then(() => undefined, () => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function toPage(rows: WireRow[] | null, response: QueryResponse, jobId: string, location: string | undefined): BigQueryPage {
@@ -237,11 +301,12 @@ export interface BigQueryResult {
  * Runs a query with named parameters and reads all its result rows, page by page. For
  * results known to be small (aggregates, bounded samples): they are held in memory.
  */
-export async function queryAll(source: BigQuerySource, query: BigQueryQuery, pageSize = 10_000): Promise<BigQueryResult> {
-  let page = await source.firstPage(query, pageSize);
+export async function queryAll(source: BigQuerySource, query: BigQueryQuery, signal?: AbortSignal, pageSize = 10_000): Promise<BigQueryResult> {
+  let page = await source.firstPage(query, pageSize, signal);
   const fields = page.fields;
   const rows = [...page.rows];
   while (page.pageToken !== undefined) {
+    if (signal?.aborted) throw new InterruptedError('The BigQuery query was interrupted.', {cause: signal.reason});
     page = await source.nextPage(page, pageSize);
     rows.push(...page.rows);
   }

@@ -390,7 +390,7 @@ async function stagePages(
   const stream = createWriteStream(staging);
   let streamError: unknown;
   stream.on('error', (error) => (streamError = error));
-  let page: BigQueryPage | undefined = await callBigQuery(settings, 'query', () => bigquery.firstPage(plan.query, pageSize));
+  let page: BigQueryPage | undefined = await callBigQuery(settings, 'query', () => bigquery.firstPage(plan.query, pageSize, ctx.signal));
   const fields = page.fields;
   const totalRows = page.totalRows;
   const encoder = new RowEncoder(fields);
@@ -587,7 +587,7 @@ async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
 /**
  * Runs one BigQuery call, turning the client's errors into messages a user can act on; with
  * `signal`, given up as soon as it aborts (the request is left to finish on its own: the run
- * need not wait for it).
+ * need not wait for it). Queries take the signal themselves (`firstPage`), to cancel their job.
  */
 export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {

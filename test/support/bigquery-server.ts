@@ -1,6 +1,6 @@
 /**
  * A local BigQuery: the part of the REST API v2 that `@google-cloud/bigquery` uses
- * (jobs.query, jobs.getQueryResults, jobs.insert/get incl. dry runs, tables.get), answering
+ * (jobs.query, jobs.getQueryResults, jobs.insert/get incl. dry runs, jobs.cancel, tables.get), answering
  * from DuckDB, with switches that inject failures. The real client talks to it unchanged
  * with only `apiEndpoint`, `projectId` and a pass-through auth client set
  * (see ../shared/BIGQUERY-REST.md for the wire contract it follows).
@@ -22,21 +22,24 @@ import type {DuckDBInstance, DuckDBType} from '@duckdb/node-api';
 /** One request as the server saw it. */
 export interface LoggedRequest {
   method: string;
-  /** The route: `jobs.query`, `jobs.getQueryResults`, `jobs.insert`, `jobs.get`, `tables.get`, `unknown`. */
+  /** The route: `jobs.query`, `jobs.getQueryResults`, `jobs.insert`, `jobs.get`, `jobs.cancel`, `tables.get`, `unknown`. */
   route: Route;
   /** The path without the query string and without the `/bigquery/v2` prefix. */
   path: string;
   status: number;
-  /** Whether a switch (failNext, dropNext) answered instead of the API. */
+  /** Whether a switch (failNext, dropNext, loseNext) answered instead of the API. */
   injected: boolean;
+  /** Whether it asked for a dry run (jobs.query, jobs.insert). */
+  dryRun: boolean;
 }
 
 /** The API methods the server implements. */
-export type Route = 'jobs.query' | 'jobs.getQueryResults' | 'jobs.insert' | 'jobs.get' | 'tables.get' | 'unknown';
+export type Route = 'jobs.query' | 'jobs.getQueryResults' | 'jobs.insert' | 'jobs.get' | 'jobs.cancel' | 'tables.get' | 'unknown';
 
-/** Which requests a switch applies to: every request, or those of one route. */
+/** Which requests a switch applies to: every request, or those of one route, dry runs or not. */
 export interface FailureMatch {
   route?: Route;
+  dryRun?: boolean;
 }
 
 /** A running local BigQuery. */
@@ -48,12 +51,18 @@ export interface BigQueryServer {
   readonly log: LoggedRequest[];
   /** How many requests each route received. */
   count(route: Route): number;
-  /** Clears the log. */
+  /** How many queries were run (jobs.query or jobs.insert, not dry runs, answered). */
+  queries(): number;
+  /** Clears the log and the list of cancelled jobs. */
   resetLog(): void;
   /** Answers the next `count` matching requests with `status` and a BigQuery error envelope. */
   failNext(count: number, status: number, options?: FailureMatch & {reason?: string; message?: string}): void;
   /** Destroys the socket of the next `count` matching requests without answering. */
   dropNext(count: number, options?: FailureMatch): void;
+  /** Carries out the next `count` matching requests, then destroys the socket instead of answering (an answer lost on the way). */
+  loseNext(count: number, options?: FailureMatch): void;
+  /** The ids of the jobs cancelled (jobs.cancel), in order. */
+  readonly cancelled: string[];
   /** Delays the next `count` matching responses by `ms`. */
   slowNext(count: number, ms: number, options?: FailureMatch): void;
   /** Marks a table modified (as DML would): bumps its lastModifiedTime and etag. */
@@ -93,7 +102,7 @@ interface StoredJob {
 }
 
 interface Switch {
-  kind: 'fail' | 'drop' | 'slow';
+  kind: 'fail' | 'drop' | 'lose' | 'slow';
   remaining: number;
   match: FailureMatch;
   status?: number;
@@ -175,11 +184,17 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
     project: options.project,
     log: state.log,
     count: (route) => state.log.filter((r) => r.route === route).length,
-    resetLog: () => void state.log.splice(0),
+    queries: () => state.log.filter((r) => (r.route === 'jobs.query' || r.route === 'jobs.insert') && !r.dryRun && r.status === 200).length,
+    resetLog: () => {
+      state.log.splice(0);
+      state.cancelled.splice(0);
+    },
     failNext: (count, status, o = {}) =>
-      state.switches.push({kind: 'fail', remaining: count, status, match: {route: o.route}, reason: o.reason, message: o.message}),
-    dropNext: (count, o = {}) => state.switches.push({kind: 'drop', remaining: count, match: {route: o.route}}),
-    slowNext: (count, ms, o = {}) => state.switches.push({kind: 'slow', remaining: count, ms, match: {route: o.route}}),
+      state.switches.push({kind: 'fail', remaining: count, status, match: {route: o.route, dryRun: o.dryRun}, reason: o.reason, message: o.message}),
+    dropNext: (count, o = {}) => state.switches.push({kind: 'drop', remaining: count, match: {route: o.route, dryRun: o.dryRun}}),
+    loseNext: (count, o = {}) => state.switches.push({kind: 'lose', remaining: count, match: {route: o.route, dryRun: o.dryRun}}),
+    cancelled: state.cancelled,
+    slowNext: (count, ms, o = {}) => state.switches.push({kind: 'slow', remaining: count, ms, match: {route: o.route, dryRun: o.dryRun}}),
     touchTable: (dataset, table) => state.touch(dataset, table),
     run: async (sql) => {
       await setup.run(sql);
@@ -204,6 +219,7 @@ function closeServer(server: Server, after: () => void): Promise<void> {
 class ServerState {
   readonly log: LoggedRequest[] = [];
   readonly switches: Switch[] = [];
+  readonly cancelled: string[] = [];
   readonly #instance: DuckDBInstance;
   readonly #catalog: string;
   readonly #project: string;
@@ -232,18 +248,22 @@ class ServerState {
     const path = url.pathname.replace(/^\/bigquery\/v2(?=\/)/, '');
     const method = req.method ?? 'GET';
     const {route, params} = matchRoute(method, path);
-    const entry: LoggedRequest = {method, route, path, status: 0, injected: false};
+    const entry: LoggedRequest = {method, route, path, status: 0, injected: false, dryRun: false};
     this.log.push(entry);
     const body = await readBody(req);
+    if (route === 'jobs.query' || route === 'jobs.insert') {
+      const request = (parseJsonOrNull(body) ?? {}) as {dryRun?: unknown; configuration?: {dryRun?: unknown}};
+      entry.dryRun = request.dryRun === true || request.configuration?.dryRun === true;
+    }
 
-    const slow = this.#take('slow', route);
+    const slow = this.#take('slow', entry);
     if (slow?.ms) await new Promise((r) => setTimeout(r, slow.ms));
-    if (this.#take('drop', route)) {
+    if (this.#take('drop', entry)) {
       entry.injected = true;
       req.socket.destroy();
       return;
     }
-    const fail = this.#take('fail', route);
+    const fail = this.#take('fail', entry);
     if (fail) {
       entry.injected = true;
       const status = fail.status ?? 500;
@@ -256,6 +276,13 @@ class ServerState {
         throw new ApiFailure(404, 'notFound', `Not found: Project ${params.project}`);
       }
       const json = await this.#dispatch(route, params, url.searchParams, body);
+      if (this.#take('lose', entry)) {
+        // Carried out (status 200), the answer lost on the way.
+        entry.status = 200;
+        entry.injected = true;
+        req.socket.destroy();
+        return;
+      }
       entry.status = 200;
       res.writeHead(200, {'content-type': 'application/json; charset=UTF-8'});
       res.end(json);
@@ -266,8 +293,14 @@ class ServerState {
     }
   }
 
-  #take(kind: Switch['kind'], route: Route): Switch | undefined {
-    const found = this.switches.find((s) => s.kind === kind && s.remaining > 0 && (s.match.route === undefined || s.match.route === route));
+  #take(kind: Switch['kind'], request: LoggedRequest): Switch | undefined {
+    const found = this.switches.find(
+      (s) =>
+        s.kind === kind &&
+        s.remaining > 0 &&
+        (s.match.route === undefined || s.match.route === request.route) &&
+        (s.match.dryRun === undefined || s.match.dryRun === request.dryRun),
+    );
     if (found) found.remaining -= 1;
     return found;
   }
@@ -291,11 +324,18 @@ class ServerState {
         const request = parseJson(body) as {configuration?: {dryRun?: boolean; query?: QueryRequest}; jobReference?: {jobId?: string}};
         const q = request.configuration?.query;
         if (!q?.query) throw new ApiFailure(400, 'invalid', 'Required parameter is missing: configuration.query');
+        const id = request.jobReference?.jobId;
+        if (id !== undefined && this.#jobs.has(id)) throw new ApiFailure(409, 'duplicate', `Already Exists: Job ${this.#project}:${this.#location}.${id}`);
         const job = await this.#runQuery(q.query, q.queryParameters, request.configuration?.dryRun === true, request.jobReference?.jobId);
         return JSON.stringify(this.#jobResource(job));
       }
       case 'jobs.get':
         return JSON.stringify(this.#jobResource(this.#job(params.job!)));
+      case 'jobs.cancel': {
+        const job = this.#job(params.job!);
+        this.cancelled.push(job.id);
+        return JSON.stringify({kind: 'bigquery#jobCancelResponse', job: this.#jobResource(job)});
+      }
       case 'tables.get':
         return JSON.stringify(await this.#tableResource(params.dataset!, params.table!));
       case 'unknown':
@@ -552,6 +592,7 @@ function matchRoute(method: string, path: string): {route: Route; params: Record
   if (method === 'GET' && (r = /^\/queries\/([^/]+)$/.exec(rest))) return {route: 'jobs.getQueryResults', params: {project, job: decodeURIComponent(r[1]!)}};
   if (method === 'POST' && rest === '/jobs') return {route: 'jobs.insert', params: {project}};
   if (method === 'GET' && (r = /^\/jobs\/([^/]+)$/.exec(rest))) return {route: 'jobs.get', params: {project, job: decodeURIComponent(r[1]!)}};
+  if (method === 'POST' && (r = /^\/jobs\/([^/]+)\/cancel$/.exec(rest))) return {route: 'jobs.cancel', params: {project, job: decodeURIComponent(r[1]!)}};
   if (method === 'GET' && (r = /^\/datasets\/([^/]+)\/tables\/([^/]+)$/.exec(rest))) {
     return {route: 'tables.get', params: {project, dataset: decodeURIComponent(r[1]!), table: decodeURIComponent(r[2]!)}};
   }
@@ -685,6 +726,14 @@ function readBody(req: IncomingMessage): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
+}
+
+function parseJsonOrNull(body: string): unknown {
+  try {
+    return JSON.parse(body || '{}');
+  } catch {
+    return null;
+  }
 }
 
 function parseJson(body: string): unknown {
