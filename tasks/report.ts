@@ -8,12 +8,13 @@ import {ExecutionError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json} from '../src/task-api.js';
 import type {AnalysisDocument} from './lib/analyze-sql.js';
+import {documentNumber} from './lib/document-json.js';
 import {renderReport} from './lib/report-html.js';
 import type {Loose, ValidationDocument} from './lib/report-html.js';
 
 export default defineTask({
   async run(ctx) {
-    const validation = await readDocument<ValidationDocument>(ctx.input('validate', 'validation.json'), 'validation.json', 'validate');
+    const validation = numbersOf(await readDocument<ValidationDocument>(ctx.input('validate', 'validation.json'), 'validation.json', 'validate'));
     const analysisPath = ctx.inputs['analyze']?.['analysis.json'];
     const analysis = analysisPath === undefined ? null : await readDocument<AnalysisDocument>(analysisPath, 'analysis.json', 'analyze');
     const upstream = ctx.upstream['analyze'];
@@ -54,6 +55,15 @@ async function readDocument<T>(path: string, file: string, task: string): Promis
     throw new ExecutionError(`Expected ${file} from the ${task} task to hold a JSON object, got ${Array.isArray(parsed) ? 'an array' : String(parsed)}.`, {task: 'report'});
   }
   return parsed as Loose<T>;
+}
+
+/** validation.json with the numbers it writes as text (an infinite largest difference) read back as numbers. */
+function numbersOf(document: Loose<ValidationDocument>): Loose<ValidationDocument> {
+  const columns = Object.fromEntries(
+    Object.entries(document.columns ?? {}).map(([name, c]) => [name, {...c, max_abs_diff: documentNumber(c?.max_abs_diff), max_rel_diff: documentNumber(c?.max_rel_diff)}]),
+  );
+  const rules = (document.rules ?? []).map((rule) => ({...rule, observed: documentNumber(rule?.observed)}));
+  return {...document, ...(document.columns === undefined ? {} : {columns}), ...(document.rules === undefined ? {} : {rules})} as Loose<ValidationDocument>;
 }
 
 function version(value: Json | undefined, which: 'old' | 'new'): string {

@@ -41,6 +41,7 @@ import {
 import type {ComparePlan, SampleKind, SchemaColumn, SqlStatement, ToleranceSettings} from './lib/compare-sql.js';
 import type {BigQueryReference} from './lib/bigquery-extract.js';
 import {formatInteger, plural} from './lib/charts.js';
+import {documentJson} from './lib/document-json.js';
 import {evaluateRules, overallStatus} from './lib/rules.js';
 import {taskSettings} from './lib/settings.js';
 import type {ComparisonCounts, Rule, ValidationColumn} from './lib/rules.js';
@@ -104,7 +105,7 @@ export default defineTask({
       await sql.run(duplicatesCopySql(plan, ctx.output('duplicate_keys.csv')));
 
       const validation = {...report, rules: results, status, engine: 'local'};
-      await writeFile(ctx.output('validation.json'), `${JSON.stringify(validation, null, 2)}\n`);
+      await writeFile(ctx.output('validation.json'), documentJson(validation));
       return finish(ctx, report, results, status, {engine: 'local'});
     } finally {
       for (const statement of cleanupSql()) await sql.run(statement).catch(() => undefined);
@@ -310,7 +311,7 @@ async function compareInBigQuery(
     ctx.log.info(`Wrote ${totals.mismatch} mismatches to the BigQuery table ${mismatchTable}.`);
   }
   const validation = {...report, rules: results, status, engine: 'bigquery', bytes_processed: bytes, samples: sampled, ...(written === undefined ? {} : {mismatch_table: written})};
-  await writeFile(ctx.output('validation.json'), `${JSON.stringify(validation, null, 2)}\n`);
+  await writeFile(ctx.output('validation.json'), documentJson(validation));
   ctx.log.info(`BigQuery processed ${formatBytes(bytes)} for the comparison.`);
   return finish(ctx, report, results, status, {engine: 'bigquery', bytes_processed: bytes, table});
 }

@@ -278,11 +278,11 @@ describe('report.html', () => {
     expect(page.text).toContain('99.999% of 100,000 compared');
   });
 
-  it('shows an infinite largest difference (null in validation.json) as such, in the rules and the columns', async () => {
+  it('shows an infinite largest difference ("Infinity" in validation.json) as such, in the rules and the columns', async () => {
     const dir = temporaryFolder('report-infinite-');
-    const rules = [{check: 'max_abs_diff', severity: 'error', column: 'x', passed: false, observed: null, limit: 0.5, message: 'max_abs_diff: largest absolute difference in "x" is Infinity, above the limit of 0.5'}];
+    const rules = [{check: 'max_abs_diff', severity: 'error', column: 'x', passed: false, observed: 'Infinity', limit: 0.5, message: 'max_abs_diff: largest absolute difference in "x" is Infinity, above the limit of 0.5'}];
     const columns = {
-      x: {type: 'DOUBLE', type_old: 'DOUBLE', kind: 'numeric', changed: 2, nulls_old: 0, nulls_new: 0, max_abs_diff: null, max_rel_diff: null, tolerance: {abs: 0, rel: 0}},
+      x: {type: 'DOUBLE', type_old: 'DOUBLE', kind: 'numeric', changed: 2, nulls_old: 0, nulls_new: 0, max_abs_diff: 'Infinity', max_rel_diff: 'Infinity', tolerance: {abs: 0, rel: 0}},
       y: {type: 'DOUBLE', type_old: 'DOUBLE', kind: 'numeric', changed: 1, nulls_old: 0, nulls_new: 1, max_abs_diff: 0, max_rel_diff: 0, tolerance: {abs: 0, rel: 0}},
     };
     writeFileSync(join(dir, 'validation.json'), JSON.stringify({rows: {old: 2, new: 2}, compared_rows: 2, changed_rows: 2, columns, rules, status: 'fail'}));

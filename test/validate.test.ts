@@ -161,8 +161,8 @@ describe('nulls and NaN', () => {
   it('treats two nulls and two NaNs as equal, and null or NaN against a value as a change', async () => {
     const run = await compareVersions(old, neu);
     // Changed: 2 (null->1), 3 (1->null), 5 (NaN->1), 7 (inf->-inf), 8 (1->NaN), 10 (1->2).
-    // A change to or from a non-finite value differs infinitely (JSON writes Infinity as null).
-    expect(run.json.columns.x).toMatchObject({changed: 6, nulls_old: 2, nulls_new: 2, max_abs_diff: null, max_rel_diff: null});
+    // A change to or from a non-finite value differs infinitely (written as text: JSON has no Infinity).
+    expect(run.json.columns.x).toMatchObject({changed: 6, nulls_old: 2, nulls_new: 2, max_abs_diff: 'Infinity', max_rel_diff: 'Infinity'});
     expect(run.json.changed_rows).toBe(6);
     expect(run.files['mismatches.csv']).toBe(
       `id,${MISMATCH_HEADER}\n2,x,,1.0,,\n3,x,1.0,,,\n5,x,nan,1.0,inf,inf\n7,x,inf,-inf,inf,inf\n8,x,1.0,nan,inf,inf\n10,x,1.0,2.0,1.0,1.0\n`,
@@ -176,7 +176,7 @@ describe('nulls and NaN', () => {
       `FROM (VALUES (1, 'inf'), (2, '2.0'), (3, 'nan')) t(id, x) SELECT id, x::DOUBLE AS x`,
       rules(0.5),
     );
-    expect(infinite.json.rules[0]).toMatchObject({passed: false, message: expect.stringContaining('is Infinity, above the limit of 0.5')});
+    expect(infinite.json.rules[0]).toMatchObject({passed: false, observed: 'Infinity', message: expect.stringContaining('is Infinity, above the limit of 0.5')});
     expect(infinite.result.verdict).toBe('fail');
     const same = await compareVersions(
       `FROM (VALUES (1, 'nan'), (2, 'inf'), (3, '1.0')) t(id, x) SELECT id, x::DOUBLE AS x`,

@@ -182,8 +182,7 @@ function observedText(rule: Rule): string {
  * that differs from its limit never reads the same (a 5.004% change failing a 5% limit).
  */
 function limitText(rule: Rule, value: Loose<RuleResult['observed']> | undefined): string {
-  // validation.json writes an infinite difference (to or from ±Infinity or NaN) as null.
-  if (value === null && rule.check === 'max_abs_diff' && value === rule.observed && rule.passed === false && /\bis Infinity\b/.test(rule.message ?? '')) return '∞';
+  if (value === Infinity) return '∞'; // a largest difference to or from ±Infinity or NaN
   if (value === null || value === undefined) return 'n/a';
   const unit = 'unit' in rule ? rule.unit : undefined;
   const other = value === rule.observed ? rule.limit : rule.observed;
@@ -248,12 +247,12 @@ function rulesSection(rules: readonly Rule[]): Html {
 // --- Columns ----------------------------------------------------------------------------
 
 /**
- * A column's largest difference: infinite for a change to or from ±Infinity or NaN (which
- * validation.json writes as null); a dash where no two values differed but for nulls.
+ * A column's largest difference: infinite for a change to or from ±Infinity or NaN; a dash
+ * where no two values differed but for nulls.
  */
 function maxAbsDiff(c: Loose<ValidationColumn>): Html | string {
   const changed = (c.changed ?? 0) > 0;
-  if (c.max_abs_diff === null && c.kind === 'numeric' && changed) return html`∞ <span class="muted small">(a change to or from ±Infinity or NaN, or past the double range)</span>`;
+  if (c.max_abs_diff === Infinity) return html`∞ <span class="muted small">(a change to or from ±Infinity or NaN, or past the double range)</span>`;
   if (c.max_abs_diff === undefined || c.max_abs_diff === null) return '–';
   if (c.max_abs_diff === 0 && changed) return html`– <span class="muted small">(changes to or from null only)</span>`;
   return formatNumber(c.max_abs_diff);
