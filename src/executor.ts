@@ -554,8 +554,9 @@ export class Executor {
       // task and the file goes. Checked against the store's record, not a snapshot taken now.
       try {
         faultPoint('task-start');
-        // Run in the task's async context, so that an error escaping its code is known as its.
-        const work = taskContext.run(task, () => definition.run(ctx));
+        // Run in the task's async context, so that an error escaping its code is known as its;
+        // a run that is not async (plain JavaScript) returns or throws as a promise would.
+        const work = taskContext.run(task, async () => definition.run(ctx));
         this.#track(work);
         const result = checkedResult(task, (await this.#race(work, controller.signal)) ?? {});
         faultPoint('task-ran');

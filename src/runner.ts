@@ -8,7 +8,7 @@ import {availableParallelism} from 'node:os';
 import {dirname, isAbsolute, join, resolve} from 'node:path';
 import {analyze} from './analyzer.js';
 import type {CodeTask, Pipeline, TaskName} from './analyzer.js';
-import {CacheStore, DamagedOutputError} from './cache/store.js';
+import {CacheStore, DamagedOutputError, SPILL} from './cache/store.js';
 import {KeyValueMemo, StatMemo} from './cache/stat-memo.js';
 import {DiagnosticsError} from './config/diagnostics.js';
 import type {SettingsInputs} from './config/load.js';
@@ -202,13 +202,13 @@ export class ValidationRunner {
             });
           },
         );
-    // Holding the lock, no other run uses the scratch space: what is there was left by a
-    // run that was killed, and goes.
-    if (lock !== undefined) await rm(join(cacheDir, 'tmp'), {recursive: true, force: true});
-    const spill = join(cacheDir, 'tmp', `duckdb-${process.pid}`);
+    const cache = new CacheStore(cacheDir, {readOnly: options.dryRun ?? false});
+    // Holding the lock, no other run spills or stores outputs: what is there was left by a run
+    // that was killed, and goes.
+    if (lock !== undefined) await cache.clearLeftovers();
+    const spill = join(cacheDir, SPILL, `duckdb-${process.pid}`);
     const engine = new DuckDBEngine({memoryLimit: duckdbMemory(settings), tempDirectory: spill});
     let executor: Executor | undefined;
-    const cache = new CacheStore(cacheDir, {readOnly: options.dryRun ?? false});
     const fileDigests = new StatMemo(join(cacheDir, 'file-digests.json'));
     const moduleFacts = new KeyValueMemo(join(cacheDir, 'module-facts.json'));
     const moduleFiles = new StatMemo(join(cacheDir, 'module-files.json'));

@@ -127,6 +127,17 @@ describe('user tasks', () => {
     expect(result.stdout).toContain('  - t failed: Task "t" returned the verdict "bogus"; expected "pass", "warn" or "fail".');
   });
 
+  it('a task whose run is not async: its result is taken, and what it throws fails it with its message', () => {
+    const task = (body: string) => `import {writeFileSync} from 'node:fs';\nexport default {run(ctx) { ${body} }};\n`;
+    const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': task("writeFileSync(ctx.output('a.txt'), 'x'); return {rows: 3};")});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.json<{tasks: {rows: number}[]}>('output/1_vs_2/summary.json').tasks[0]).toMatchObject({rows: 3});
+    project.write({'tasks/t.ts': task("throw new Error('no input today');")});
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('no input today');
+  });
+
   it('a module without a task export is a clear error', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': 'export const nothing = 1;\n'});
     const result = project.run(['--old', '1', '--new', '2']);

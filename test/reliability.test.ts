@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync, spawn} from 'node:child_process';
-import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync} from 'node:fs';
+import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -268,6 +268,37 @@ export default {
     expect(readdirSync(project.path('.cache/incoming'))).toEqual([]);
   });
 
+  it('stores an output read to its end, whatever size it reports (a link to a file of /proc reports 0 bytes)', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [version.txt]}\n',
+      'tasks/a.ts': "import {symlinkSync} from 'node:fs';\nexport default {run(ctx) { symlinkSync('/proc/version', ctx.output('version.txt')); return {}; }};\n",
+    });
+    expect(statSync('/proc/version').size).toBe(0);
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(project.read('output/1_vs_2/version.txt')).toBe(readFileSync('/proc/version', 'utf8'));
+  });
+
+  it('stores into a content folder moved to another file system through a symlink', () => {
+    const project = simple(countingTask(['a.txt'], "'moved content'"));
+    tmpfs(project.path('elsewhere'), 'size=1m');
+    mkdirSync(project.path('.cache'), {recursive: true});
+    symlinkSync(project.path('elsewhere'), project.path('.cache/content-v2'));
+    const first = project.run(['--old', '1', '--new', '2']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(execSync(`find ${project.path('elsewhere')} -type f`, {encoding: 'utf8'}).trim().split('\n')).toHaveLength(1);
+    expect(project.run(['--old', '1', '--new', '2', '--force']).code).toBe(0);
+    expect(project.read('output/1_vs_2/a.txt')).toBe('moved content');
+  });
+
+  it('a run removes what a killed run left half-stored, as it holds the lock', () => {
+    const project = simple();
+    mkdirSync(project.path('.cache/incoming'), {recursive: true});
+    writeFileSync(project.path('.cache/incoming/left-by-a-killed-run'), 'partial copy');
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    expect(readdirSync(project.path('.cache/incoming'))).toEqual([]);
+  });
+
   it('status, verify, gc and clear', () => {
     const project = new Project({
       'pipeline.yaml': 'tasks:\n  a: {run: a, with: {v: "${new}"}, outputs: [a.txt]}\n',
@@ -287,7 +318,8 @@ export default {
     const gc = project.run(['cache', 'gc', '--max-size', '0', '--max-age', '0']);
     expect(gc.code).toBe(0);
     expect(existsSync(project.path('.cache/incoming/left-by-a-killed-run'))).toBe(false);
-    expect(gc.stdout).toMatch(/^Removed 1 entries and 1 files \(\d+ B\); kept 1 entries \(\d+ B\), including the latest run's\.\n$/);
+    // The unused stored file and the partial copy.
+    expect(gc.stdout).toMatch(/^Removed 1 entries and 2 files \(\d+ B\); kept 1 entries \(\d+ B\), including the latest run's\.\n$/);
     project.run(['--old', '1', '--new', '3']);
     expect(project.runs()).toEqual({a: 2});
     // verify after gc keeps every file the entries refer to (cacache's own verify deleted them).

@@ -1,7 +1,7 @@
 /**
  * The content-addressed store under `.cache/`. Output files are stored by content in
  * cacache's layout (`content-v2/sha256/..`, which `cacache.get.byDigest` reads), written here
- * rather than through cacache's write stream: a copy then one hash of the copy, 57 ms
+ * rather than through cacache's write stream: one copy hashing what it writes, 50-60 ms
  * against 145-312 ms for a 44 MB extraction. An entry maps a fingerprint to its outputs' digests, the
  * fingerprint's parts and the task's result. An entry is written only after every output
  * is stored, each file through a temporary name and a rename, and carries its own
@@ -11,8 +11,8 @@
  * Neither reading nor writing needs a dependency, so a fully cached run stays fast.
  */
 import {createHash, randomUUID} from 'node:crypto';
-import {constants, createReadStream, createWriteStream} from 'node:fs';
-import {chmod, copyFile, mkdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import {createReadStream, createWriteStream} from 'node:fs';
+import {chmod, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
@@ -27,8 +27,11 @@ import {StatMemo} from './stat-memo.js';
  */
 const STORE_ALGORITHM = 'sha256';
 
-/** Where files being stored are copied before their digest is known (not `tmp/`, DuckDB's spill folder). */
-export const INCOMING = 'incoming';
+/** Where files being stored are copied before their digest is known. */
+const INCOMING = 'incoming';
+
+/** Where DuckDB spills what does not fit in memory (`performance.max_memory`). */
+export const SPILL = 'tmp';
 
 /** A stored output whose content no longer matches its digest. */
 export class DamagedOutputError extends Error {}
@@ -246,17 +249,20 @@ export class CacheStore {
 
   /** Every stored file (path -> size), for `cache` housekeeping. */
   async blobs(): Promise<Map<string, number>> {
-    const {readdir} = await import('node:fs/promises');
-    const found = new Map<string, number>();
-    const walk = async (folder: string): Promise<void> => {
-      for (const entry of await readdir(folder, {withFileTypes: true}).catch(() => [])) {
-        const path = join(folder, entry.name);
-        if (entry.isDirectory()) await walk(path);
-        else found.set(path, (await stat(path)).size);
-      }
-    };
-    await walk(join(this.dir, 'content-v2'));
-    return found;
+    return filesIn(join(this.dir, 'content-v2'));
+  }
+
+  /**
+   * What runs left half-stored (`incoming/`) or spilled (`tmp/`), by path and size. Only a run
+   * holding the lock writes there: to one that holds it, these are what killed runs left.
+   */
+  async leftovers(): Promise<Map<string, number>> {
+    return new Map([...(await filesIn(join(this.dir, INCOMING))), ...(await filesIn(join(this.dir, SPILL)))]);
+  }
+
+  /** Removes the leftovers; only while holding the lock. */
+  async clearLeftovers(): Promise<void> {
+    for (const scratch of [INCOMING, SPILL]) await rm(join(this.dir, scratch), {recursive: true, force: true});
   }
 
   /** Total size of the stored files. */
@@ -287,8 +293,8 @@ export class CacheStore {
   }
 
   /**
-   * Stores a file by its content: copied into the store's `incoming/` (a clone where the file
-   * system can), hashed there, so the digest is that of the bytes kept, and renamed into place.
+   * Stores a file by its content: copied into the store's `incoming/`, hashing the bytes
+   * written, so the digest is that of the bytes kept, and renamed into place.
    * A file already stored under that digest is replaced, not trusted: it may have been damaged.
    */
   async #put(file: string): Promise<StoredOutput> {
@@ -299,7 +305,17 @@ export class CacheStore {
       const output = {integrity: `${STORE_ALGORITHM}-${digest}`, size: (await stat(temporary)).size};
       const blob = this.blobPath(output);
       await mkdir(dirname(blob), {recursive: true});
-      await rename(temporary, blob);
+      await rename(temporary, blob).catch(async (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
+        // content-v2 (or part of it) moved to another file system through a symlink: copied across, then renamed there.
+        const beside = `${blob}.tmp-${randomUUID()}`;
+        try {
+          if ((await copyHashing(temporary, beside, STORE_ALGORITHM)) !== digest) throw new Error(`${file} changed while it was stored`);
+          await rename(beside, blob);
+        } finally {
+          await rm(beside, {force: true});
+        }
+      });
       await this.#seal(blob);
       return output;
     } finally {
@@ -391,6 +407,20 @@ export class CacheStore {
   }
 }
 
+/** The files under a folder, by path, with their sizes (none when it does not exist). */
+async function filesIn(folder: string): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  const walk = async (at: string): Promise<void> => {
+    for (const entry of await readdir(at, {withFileTypes: true}).catch(() => [])) {
+      const path = join(at, entry.name);
+      if (entry.isDirectory()) await walk(path);
+      else found.set(path, (await stat(path).catch(() => ({size: 0}))).size);
+    }
+  };
+  await walk(folder);
+  return found;
+}
+
 /** Whether a file's content matches a subresource-integrity string. */
 async function integrityOf(path: string, integrity: string): Promise<boolean> {
   const [algorithm, expected] = splitIntegrity(integrity);
@@ -403,11 +433,33 @@ function splitIntegrity(integrity: string): [algorithm: string, digest: string] 
 }
 
 /**
- * Copies a file (a clone where the file system can) and hashes the copy, so the digest is
- * that of the bytes kept: 18 + 38 ms for 44 MB here, where copying through a hashing stream
- * (cacache's write stream) took 145-312 ms.
+ * Copies a file to a new file `dest`, hashing the bytes written: 50-60 ms for 44 MB here,
+ * where cacache's write stream took 145-312 ms. Read until its end rather than by the size
+ * it had (fs.copyFile, which loops for ever on a file that shrinks meanwhile, as one task
+ * code left writing may, and copies nothing of a /proc file), in two buffers: the next piece
+ * is read and hashed while the last is written.
  */
 async function copyHashing(source: string, dest: string, algorithm: string): Promise<string> {
-  await copyFile(source, dest, constants.COPYFILE_FICLONE);
-  return (await hashFile(dest, createHash(algorithm))).digest('base64');
+  const hash = createHash(algorithm);
+  const input = await open(source, 'r');
+  const output = await open(dest, 'wx').catch(async (error: unknown) => {
+    await input.close();
+    throw error;
+  });
+  try {
+    const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
+    let writing: Promise<unknown> = Promise.resolve();
+    for (let i = 0; ; i ^= 1) {
+      const {bytesRead} = await input.read(buffers[i]!, 0, READ_CHUNK, null);
+      if (bytesRead === 0) break;
+      const piece = buffers[i]!.subarray(0, bytesRead);
+      hash.update(piece);
+      await writing;
+      writing = output.write(piece);
+    }
+    await writing;
+  } finally {
+    await Promise.all([input.close(), output.close()]);
+  }
+  return hash.digest('base64');
 }

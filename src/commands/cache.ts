@@ -1,7 +1,7 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
 import {readdir, rm} from 'node:fs/promises';
 import {join, relative, resolve} from 'node:path';
-import {CacheStore, INCOMING} from '../cache/store.js';
+import {CacheStore} from '../cache/store.js';
 import type {CacheEntry} from '../cache/store.js';
 import {ConfigurationError} from '../errors.js';
 import {acquireLock} from '../lock.js';
@@ -32,10 +32,11 @@ function unreferenced(store: CacheStore, kept: CacheEntry[], blobs: Map<string, 
  */
 async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: number; bytes: number}> {
   const unused = unreferenced(store, kept, await store.blobs());
+  const leftovers = await store.leftovers();
   for (const path of unused.paths) await rm(path, {force: true});
-  for (const leftovers of [INCOMING, 'tmp']) await rm(join(store.dir, leftovers), {recursive: true, force: true});
+  await store.clearLeftovers();
   await rm(join(store.dir, 'index-v5'), {recursive: true, force: true});
-  return {files: unused.paths.length, bytes: unused.bytes};
+  return {files: unused.paths.length + leftovers.size, bytes: unused.bytes + [...leftovers.values()].reduce((sum, size) => sum + size, 0)};
 }
 
 export async function cacheCommand(args: string[], flags: CacheFlags): Promise<number> {
