@@ -5,7 +5,7 @@
 import {readFileSync} from 'node:fs';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import type {DuckDBConnection, DuckDBInstance} from '@duckdb/node-api';
-import {ConfigurationError, ExecutionError} from '../src/errors.js';
+import {ConfigurationError, ExecutionError, InterruptedError} from '../src/errors.js';
 import {defineTask} from '../src/task-api.js';
 import type {Json, ProbeContext} from '../src/task-api.js';
 import {extractBigQuery, probeBigQuery} from '../tasks/lib/bigquery-extract.js';
@@ -94,11 +94,12 @@ function settings(table: string, overrides: Overrides = {}): Record<string, Json
 
 const predsSource = {keys: ['entity_id']};
 
-async function extract(table: string, version: string, overrides: Overrides = {}) {
+async function extract(table: string, version: string, overrides: Overrides = {}, signal?: AbortSignal) {
   const run = await runTaskDirectly(extractTask, {
     args: {version},
     settings: settings(table, overrides),
     outputs: ['rows.parquet'],
+    ...(signal === undefined ? {} : {signal}),
   });
   return {...run, parquet: `${run.outputDir}/rows.parquet`};
 }
@@ -220,6 +221,57 @@ describe('extraction through the real client', () => {
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(error.message).toMatch(/would process 195\.3 KiB, more than bigquery\.maximum_bytes_billed \(97\.7 KiB\)/);
     expect(server.queries()).toBe(0);
+  });
+});
+
+describe('queries that take time, and interruptions', () => {
+  const until = async (done: () => boolean) => {
+    while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
+  };
+
+  it('asks again while BigQuery answers that the query is still running, rather than reading no rows', async () => {
+    server.resetLog();
+    server.pendingNext(2, {paged: false});
+    const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    expect(result).toMatchObject({rows: 2500});
+    expect(server.queries()).toBe(1);
+    // Twice "not complete", then the three pages.
+    expect(server.log.filter((r) => r.route === 'jobs.getQueryResults').map((r) => r.injected)).toEqual([true, true, false, false, false]);
+  });
+
+  it('an interruption while a later page is read gives it up at once; the job, done, is not cancelled', async () => {
+    const {openBigQuery, queryAll} = await import('../tasks/lib/bigquery-client.js');
+    const client = await openBigQuery({projectId: 'test-proj', location: 'US', apiEndpoint: server.url, retryCount: 0});
+    server.resetLog();
+    // Longer than the test may take: only giving the page up ends it.
+    server.slowNext(1, 600_000, {route: 'jobs.getQueryResults', paged: true});
+    const controller = new AbortController();
+    const reading = queryAll(client, {sql: 'SELECT * FROM `test-proj.ds.preds`', params: {}}, controller.signal, 1000).then(() => undefined, (thrown: unknown) => thrown);
+    await until(() => server.log.some((r) => r.paged));
+    controller.abort();
+    const error = await reading;
+    expect(error).toBeInstanceOf(InterruptedError);
+    expect((error as Error).message).toBe('The BigQuery query was interrupted.');
+    expect(server.cancelled).toEqual([]);
+  });
+
+  it('an interruption during the dry run creates no query job', async () => {
+    server.resetLog();
+    server.slowNext(1, 600_000, {route: 'jobs.insert', dryRun: true});
+    const controller = new AbortController();
+    const extracting = extract('preds', 'v1', {source: predsSource}, controller.signal).then(() => undefined, (thrown: unknown) => thrown);
+    await until(() => server.count('jobs.insert') > 0);
+    controller.abort();
+    expect(await extracting).toBeInstanceOf(InterruptedError);
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun)).toEqual([]);
+  });
+
+  it('a job that fails as it is created reads as BigQuery refusing the query, not as a lost network', async () => {
+    server.resetLog();
+    server.failNext(1, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toBe('BigQuery rejected the query on test-proj.ds.preds: Syntax error: Unexpected end of script');
   });
 });
 

@@ -69,6 +69,18 @@ export interface BigQuerySource {
   nextPage(previous: BigQueryPage, pageSize: number): Promise<BigQueryPage>;
 }
 
+/** The HTTP status BigQuery gives each error reason (cloud.google.com/bigquery/docs/error-messages); 400 for the rest. */
+const JOB_ERROR_STATUS: Record<string, number> = {
+  accessDenied: 403,
+  billingNotEnabled: 403,
+  notFound: 404,
+  quotaExceeded: 403,
+  rateLimitExceeded: 403,
+  responseTooLarge: 403,
+  backendError: 500,
+  internalError: 500,
+};
+
 /** How long an interrupted query waits for its job to be created, then for BigQuery to take the cancellation: together within the 10 s the runner waits for an interrupted task. */
 const CANCEL_WAIT_MS = 4_000;
 
@@ -150,6 +162,7 @@ async function defaultCredentials(auth: Auth): Promise<unknown> {
 type Client = InstanceType<typeof import('@google-cloud/bigquery').BigQuery>;
 
 interface QueryResponse {
+  jobComplete?: boolean;
   schema?: {fields?: BigQueryField[]};
   totalRows?: string;
   pageToken?: string;
@@ -196,21 +209,32 @@ class ClientSource implements BigQuerySource {
    * interruption at any moment knows which job to cancel.
    */
   async firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage> {
+    if (signal?.aborted) throw new InterruptedError('The BigQuery query was interrupted before it started.', {cause: signal.reason});
     const jobId = `pipeline_${randomUUID().replaceAll('-', '')}`;
     const created = this.#insert(query, jobId);
     created.catch(() => undefined); // awaited below, or by the cancellation
-    const cancel = async (): Promise<void> => {
-      // A job cancelled before its insert arrives would be created afterwards and run.
-      await settledWithin(created, CANCEL_WAIT_MS);
-      await settledWithin(new Promise<void>((resolve) => this.#client.job(jobId, {location: this.#location}).cancel(() => resolve())), CANCEL_WAIT_MS);
-    };
-    const job = await untilAborted(created, signal, cancel);
-    const [rows, , response] = (await untilAborted(
-      job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
-      signal,
-      cancel,
-    )) as [WireRow[], unknown, QueryResponse];
-    return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
+    // A job cancelled before it exists would be created afterwards and run: it is cancelled
+    // once created, however late (the client may still be retrying the insert), and the
+    // interruption waits for that a while.
+    const whenCreated = () => created.then(() => this.#cancel(jobId), () => undefined);
+    const cancel = () => settledWithin(whenCreated(), 2 * CANCEL_WAIT_MS);
+    const job = await untilAborted(created, signal, cancel, 'The BigQuery query was interrupted; its job was cancelled.');
+    for (;;) {
+      const [rows, , response] = (await untilAborted(
+        job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
+        signal,
+        cancel,
+        'The BigQuery query was interrupted; its job was cancelled.',
+      )) as [WireRow[], unknown, QueryResponse];
+      // BigQuery answers after ~10 s that the job is not complete yet (no rows, no schema), and
+      // without autoPaginate the client does not ask again: ask until it is.
+      if (response.jobComplete !== false) return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
+    }
+  }
+
+  /** Asks BigQuery to cancel a job, waiting for the answer a while. */
+  #cancel(jobId: string): Promise<void> {
+    return settledWithin(new Promise<void>((resolve) => this.#client.job(jobId, {location: this.#location}).cancel(() => resolve())), CANCEL_WAIT_MS);
   }
 
   /**
@@ -229,7 +253,11 @@ class ClientSource implements BigQuerySource {
       })) as unknown as [Job];
       return job;
     } catch (error) {
-      if ((error as {code?: unknown}).code === 409) return this.#client.job(jobId, {location: this.#location});
+      const failure = error as {code?: unknown; errors?: {reason?: string}[]};
+      if (failure.code === 409) return this.#client.job(jobId, {location: this.#location});
+      // A job that failed as it was created comes back without an HTTP status: given the one
+      // BigQuery answers its reason with, so that it reads as a refusal, not a lost network.
+      if (failure.code === undefined && Array.isArray(failure.errors)) failure.code = JOB_ERROR_STATUS[failure.errors[0]?.reason ?? ''] ?? 400;
       throw error;
     }
   }
@@ -250,14 +278,14 @@ class ClientSource implements BigQuerySource {
 
 type Job = ReturnType<Client['job']>;
 
-/** `promise`, or an InterruptedError once `signal` aborts and `onAbort` has done what it can. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Promise<void>): Promise<T> {
+/** `promise`, or an InterruptedError saying `message` once `signal` aborts and `onAbort` has done what it can. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Promise<void>, message: string): Promise<T> {
   if (signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     let aborted = false;
     const interrupted = (): void => {
       aborted = true; // what `promise` settles to from now on is not wanted
-      void onAbort().finally(() => reject(new InterruptedError('The BigQuery query was interrupted; its job was cancelled.', {cause: signal.reason})));
+      void onAbort().finally(() => reject(new InterruptedError(message, {cause: signal.reason})));
     };
     if (signal.aborted) return interrupted();
     signal.addEventListener('abort', interrupted, {once: true});
@@ -306,8 +334,8 @@ export async function queryAll(source: BigQuerySource, query: BigQueryQuery, sig
   const fields = page.fields;
   const rows = [...page.rows];
   while (page.pageToken !== undefined) {
-    if (signal?.aborted) throw new InterruptedError('The BigQuery query was interrupted.', {cause: signal.reason});
-    page = await source.nextPage(page, pageSize);
+    // The job is done: an interruption gives the page up at once.
+    page = await untilAborted(source.nextPage(page, pageSize), signal, async () => undefined, 'The BigQuery query was interrupted.');
     rows.push(...page.rows);
   }
   return {fields, rows};

@@ -252,10 +252,10 @@ export async function readBigQueryReference(connection: DuckDBConnection, path: 
 export async function extractBigQuery(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
   const settings = readBigQuerySettings(ctx.settings);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
   const plan = planQuery(settings, metadata, version);
 
-  const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query));
+  const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query), ctx.signal);
   ctx.log.info(`BigQuery dry run: the query on ${plan.tableName} will process ${formatBytes(bytes)}.`);
   if (settings.maximumBytesBilled !== undefined && bytes > settings.maximumBytesBilled) {
     throw new ConfigurationError(

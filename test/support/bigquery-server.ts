@@ -31,15 +31,18 @@ export interface LoggedRequest {
   injected: boolean;
   /** Whether it asked for a dry run (jobs.query, jobs.insert). */
   dryRun: boolean;
+  /** Whether it asked for a page after the first (a pageToken). */
+  paged: boolean;
 }
 
 /** The API methods the server implements. */
 export type Route = 'jobs.query' | 'jobs.getQueryResults' | 'jobs.insert' | 'jobs.get' | 'jobs.cancel' | 'tables.get' | 'unknown';
 
-/** Which requests a switch applies to: every request, or those of one route, dry runs or not. */
+/** Which requests a switch applies to: every request, or those of one route, dry runs or not, later pages or not. */
 export interface FailureMatch {
   route?: Route;
   dryRun?: boolean;
+  paged?: boolean;
 }
 
 /** A running local BigQuery. */
@@ -55,8 +58,14 @@ export interface BigQueryServer {
   queries(): number;
   /** Clears the log and the list of cancelled jobs. */
   resetLog(): void;
-  /** Answers the next `count` matching requests with `status` and a BigQuery error envelope. */
-  failNext(count: number, status: number, options?: FailureMatch & {reason?: string; message?: string}): void;
+  /**
+   * Answers the next `count` matching requests with `status` and a BigQuery error envelope;
+   * with `inJob`, a jobs.insert with 200 and the job done with those errors (a job that failed
+   * as it was created).
+   */
+  failNext(count: number, status: number, options?: FailureMatch & {reason?: string; message?: string; inJob?: boolean}): void;
+  /** Answers the next `count` matching jobs.getQueryResults with `jobComplete: false` (a query still running), as BigQuery does after ~10 s. */
+  pendingNext(count: number, options?: FailureMatch): void;
   /** Destroys the socket of the next `count` matching requests without answering. */
   dropNext(count: number, options?: FailureMatch): void;
   /** Carries out the next `count` matching requests, then destroys the socket instead of answering (an answer lost on the way). */
@@ -102,7 +111,8 @@ interface StoredJob {
 }
 
 interface Switch {
-  kind: 'fail' | 'drop' | 'lose' | 'slow';
+  kind: 'fail' | 'drop' | 'lose' | 'slow' | 'pending';
+  inJob?: boolean;
   remaining: number;
   match: FailureMatch;
   status?: number;
@@ -190,11 +200,12 @@ export async function startBigQueryServer(options: BigQueryServerOptions): Promi
       state.cancelled.splice(0);
     },
     failNext: (count, status, o = {}) =>
-      state.switches.push({kind: 'fail', remaining: count, status, match: {route: o.route, dryRun: o.dryRun}, reason: o.reason, message: o.message}),
-    dropNext: (count, o = {}) => state.switches.push({kind: 'drop', remaining: count, match: {route: o.route, dryRun: o.dryRun}}),
-    loseNext: (count, o = {}) => state.switches.push({kind: 'lose', remaining: count, match: {route: o.route, dryRun: o.dryRun}}),
+      state.switches.push({kind: 'fail', remaining: count, status, match: {route: o.route, dryRun: o.dryRun, paged: o.paged}, reason: o.reason, message: o.message, inJob: o.inJob}),
+    pendingNext: (count, o = {}) => state.switches.push({kind: 'pending', remaining: count, match: {route: o.route ?? 'jobs.getQueryResults', dryRun: o.dryRun, paged: o.paged}}),
+    dropNext: (count, o = {}) => state.switches.push({kind: 'drop', remaining: count, match: {route: o.route, dryRun: o.dryRun, paged: o.paged}}),
+    loseNext: (count, o = {}) => state.switches.push({kind: 'lose', remaining: count, match: {route: o.route, dryRun: o.dryRun, paged: o.paged}}),
     cancelled: state.cancelled,
-    slowNext: (count, ms, o = {}) => state.switches.push({kind: 'slow', remaining: count, ms, match: {route: o.route, dryRun: o.dryRun}}),
+    slowNext: (count, ms, o = {}) => state.switches.push({kind: 'slow', remaining: count, ms, match: {route: o.route, dryRun: o.dryRun, paged: o.paged}}),
     touchTable: (dataset, table) => state.touch(dataset, table),
     run: async (sql) => {
       await setup.run(sql);
@@ -248,7 +259,7 @@ class ServerState {
     const path = url.pathname.replace(/^\/bigquery\/v2(?=\/)/, '');
     const method = req.method ?? 'GET';
     const {route, params} = matchRoute(method, path);
-    const entry: LoggedRequest = {method, route, path, status: 0, injected: false, dryRun: false};
+    const entry: LoggedRequest = {method, route, path, status: 0, injected: false, dryRun: false, paged: url.searchParams.has('pageToken')};
     this.log.push(entry);
     const body = await readBody(req);
     if (route === 'jobs.query' || route === 'jobs.insert') {
@@ -264,6 +275,22 @@ class ServerState {
       return;
     }
     const fail = this.#take('fail', entry);
+    if (fail?.inJob) {
+      entry.injected = true;
+      entry.status = 200;
+      const jobId = ((parseJsonOrNull(body) ?? {}) as {jobReference?: {jobId?: string}}).jobReference?.jobId ?? 'failed_job';
+      const errors = [{reason: fail.reason ?? 'invalidQuery', message: fail.message ?? 'Injected job failure'}];
+      res.writeHead(200, {'content-type': 'application/json; charset=UTF-8'});
+      res.end(JSON.stringify({kind: 'bigquery#job', jobReference: {projectId: this.#project, jobId, location: this.#location}, status: {state: 'DONE', errorResult: errors[0], errors}}));
+      return;
+    }
+    if (this.#take('pending', entry)) {
+      entry.injected = true;
+      entry.status = 200;
+      res.writeHead(200, {'content-type': 'application/json; charset=UTF-8'});
+      res.end(JSON.stringify({kind: 'bigquery#getQueryResultsResponse', jobReference: {projectId: this.#project, jobId: params.job, location: this.#location}, jobComplete: false}));
+      return;
+    }
     if (fail) {
       entry.injected = true;
       const status = fail.status ?? 500;
@@ -299,7 +326,8 @@ class ServerState {
         s.kind === kind &&
         s.remaining > 0 &&
         (s.match.route === undefined || s.match.route === request.route) &&
-        (s.match.dryRun === undefined || s.match.dryRun === request.dryRun),
+        (s.match.dryRun === undefined || s.match.dryRun === request.dryRun) &&
+        (s.match.paged === undefined || s.match.paged === request.paged),
     );
     if (found) found.remaining -= 1;
     return found;
