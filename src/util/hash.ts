@@ -12,12 +12,16 @@ export type ContentDigest = string & {readonly __brand: 'ContentDigest'};
  */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
-    if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       return Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     }
-    return v;
+    return nonFiniteAsText(v);
   });
+}
+
+/** A number JSON cannot hold (±Infinity, NaN) as its text, "Infinity", "-Infinity" or "NaN"; any other value as it is. */
+export function nonFiniteAsText(value: unknown): unknown {
+  return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
 }
 
 export function sha256(data: string | Buffer): string {

@@ -192,13 +192,7 @@ class ClientSource implements BigQuerySource {
   }
 
   async dryRun(query: BigQueryQuery): Promise<number> {
-    const [, response] = (await this.#client.createQueryJob({
-      query: query.sql,
-      params: wireParams(query),
-      ...(query.types !== undefined ? {types: query.types} : {}),
-      location: this.#location,
-      dryRun: true,
-    })) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
+    const [, response] = (await this.#client.createQueryJob({...this.#job(query), dryRun: true})) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
     const bytes = response.statistics?.query?.totalBytesProcessed ?? response.statistics?.totalBytesProcessed ?? '0';
     return Number(bytes);
   }
@@ -216,20 +210,25 @@ class ClientSource implements BigQuerySource {
     // A job cancelled before it exists would be created afterwards and run: it is cancelled
     // once created, however late (the client may still be retrying the insert), and the
     // interruption waits for that a while.
-    const whenCreated = () => created.then(() => this.#cancel(jobId), () => undefined);
-    const cancel = () => settledWithin(whenCreated(), 2 * CANCEL_WAIT_MS);
-    const job = await untilAborted(created, signal, cancel, 'The BigQuery query was interrupted; its job was cancelled.');
+    const cancel = () => settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS);
+    const cancelled = 'The BigQuery query was interrupted; its job was cancelled.';
+    const job = await untilAborted(created, signal, cancel, cancelled);
     for (;;) {
       const [rows, , response] = (await untilAborted(
         job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
         signal,
         cancel,
-        'The BigQuery query was interrupted; its job was cancelled.',
+        cancelled,
       )) as [WireRow[], unknown, QueryResponse];
       // BigQuery answers after ~10 s that the job is not complete yet (no rows, no schema), and
       // without autoPaginate the client does not ask again: ask until it is.
       if (response.jobComplete !== false) return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
     }
+  }
+
+  /** What a query job is created with: the query, its parameters and where it runs. */
+  #job(query: BigQueryQuery): {query: string; params: Record<string, unknown>; types?: Record<string, string>; location: string} {
+    return {query: query.sql, params: wireParams(query), ...(query.types !== undefined ? {types: query.types} : {}), location: this.#location};
   }
 
   /** Asks BigQuery to cancel a job, waiting for the answer a while. */
@@ -244,10 +243,7 @@ class ClientSource implements BigQuerySource {
   async #insert(query: BigQueryQuery, jobId: string): Promise<Job> {
     try {
       const [job] = (await this.#client.createQueryJob({
-        query: query.sql,
-        params: wireParams(query),
-        ...(query.types !== undefined ? {types: query.types} : {}),
-        location: this.#location,
+        ...this.#job(query),
         jobId,
         ...(query.maximumBytesBilled !== undefined ? {maximumBytesBilled: query.maximumBytesBilled} : {}),
       })) as unknown as [Job];

@@ -6,9 +6,11 @@
  * and "NaN", which Python's float(), JavaScript's Number() and pandas read as numbers.
  */
 
+import {nonFiniteAsText} from '../../src/util/hash.js';
+
 /** The JSON text of an output document, non-finite numbers as strings. */
 export function documentJson(value: unknown): string {
-  return `${JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`;
+  return `${JSON.stringify(value, (_key, v: unknown) => nonFiniteAsText(v), 2)}\n`;
 }
 
 /** A number as such a document holds it: a number, or one of the strings documentJson writes. */
