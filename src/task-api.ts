@@ -124,7 +124,8 @@ export interface TaskDefinition {
    * source reruns the task and an unchanged one does not.
    */
   probe?(ctx: ProbeContext): Promise<Json>;
-  run(ctx: TaskContext): Promise<TaskResult | void>;
+  /** The work; a plain function (not `async`) is taken alike. */
+  run(ctx: TaskContext): Promise<TaskResult | void> | TaskResult | void;
 }
 
 /** Declares a task; the identity function, there for the types. */
