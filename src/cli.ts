@@ -44,7 +44,9 @@ Run options:
 Other commands' options:
   --format mermaid|dot           graph: the notation (default mermaid); graph takes --config, --set
                                  and --pipeline too
-  --host HOST, --port PORT       serve: where to listen (default 127.0.0.1:8787)
+  --host HOST, --port PORT       serve: where to listen (default 127.0.0.1:8787); serve takes
+                                 --config, --pipeline and --verbose too (a run's other options
+                                 go in its request)
 
 Cache options (cache commands also take --config, --set and --pipeline):
   --max-size SIZE                gc: keep at most SIZE, least recently used removed first (e.g. 5G)

@@ -7,7 +7,7 @@ import {join} from 'node:path';
 import {DuckDBInstance} from '@duckdb/node-api';
 import {afterAll, beforeAll, describe, expect, it} from 'vitest';
 import analyze from '../tasks/analyze.js';
-import {CATEGORY_CAP, driftHighlights, parseSegmentKey} from '../tasks/lib/analysis-figures.js';
+import {CATEGORY_CAP, driftHighlights, meanChange, parseSegmentKey} from '../tasks/lib/analysis-figures.js';
 import {MOVERS_FILTERED_PARAMETERS} from '../tasks/lib/analyze-sql.js';
 import type {AnalysisDocument, NumericAnalysis} from '../tasks/lib/analyze-sql.js';
 import {runTaskDirectly} from './support/run-task.js';
@@ -434,6 +434,12 @@ describe('analyze', () => {
     expect(parseSegmentKey('{"a":NaN,"b":"NaN, or not","c":-Infinity,"d":"say \\"Infinity\\""}')).toEqual({a: 'NaN', b: 'NaN, or not', c: '-Infinity', d: 'say "Infinity"'});
     // Integers past 2^53 keep their digits; other numbers are numbers.
     expect(parseSegmentKey('{"g":9007199254740993,"h":-12,"i":1.5,"j":2e3,"k":"9007199254740993","l":[9007199254740995]}')).toEqual({g: '9007199254740993', h: -12, i: 1.5, j: 2000, k: '9007199254740993', l: ['9007199254740995']});
+  });
+
+  it('gives the percentage change of means near the largest double, which 100 x the change would overflow', () => {
+    expect(meanChange(1e308, 9.8e307).pct).toBeCloseTo(-2, 9);
+    expect(meanChange(-4, -3)).toEqual({abs: 1, pct: 25});
+    expect(meanChange(0, 1).pct).toBeNull();
   });
 
   it('writes the values of the data (extremes, quantiles, movers) with every digit', async () => {

@@ -289,6 +289,10 @@ export default {
     expect(execSync(`find ${project.path('elsewhere')} -type f`, {encoding: 'utf8'}).trim().split('\n')).toHaveLength(1);
     expect(project.run(['--old', '1', '--new', '2', '--force']).code).toBe(0);
     expect(project.read('output/1_vs_2/a.txt')).toBe('moved content');
+    // Clearing the cache empties the folder the link points to, and keeps the link.
+    expect(project.run(['cache', 'clear']).stdout).toMatch(/^Cleared \.cache: [1-9]\d* B freed\.\n$/);
+    expect(readdirSync(project.path('elsewhere'))).toEqual([]);
+    expect(statSync(project.path('.cache/content-v2')).isDirectory()).toBe(true);
   });
 
   it('a run removes what a killed run left half-stored, as it holds the lock', () => {
@@ -523,6 +527,21 @@ describe('unwritable places and full disks', () => {
     expect(result.code).toBe(3);
     expect(result.stdout).toContain('a failed: Task "a" ran out of disk space: ENOSPC: no space left on device');
     expect(result.stdout).toContain('The disk is full: free space (`npm run pipeline -- cache gc` shrinks the cache) and rerun; the cache is intact.');
+  });
+
+  it('a full disk while an output is stored: that task fails saying so, and no other task is blamed', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.bin]}\n  b: {run: b, outputs: [b.txt]}\n',
+      'tasks/a.ts': countingTask(['a.bin'], "'x'.repeat(3 * 1024 * 1024)"),
+      'tasks/b.ts': SLOW(1500).replaceAll('a.txt', 'b.txt'),
+    });
+    tmpfs(project.path('.cache'), 'size=4m');
+    const result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toContain('a failed: Task "a" ran out of disk space: ENOSPC: no space left on device');
+    expect(result.stdout).not.toContain('escaped');
+    expect(result.stderr).not.toContain('Warning');
+    expect(readdirSync(project.path('.cache/incoming'))).toEqual([]);
   });
 
   it('an output written as a folder: a message naming it, not EISDIR', () => {

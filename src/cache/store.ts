@@ -456,6 +456,8 @@ async function copyHashing(source: string, dest: string, algorithm: string): Pro
       hash.update(piece);
       await writing;
       writing = output.write(piece);
+      // Awaited with the next piece: a failure meanwhile (a full disk) must not go unhandled.
+      writing.catch(() => undefined);
     }
     await writing;
   } finally {

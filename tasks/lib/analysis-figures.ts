@@ -278,7 +278,8 @@ export function driftLabel(value: number | null, thresholds: {warn: number; fail
 
 export function meanChange(oldMean: number | null, newMean: number | null): {abs: number | null; pct: number | null} {
   if (oldMean === null || newMean === null) return {abs: null, pct: null};
-  return {abs: round(newMean - oldMean), pct: round(oldMean !== 0 ? (100 * (newMean - oldMean)) / Math.abs(oldMean) : null)};
+  // Divided before it is scaled: 100 x a change near the largest double would overflow.
+  return {abs: round(newMean - oldMean), pct: round(oldMean !== 0 ? 100 * ((newMean - oldMean) / Math.abs(oldMean)) : null)};
 }
 
 export function evaluateRule(rule: DriftRule, parameters: Record<string, NumericAnalysis>): AnalysisRuleResult {
