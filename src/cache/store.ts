@@ -13,6 +13,7 @@
 import {createHash, randomUUID} from 'node:crypto';
 import {createReadStream, createWriteStream} from 'node:fs';
 import {chmod, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import type {FileHandle} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import {pipeline} from 'node:stream/promises';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
@@ -421,6 +422,11 @@ async function filesIn(folder: string): Promise<Map<string, number>> {
   return found;
 }
 
+/** Writes all of `piece` at the file's position (a write may take less than it is given). */
+async function writeAll(file: FileHandle, piece: Buffer): Promise<void> {
+  for (let written = 0; written < piece.length; ) written += (await file.write(piece, written, piece.length - written)).bytesWritten;
+}
+
 /** Whether a file's content matches a subresource-integrity string. */
 async function integrityOf(path: string, integrity: string): Promise<boolean> {
   const [algorithm, expected] = splitIntegrity(integrity);
@@ -455,7 +461,7 @@ async function copyHashing(source: string, dest: string, algorithm: string): Pro
       const piece = buffers[i]!.subarray(0, bytesRead);
       hash.update(piece);
       await writing;
-      writing = output.write(piece);
+      writing = writeAll(output, piece);
       // Awaited with the next piece: a failure meanwhile (a full disk) must not go unhandled.
       writing.catch(() => undefined);
     }
