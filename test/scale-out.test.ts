@@ -202,9 +202,10 @@ describe('the comparison pushed down to BigQuery', () => {
     while (server.count('jobs.insert') === 0) await new Promise((resolve) => setTimeout(resolve, 10));
     controller.abort();
     expect(await reading).toBeInstanceOf(InterruptedError);
-    // Cancelled before its creation, the job would have been created afterwards and run: it is cancelled once created.
+    // Cancelled before its creation (not found), the job would have been created afterwards and run: it is cancelled once created.
     expect(server.log.map((r) => [r.route, r.status])).toEqual([
       ['jobs.insert', 200],
+      ['jobs.cancel', 404],
       ['jobs.cancel', 200],
     ]);
     expect(server.cancelled).toEqual([expect.stringMatching(/^pipeline_/)]);

@@ -207,10 +207,15 @@ class ClientSource implements BigQuerySource {
     const jobId = `pipeline_${randomUUID().replaceAll('-', '')}`;
     const created = this.#insert(query, jobId);
     created.catch(() => undefined); // awaited below, or by the cancellation
-    // A job cancelled before it exists would be created afterwards and run: it is cancelled
-    // once created, however late (the client may still be retrying the insert), and the
-    // interruption waits for that a while.
-    const cancel = () => settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS);
+    let isCreated = false;
+    void created.then(() => (isCreated = true), () => undefined);
+    // A job not known to be created yet may exist (its creation's answer lost) or come to
+    // exist (the client still retrying): it is cancelled at once and once created, however
+    // late, and the interruption waits for that a while.
+    const cancel = async (): Promise<void> => {
+      if (isCreated) return this.#cancel(jobId);
+      await Promise.all([this.#cancel(jobId), settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS)]);
+    };
     const cancelled = 'The BigQuery query was interrupted; its job was cancelled.';
     const job = await untilAborted(created, signal, cancel, cancelled);
     for (;;) {

@@ -133,7 +133,7 @@ export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource):
   const settings = readBigQuerySettings(ctx.settings);
   const version = versionArg(ctx.args);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
   const plan = planQuery(settings, metadata, version);
   const probe: Record<string, Json> = {
     engine: 'bigquery',
