@@ -344,6 +344,8 @@ describe('the HTTP API on the shipped pipeline', () => {
     expect((await server.started(running.body.id)).state).toBe('running');
     const interrupted = await server.fetch<RunView>(`/runs/${running.body.id}`, {method: 'DELETE'});
     expect(interrupted.status).toBe(202);
+    // Asked again while it is being cancelled: accepted again, not "finishing".
+    expect((await server.fetch<RunView>(`/runs/${running.body.id}`, {method: 'DELETE'})).status).toBe(202);
     expect(await server.settle(running.body.id)).toMatchObject({state: 'cancelled', exit_code: 130, error: {class: 'InterruptedError'}});
     expect(await server.run(queued.body.id)).toMatchObject({state: 'cancelled', exit_code: 130});
     // A finished run has nothing to cancel: 409, saying so, rather than a 202 that does nothing.

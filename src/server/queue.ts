@@ -209,6 +209,9 @@ export class RunQueue {
       if (at >= 0) this.#waiting.splice(at, 1);
       void this.#finish(run, 'cancelled', {class: InterruptedError.name, message: 'Cancelled before it started.', task: null, hint: null}, 130);
     } else if (run.view.state === 'running') {
+      // Asked again while it is being cancelled (its tasks given up, a task letting go of a
+      // BigQuery job): it is, still.
+      if (run.controller.signal.aborted) return {view: this.view(id)!};
       const done = run.view.tasks.length > 0 && run.view.tasks.every((task) => task.state !== 'pending' && task.state !== 'running');
       if (done) return {view: this.view(id)!, refused: `Run ${id} is finishing: its tasks are done and its outputs are being published; it cannot be cancelled.`};
       run.controller.abort(new InterruptedError('Cancelled over HTTP.'));
