@@ -217,13 +217,13 @@ class ClientSource implements BigQuerySource {
       await Promise.all([this.#cancel(jobId), settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS)]);
     };
     const cancelled = 'The BigQuery query was interrupted; its job was cancelled.';
-    const job = await untilAborted(created, signal, cancel, cancelled);
+    const job = await abortable(created, signal, cancelled, cancel);
     for (;;) {
-      const [rows, , response] = (await untilAborted(
+      const [rows, , response] = (await abortable(
         job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
         signal,
-        cancel,
         cancelled,
+        cancel,
       )) as [WireRow[], unknown, QueryResponse];
       // BigQuery answers after ~10 s that the job is not complete yet (no rows, no schema), and
       // without autoPaginate the client does not ask again: ask until it is.
@@ -279,8 +279,11 @@ class ClientSource implements BigQuerySource {
 
 type Job = ReturnType<Client['job']>;
 
-/** `promise`, or an InterruptedError saying `message` once `signal` aborts and `onAbort` has done what it can. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, onAbort: () => Promise<void>, message: string): Promise<T> {
+/**
+ * `promise`, or an InterruptedError saying `message` once `signal` aborts and `onAbort` (a
+ * job's cancellation) has done what it can; what `promise` settles to then is left alone.
+ */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined, message: string, onAbort: () => Promise<void> = async () => undefined): Promise<T> {
   if (signal === undefined) return promise;
   return new Promise<T>((resolve, reject) => {
     let aborted = false;
@@ -336,7 +339,7 @@ export async function queryAll(source: BigQuerySource, query: BigQueryQuery, sig
   const rows = [...page.rows];
   while (page.pageToken !== undefined) {
     // The job is done: an interruption gives the page up at once.
-    page = await untilAborted(source.nextPage(page, pageSize), signal, async () => undefined, 'The BigQuery query was interrupted.');
+    page = await abortable(source.nextPage(page, pageSize), signal, 'The BigQuery query was interrupted.');
     rows.push(...page.rows);
   }
   return {fields, rows};

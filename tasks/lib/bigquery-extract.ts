@@ -36,7 +36,7 @@ import {ConfigurationError, ExecutionError, InterruptedError, ValidationError} f
 import type {Json, ProbeContext, TaskContext, TaskResult} from '../../src/task-api.js';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {formatBytes} from '../../src/util/units.js';
-import {openBigQuery} from './bigquery-client.js';
+import {abortable, openBigQuery} from './bigquery-client.js';
 import {taskSettings} from './settings.js';
 import {PARQUET_FORMAT, quoteIdent, quoteString} from './sql.js';
 import type {BigQueryField, BigQueryPage, BigQueryQuery, BigQuerySource, BigQueryTableMetadata, WireRow} from './bigquery-client.js';
@@ -408,7 +408,7 @@ async function stagePages(
       if (streamError !== undefined) throw streamError;
       rows += current.rows.length;
       ctx.progress({rows, total: totalRows});
-      page = next === undefined ? undefined : await abortable(next, ctx.signal);
+      page = next === undefined ? undefined : await abortable(next, ctx.signal, REQUEST_INTERRUPTED);
     }
   } finally {
     await new Promise<void>((resolve) => stream.end(resolve));
@@ -591,7 +591,7 @@ async function connect(settings: BigQuerySettings): Promise<BigQuerySource> {
  */
 export async function callBigQuery<T>(settings: BigQuerySettings, what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
   try {
-    return await (signal === undefined ? fn() : abortable(fn(), signal));
+    return await abortable(fn(), signal, REQUEST_INTERRUPTED);
   } catch (error) {
     throw explain(error, settings, what);
   }
@@ -675,26 +675,10 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
   });
 }
 
+const REQUEST_INTERRUPTED = 'The BigQuery request was interrupted.';
+
 function checkAborted(signal: AbortSignal): void {
   if (signal.aborted) throw new InterruptedError('The BigQuery extraction was interrupted.', {cause: signal.reason});
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(new InterruptedError('The BigQuery request was interrupted.'));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(new InterruptedError('The BigQuery request was interrupted.'));
-    signal.addEventListener('abort', onAbort, {once: true});
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 function versionArg(args: Readonly<Record<string, Json>>): string {
