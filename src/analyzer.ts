@@ -104,7 +104,7 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
         diagnostics.push({
           location: at(name, 'run'),
           message:
-            `Task "${name}" runs "${declaration.run}", but there is no module tasks/${declaration.run}.ts (looked in the project's tasks/ and the built-in tasks).` +
+            `Task "${name}" runs "${declaration.run}", but there is no module tasks/${declaration.run}.ts (nor .mts, .js or .mjs; looked in the project's tasks/ and the built-in tasks).` +
             // A command line given to "run" is the likely slip.
             (/\s/.test(declaration.run.trim()) ? ' To run a shell command, write it under "shell" instead of "run".' : didYouMean(declaration.run, availableTaskModules(projectDir))),
         });

@@ -108,11 +108,7 @@ export class ValidationRunner {
 
   /** Loads and checks pipeline.yaml and every settings layer; throws DiagnosticsError listing all problems. */
   async load(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'> = {}): Promise<Pipeline> {
-    const inputs: SettingsInputs = {env: this.#env};
-    const config = options.config ?? this.#configPath;
-    if (config !== undefined) inputs.configFile = resolve(config);
-    if (options.set !== undefined) inputs.sets = options.set;
-    if (options.outputDir !== undefined) inputs.outputDir = options.outputDir;
+    const inputs = this.#inputs(options);
     const projectDir = dirname(this.pipelineFile);
     const codeTasks = await this.#checkedCodeTasks();
     const loaded = await loadWithMemo(this.pipelineFile, inputs, join(projectDir, '.cache', 'config'));
@@ -124,6 +120,31 @@ export class ValidationRunner {
       const {loadPipeline} = await import('./config/load.js');
       return analyze(loadPipeline(this.pipelineFile, inputs), projectDir, codeTasks);
     }
+  }
+
+  /**
+   * The settings alone, for commands that look after the cache: a task that could not run (its
+   * module missing, a dependency misspelt) does not stop them; a problem in the settings does.
+   */
+  async loadSettings(options: Pick<RunOptions, 'config' | 'set'> = {}): Promise<{projectDir: string; settings: Settings}> {
+    const inputs = this.#inputs(options);
+    const projectDir = dirname(this.pipelineFile);
+    let loaded = await loadWithMemo(this.pipelineFile, inputs, join(projectDir, '.cache', 'config'));
+    if (loaded.settingsDiagnostics.length > 0 && loaded.fromMemo) {
+      const {loadPipeline} = await import('./config/load.js');
+      loaded = loadPipeline(this.pipelineFile, inputs);
+    }
+    if (loaded.settingsDiagnostics.length > 0) throw new DiagnosticsError(loaded.settingsDiagnostics);
+    return {projectDir, settings: loaded.settings};
+  }
+
+  #inputs(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'>): SettingsInputs {
+    const inputs: SettingsInputs = {env: this.#env};
+    const config = options.config ?? this.#configPath;
+    if (config !== undefined) inputs.configFile = resolve(config);
+    if (options.set !== undefined) inputs.sets = options.set;
+    if (options.outputDir !== undefined) inputs.outputDir = options.outputDir;
+    return inputs;
   }
 
   async #checkedCodeTasks(): Promise<Map<string, CodeTask>> {

@@ -59,7 +59,7 @@ tasks:
       'pipeline.yaml:4:17 Expected a number for "validation.chunk_size", got "lots".',
       'pipeline.yaml:6:13 Expected "source.engine" to be one of duckdb, bigquery, got "duckdbb". Did you mean "duckdb"?',
       'pipeline.yaml:10:12 Expected "deps" of task "a" to name a task, got "extrct-old". Did you mean "extract-old"?',
-      'pipeline.yaml:13:10 Task "extract-old" runs "extrac", but there is no module tasks/extrac.ts (looked in the project\'s tasks/ and the built-in tasks). Did you mean "extract"?',
+      'pipeline.yaml:13:10 Task "extract-old" runs "extrac", but there is no module tasks/extrac.ts (nor .mts, .js or .mjs; looked in the project\'s tasks/ and the built-in tasks). Did you mean "extract"?',
       'pipeline.yaml:14:15 Output "x.csv" of task "extract-old" is also an output of task "a" (pipeline.yaml:11:14); both would be written to the same folder. Rename one, or mark the task "intermediate: true".',
       'pipeline.yaml:15:15 Task "extract-old": Unknown reference "${oldd}". Expected ${old}, ${new}, ${settings.PATH}, ${input:TASK/FILE} or ${output:FILE}.',
       'pipeline.yaml:15:29 Task "extract-old" refers to ${settings.analysis.binz}, but setting "analysis.binz" does not exist. Did you mean "analysis.bins"?',
@@ -67,7 +67,7 @@ tasks:
       'pipeline.yaml:19:5 Unknown key "need" in task "b". Did you mean "deps"?',
       'pipeline.yaml:23:3 Task "d" does nothing: add "run" (a module in tasks/) or "shell" (a command).',
       'pipeline.yaml:26:12 Task "e" has both "run" and "shell"; keep one: "run" names a module in tasks/, "shell" is a command.',
-      'pipeline.yaml:28:10 Task "f" runs "python3 check.py", but there is no module tasks/python3 check.py.ts (looked in the project\'s tasks/ and the built-in tasks). To run a shell command, write it under "shell" instead of "run".',
+      'pipeline.yaml:28:10 Task "f" runs "python3 check.py", but there is no module tasks/python3 check.py.ts (nor .mts, .js or .mjs; looked in the project\'s tasks/ and the built-in tasks). To run a shell command, write it under "shell" instead of "run".',
       'pipeline.yaml:31:5 Unknown key "cmd" in task "g". Did you mean "shell"?',
       'pipeline.yaml:32:5 Unknown key "colour" in task "g". Expected one of: description, run, shell, deps, inputs, tuning, with, outputs, intermediate, tags, cache.',
     ]);

@@ -353,6 +353,29 @@ export default {
     expect(unknown.stderr).toBe('Error: Expected "cache status", "cache verify", "cache gc" or "cache clear", got "cache stats". Did you mean "status"?\n');
   });
 
+  it('status, gc and clear look after the cache while a task cannot run (its module deleted, a dependency misspelt)', () => {
+    const project = simple();
+    project.run(['--old', '1', '--new', '2']);
+    rmSync(project.path('tasks/a.ts'));
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n  b: {run: a, deps: [c], outputs: [b.txt]}\n'});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(2);
+    mkdirSync(project.path('.cache/tmp'), {recursive: true});
+    writeFileSync(project.path('.cache/tmp/spilled-by-a-killed-run'), 'twelve bytes');
+    const status = project.run(['cache', 'status']);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(
+      /^Cache \.cache: 1 entries, 1 stored files, [1-9]\d* B\n  a +1 entries +\d+ B  last used \S+\n1 file being stored or spilled \(12 B\): a running run's, or left by one that was killed; the next run or `cache gc` removes them\.\n$/,
+    );
+    expect(project.run(['cache', 'gc']).stdout).toMatch(/^Removed 0 entries and 1 files \(12 B\); kept 1 entries/);
+    expect(project.run(['cache', 'status']).stdout).not.toContain('being stored or spilled');
+    expect(project.run(['cache', 'clear']).stdout).toMatch(/^Cleared \.cache: [1-9]\d* B freed\.\n$/);
+    // A problem in the settings still stops them: which cache they would look after is unsure.
+    project.write({'pipeline.yaml': 'settings:\n  cache: {dir: 7}\ntasks:\n  a: {run: a, outputs: [a.txt]}\n'});
+    const bad = project.run(['cache', 'clear']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe('1 problem in the configuration:\npipeline.yaml:2:16 Expected a string for "cache.dir", got 7.\n');
+  });
+
   it('says a task reruns because its last result left the cache, not that it never ran', () => {
     const project = simple();
     project.run(['--old', '1', '--new', '2']);

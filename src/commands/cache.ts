@@ -42,8 +42,9 @@ async function sweep(store: CacheStore, kept: CacheEntry[]): Promise<{files: num
 export async function cacheCommand(args: string[], flags: CacheFlags): Promise<number> {
   const [action] = args;
   const runner = new ValidationRunner(flags.config, flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline});
-  const pipeline = await runner.load(flags.set === undefined ? {} : {set: flags.set});
-  const dir = resolve(pipeline.projectDir, pipeline.settings.cache.dir);
+  // The settings alone: a task that could not run (its module deleted, say) does not stop these commands.
+  const {projectDir, settings} = await runner.loadSettings(flags.set === undefined ? {} : {set: flags.set});
+  const dir = resolve(projectDir, settings.cache.dir);
   const store = new CacheStore(dir);
   const shown = relative(process.cwd(), dir) || dir;
   const out = (line: string) => process.stdout.write(line + '\n');
@@ -64,6 +65,15 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       }
       for (const [task, row] of [...perTask].sort(([a], [b]) => a.localeCompare(b))) {
         out(`  ${task.padEnd(24)} ${String(row.entries).padStart(4)} entries  ${formatBytes(row.bytes).padStart(10)}  last used ${new Date(row.lastUsed).toISOString()}`);
+      }
+      // status takes no lock: these may be a running run's as well as a killed one's.
+      const leftovers = await store.leftovers();
+      if (leftovers.size > 0) {
+        const bytes = [...leftovers.values()].reduce((sum, size) => sum + size, 0);
+        out(
+          `${leftovers.size} ${leftovers.size === 1 ? 'file' : 'files'} being stored or spilled (${formatBytes(bytes)}): a running run's, or left by one that was killed; ` +
+            'the next run or `cache gc` removes them.',
+        );
       }
       return 0;
     }
@@ -131,7 +141,7 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
         const swept = await sweep(store, kept);
         // Remembered configurations (one small file per distinct set of flags and variables)
         // are rebuilt by the next run that needs them.
-        await rm(join(pipeline.projectDir, '.cache', 'config'), {recursive: true, force: true});
+        await rm(join(projectDir, '.cache', 'config'), {recursive: true, force: true});
         out(`Removed ${removed} entries and ${swept.files} files (${formatBytes(swept.bytes)}); kept ${kept.length} entries (${formatBytes(size)}), including the latest run's.`);
         return 0;
       } finally {

@@ -51,6 +51,8 @@ export interface LoadedPipeline {
   /** Tasks declared but invalid (already diagnosed): still valid names for `deps`. */
   invalidTasks: ReadonlySet<string>;
   diagnostics: Diagnostic[];
+  /** Those of `diagnostics` that make the settings unreliable (not a task's own problems). */
+  settingsDiagnostics: Diagnostic[];
   /** Not wrong enough to stop the run, worth a line on the terminal (a misspelt environment variable). */
   warnings: string[];
 }
@@ -176,6 +178,8 @@ function configFileLayer(path: string, diagnostics: Diagnostic[]): Layer | undef
  */
 export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): LoadedPipeline {
   const diagnostics: Diagnostic[] = [];
+  // What makes the settings unreliable, as opposed to one task's own problems.
+  const settingsDiagnostics: Diagnostic[] = [];
   if (!existsSync(pipelineFile)) {
     throw new DiagnosticsError([
       {
@@ -195,7 +199,9 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
   if (parsed.success) {
     for (const [name, task] of Object.entries(parsed.data.tasks)) tasks.set(name, task);
   } else {
-    diagnostics.push(...issuesToDiagnostics(parsed.error.issues, pipelineSchema, pipelineLocator, 'key'));
+    const [taskIssues, otherIssues] = partition(parsed.error.issues, (issue) => issue.path[0] === 'tasks');
+    diagnostics.push(...issuesToDiagnostics(taskIssues, pipelineSchema, pipelineLocator, 'key'));
+    settingsDiagnostics.push(...issuesToDiagnostics(otherIssues, pipelineSchema, pipelineLocator, 'key'));
     // Keep the tasks that are valid on their own, so graph problems are found too.
     const raw = (source.value as Record<string, unknown> | undefined)?.['tasks'];
     for (const [name, task] of Object.entries(isRecord(raw) ? raw : {})) {
@@ -212,10 +218,10 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
   const warnings: string[] = [];
   const layers: Layer[] = [fileLayer(source, ['settings'], pipelineSettings), environmentLayer(inputs.env ?? {}, warnings)];
   if (inputs.configFile !== undefined) {
-    const layer = configFileLayer(inputs.configFile, diagnostics);
+    const layer = configFileLayer(inputs.configFile, settingsDiagnostics);
     if (layer !== undefined) layers.push(layer);
   }
-  layers.push(flagLayer(inputs, diagnostics));
+  layers.push(flagLayer(inputs, settingsDiagnostics));
 
   const merged = layers.reduce<Record<string, unknown>>((value, layer) => deepMerge(value, layer.value), {});
   const settings = settingsSchema.safeParse(merged, {reportInput: true});
@@ -238,8 +244,9 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
       value: (path) => owner(path).locate.value(path),
       key: (path) => owner(path).locate.key(path),
     };
-    diagnostics.push(...issuesToDiagnostics(settings.error.issues, settingsSchema, locator, 'setting'));
+    settingsDiagnostics.push(...issuesToDiagnostics(settings.error.issues, settingsSchema, locator, 'setting'));
   }
+  diagnostics.push(...settingsDiagnostics);
   return {
     file: pipelineFile,
     source,
@@ -248,6 +255,11 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
     tasks,
     invalidTasks,
     diagnostics,
+    settingsDiagnostics,
     warnings,
   };
+}
+
+function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
+  return [items.filter(test), items.filter((item) => !test(item))];
 }

@@ -68,6 +68,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
       tasks: new Map(memo.tasks),
       invalidTasks: new Set(),
       diagnostics: [],
+      settingsDiagnostics: [],
       warnings: memo.warnings,
     };
   } catch {
