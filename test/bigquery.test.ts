@@ -266,6 +266,14 @@ describe('queries that take time, and interruptions', () => {
     expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun)).toEqual([]);
   });
 
+  it('a dry run that fails as its job is created reads as BigQuery refusing the query', async () => {
+    server.resetLog();
+    server.failNext(1, 400, {route: 'jobs.insert', dryRun: true, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toBe('BigQuery rejected the query on test-proj.ds.preds: Syntax error: Unexpected end of script');
+  });
+
   it('a job that fails as it is created reads as BigQuery refusing the query, not as a lost network', async () => {
     server.resetLog();
     server.failNext(1, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
@@ -276,6 +284,65 @@ describe('queries that take time, and interruptions', () => {
 });
 
 describe('transient failures', () => {
+  const inserts = () => server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun);
+
+  it('runs a job that failed for a reason of BigQuery own (backendError) again, under a new job id', async () => {
+    server.resetLog();
+    server.failNext(1, 500, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'backendError', message: 'Backend error. Job aborted.'});
+    const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    expect(result).toMatchObject({rows: 2500});
+    const ids = inserts().map((r) => r.jobId);
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).not.toBe(ids[1]);
+    expect(inserts().map((r) => r.injected)).toEqual([true, false]);
+  });
+
+  it('gives up on a job failing with backendError after performance.retry_count new jobs, saying so truly', async () => {
+    server.resetLog();
+    server.failNext(4, 500, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'backendError', message: 'Backend error. Job aborted.'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error.message).toBe(
+      'BigQuery kept failing while trying to query test-proj.ds.preds: HTTP 500: Backend error. Job aborted. Gave up after 4 attempts (performance.retry_count: 3).',
+    );
+    expect(new Set(inserts().map((r) => r.jobId)).size).toBe(4);
+  });
+
+  it('does not run again a job that failed for a reason of the query (invalidQuery)', async () => {
+    server.resetLog();
+    server.failNext(1, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'invalidQuery', message: 'Unrecognized name: scor'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(inserts()).toHaveLength(1);
+  });
+
+  it('cancels the job of a query given up on without an interruption (its results failing to the end): it may be running, and billing', async () => {
+    server.resetLog();
+    server.failNext(4, 503, {route: 'jobs.getQueryResults', paged: false});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error.message).toMatch(/HTTP 503: Injected failure 503\. Gave up after 4 attempts/);
+    expect(server.cancelled).toEqual([inserts()[0]!.jobId]);
+  });
+
+  it('leaves alone the job of a query BigQuery refused (nothing runs)', async () => {
+    server.resetLog();
+    server.failNext(1, 400, {route: 'jobs.getQueryResults', paged: false, reason: 'invalidQuery', message: 'Division by zero'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(server.count('jobs.cancel')).toBe(0);
+  });
+
+  it('pauses between asks about a job not complete yet when the answers come at once, more each time', async () => {
+    server.resetLog();
+    server.pendingNext(3, {paged: false});
+    await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    const asks = server.log.filter((r) => r.route === 'jobs.getQueryResults').map((r) => r.at);
+    // 50, 100 and 200 ms at least (a timer never fires early), not ~500 requests a second.
+    const gaps = asks.slice(1, 4).map((at, i) => at - asks[i]!);
+    expect(gaps.map((gap, i) => gap >= 50 * 2 ** i - 1)).toEqual([true, true, true]);
+  });
+
   it('absorbs a 503 and a dropped connection with retries', async () => {
     server.resetLog();
     server.failNext(1, 503, {route: 'jobs.insert', dryRun: false});
@@ -364,6 +431,14 @@ describe('clear messages for what a user must fix', () => {
     expect(error.message).toBe(
       'Column "scroe" (source.columns[0]) is not in test-proj.ds.preds; its columns are: entity_id, version, region, score, bucket, label.',
     );
+  });
+
+  it('a table id BigQuery refuses (400 on reading its metadata), not called a query', async () => {
+    server.failNext(1, 400, {route: 'tables.get', reason: 'invalid', message: 'Invalid table ID "preds-2024".'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error.message).toBe('BigQuery rejected the request to read the table metadata of test-proj.ds.preds: Invalid table ID "preds-2024".');
+    expect((error as ConfigurationError).hint).toMatch(/bigquery\.table_id/);
   });
 
   it('an invalid query', async () => {

@@ -8,6 +8,7 @@
  * INT64 numbers) would cost time and, for INT64, precision.
  */
 import {randomUUID} from 'node:crypto';
+import {setTimeout as sleep} from 'node:timers/promises';
 import {ConfigurationError, InterruptedError} from '../../src/errors.js';
 
 /** A field of a BigQuery schema, as the REST API returns it. */
@@ -132,7 +133,7 @@ export async function openBigQuery(connection: BigQueryConnection): Promise<BigQ
   } else {
     client = new BigQuery(options);
   }
-  return new ClientSource(client, connection.location);
+  return new ClientSource(client, connection);
 }
 
 type Auth = typeof import('google-auth-library');
@@ -169,13 +170,26 @@ interface QueryResponse {
   jobReference?: {jobId?: string; location?: string};
 }
 
+/**
+ * Reasons a job fails with that BigQuery asks to retry under a new job id (the failed job's
+ * id cannot be reused; the client's own retries are of requests, not of jobs).
+ */
+const RETRIED_JOB_REASONS = new Set(['backendError', 'internalError', 'rateLimitExceeded', 'jobBackendError', 'jobInternalError']);
+
+/** The first wait between asks about a job not complete yet, doubled each time up to the second. */
+const POLL_DELAY_MS = [50, 1_000];
+
 class ClientSource implements BigQuerySource {
   readonly #client: Client;
   readonly #location: string;
+  readonly #retryCount: number;
+  readonly #maxRetryDelayMs: number;
 
-  constructor(client: Client, location: string) {
+  constructor(client: Client, connection: BigQueryConnection) {
     this.#client = client;
-    this.#location = location;
+    this.#location = connection.location;
+    this.#retryCount = connection.retryCount;
+    this.#maxRetryDelayMs = (connection.maxRetryDelaySeconds ?? 64) * 1000;
   }
 
   async tableMetadata(dataset: string, table: string): Promise<BigQueryTableMetadata> {
@@ -192,7 +206,9 @@ class ClientSource implements BigQuerySource {
   }
 
   async dryRun(query: BigQueryQuery): Promise<number> {
-    const [, response] = (await this.#client.createQueryJob({...this.#job(query), dryRun: true})) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
+    const [, response] = (await this.#client.createQueryJob({...this.#job(query), dryRun: true}).catch((error: unknown) => {
+      throw withJobStatus(error);
+    })) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
     const bytes = response.statistics?.query?.totalBytesProcessed ?? response.statistics?.totalBytesProcessed ?? '0';
     return Number(bytes);
   }
@@ -203,6 +219,21 @@ class ClientSource implements BigQuerySource {
    * interruption at any moment knows which job to cancel.
    */
   async firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#run(query, pageSize, signal);
+      } catch (error) {
+        // A job that failed for a reason of BigQuery's own (not the query's) is run again as a new job.
+        const reason = (error as JobFailure).jobFailed === true ? (error as JobFailure).errors?.[0]?.reason : undefined;
+        if (reason === undefined || !RETRIED_JOB_REASONS.has(reason) || attempt >= this.#retryCount) throw error;
+        const wait = Math.min(1000 * 2 ** attempt * (1 + Math.random()), this.#maxRetryDelayMs);
+        await abortable(sleep(wait, undefined, {signal}), signal, 'The BigQuery query was interrupted; its job had failed and was to be run again.');
+      }
+    }
+  }
+
+  /** One job of `firstPage`. */
+  async #run(query: BigQueryQuery, pageSize: number, signal: AbortSignal | undefined): Promise<BigQueryPage> {
     if (signal?.aborted) throw new InterruptedError('The BigQuery query was interrupted before it started.', {cause: signal.reason});
     const jobId = `pipeline_${randomUUID().replaceAll('-', '')}`;
     const created = this.#insert(query, jobId);
@@ -217,17 +248,27 @@ class ClientSource implements BigQuerySource {
       await Promise.all([this.#cancel(jobId), settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS)]);
     };
     const cancelled = 'The BigQuery query was interrupted; its job was cancelled.';
-    const job = await abortable(created, signal, cancelled, cancel);
-    for (;;) {
-      const [rows, , response] = (await abortable(
-        job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
-        signal,
-        cancelled,
-        cancel,
-      )) as [WireRow[], unknown, QueryResponse];
-      // BigQuery answers after ~10 s that the job is not complete yet (no rows, no schema), and
-      // without autoPaginate the client does not ask again: ask until it is.
-      if (response.jobComplete !== false) return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
+    try {
+      const job = await abortable(created, signal, cancelled, cancel);
+      for (let delay = POLL_DELAY_MS[0]!; ; delay = Math.min(2 * delay, POLL_DELAY_MS[1]!)) {
+        const asked = Date.now();
+        const [rows, , response] = (await abortable(
+          job.getQueryResults({maxResults: pageSize, autoPaginate: false, skipParsing: true} as never) as Promise<unknown>,
+          signal,
+          cancelled,
+          cancel,
+        )) as [WireRow[], unknown, QueryResponse];
+        // BigQuery answers after ~10 s that the job is not complete yet (no rows, no schema), and
+        // without autoPaginate the client does not ask again: ask until it is.
+        if (response.jobComplete !== false) return toPage(rows, response, jobId, response.jobReference?.location ?? job.location ?? this.#location);
+        // A pause when the answer came at once (an emulator's), none after BigQuery's own wait.
+        if (Date.now() - asked < POLL_DELAY_MS[1]!) await abortable(sleep(delay, undefined, {signal}), signal, cancelled, cancel);
+      }
+    } catch (error) {
+      // Given up on without an interruption (the network lost, server errors retried to the
+      // end): the job may be running still, and billing.
+      if (mayBeRunning(error)) await cancel();
+      throw error;
     }
   }
 
@@ -254,12 +295,8 @@ class ClientSource implements BigQuerySource {
       })) as unknown as [Job];
       return job;
     } catch (error) {
-      const failure = error as {code?: unknown; errors?: {reason?: string}[]};
-      if (failure.code === 409) return this.#client.job(jobId, {location: this.#location});
-      // A job that failed as it was created comes back without an HTTP status: given the one
-      // BigQuery answers its reason with, so that it reads as a refusal, not a lost network.
-      if (failure.code === undefined && Array.isArray(failure.errors)) failure.code = JOB_ERROR_STATUS[failure.errors[0]?.reason ?? ''] ?? 400;
-      throw error;
+      if ((error as JobFailure).code === 409) return this.#client.job(jobId, {location: this.#location});
+      throw withJobStatus(error);
     }
   }
 
@@ -278,6 +315,34 @@ class ClientSource implements BigQuerySource {
 }
 
 type Job = ReturnType<Client['job']>;
+
+/** An error of the client; `jobFailed` when the job was created and failed (see withJobStatus). */
+interface JobFailure {
+  code?: unknown;
+  errors?: {reason?: string}[];
+  jobFailed?: boolean;
+}
+
+/**
+ * A job that failed as it was created comes back without an HTTP status: it is given the one
+ * BigQuery answers its reason with, so that it reads as a refusal, not a lost network.
+ */
+function withJobStatus(error: unknown): unknown {
+  const failure = error as JobFailure;
+  if (failure.code === undefined && Array.isArray(failure.errors)) {
+    failure.code = JOB_ERROR_STATUS[failure.errors[0]?.reason ?? ''] ?? 400;
+    failure.jobFailed = true;
+  }
+  return error;
+}
+
+/** Whether a query given up on with `error` may have left its job running. */
+function mayBeRunning(error: unknown): boolean {
+  if (error instanceof InterruptedError) return false; // cancelled already
+  const {code, errors, jobFailed} = error as JobFailure;
+  if (jobFailed === true) return false;
+  return typeof code !== 'number' || code >= 500 || code === 408 || code === 429 || errors?.[0]?.reason === 'rateLimitExceeded';
+}
 
 /**
  * `promise`, or an InterruptedError saying `message` once `signal` aborts and `onAbort` (a

@@ -133,7 +133,7 @@ export async function probeBigQuery(ctx: ProbeContext, source?: BigQuerySource):
   const settings = readBigQuerySettings(ctx.settings);
   const version = versionArg(ctx.args);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
+  const metadata = await callBigQuery(settings, READ_METADATA, () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
   const plan = planQuery(settings, metadata, version);
   const probe: Record<string, Json> = {
     engine: 'bigquery',
@@ -213,7 +213,7 @@ export function referenceSettings(
 export async function extractBigQuerySchema(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
   const settings = readBigQuerySettings(ctx.settings);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
+  const metadata = await callBigQuery(settings, READ_METADATA, () => bigquery.tableMetadata(settings.datasetId, settings.tableId));
   const plan = planQuery(settings, metadata, version);
   const reference: BigQueryReference = {
     project_id: settings.projectId,
@@ -252,7 +252,7 @@ export async function readBigQueryReference(connection: DuckDBConnection, path: 
 export async function extractBigQuery(ctx: TaskContext, version: string, outputPath: string, source?: BigQuerySource): Promise<TaskResult> {
   const settings = readBigQuerySettings(ctx.settings);
   const bigquery = source ?? (await connect(settings));
-  const metadata = await callBigQuery(settings, 'read the table metadata of', () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
+  const metadata = await callBigQuery(settings, READ_METADATA, () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
   const plan = planQuery(settings, metadata, version);
 
   const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query), ctx.signal);
@@ -597,6 +597,9 @@ export async function callBigQuery<T>(settings: BigQuerySettings, what: string, 
   }
 }
 
+/** What reading a table's metadata (tables.get) is called in messages. */
+const READ_METADATA = 'read the table metadata of';
+
 /** The HTTP statuses the BigQuery client retries (with 403 rate limits): @google-cloud/common's shouldRetryRequest. */
 const RETRIED_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -605,6 +608,8 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
   const table = `${settings.projectId}.${settings.datasetId}.${settings.tableId}`;
   const e = error as {code?: unknown; message?: string; errors?: {reason?: string}[]};
   const message = e.message ?? String(error);
+  // The message within a sentence of ours that goes on after it.
+  const clause = message.replace(/[.\s]+$/, '');
   const reason = e.errors?.[0]?.reason;
   const attempts = `${settings.retryCount + 1} attempt${settings.retryCount === 0 ? '' : 's'} (performance.retry_count: ${settings.retryCount})`;
   const where = settings.apiEndpoint ?? 'BigQuery';
@@ -647,6 +652,11 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
         hint: 'Check bigquery.project_id, bigquery.dataset_id, bigquery.table_id and bigquery.location.',
       });
     }
+    if (e.code === 400 && what === READ_METADATA) {
+      return new ConfigurationError(`BigQuery rejected the request to ${what} ${table}: ${message}`, {
+        hint: 'Check bigquery.project_id, bigquery.dataset_id and bigquery.table_id (a dataset or table id has letters, digits and underscores).',
+      });
+    }
     if (e.code === 400) {
       return new ConfigurationError(`BigQuery rejected the query on ${table}: ${message}`, {
         hint: 'Check source.columns, source.keys and source.version_column against the table.',
@@ -659,17 +669,17 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
       });
     }
     if (!RETRIED_STATUSES.has(e.code) && reason !== 'rateLimitExceeded' && reason !== 'userRateLimitExceeded') {
-      return new ExecutionError(`BigQuery failed while trying to ${what} ${table}: HTTP ${e.code}: ${message}. Not retried (the client retries only timeouts, rate limits and server errors).`, {
+      return new ExecutionError(`BigQuery failed while trying to ${what} ${table}: HTTP ${e.code}: ${clause}. Not retried (the client retries only timeouts, rate limits and server errors).`, {
         hint: 'Rerun; if it persists, check the message against the BigQuery documentation.',
         cause: error,
       });
     }
-    return new ExecutionError(`BigQuery kept failing while trying to ${what} ${table}: HTTP ${e.code}: ${message}. Gave up after ${attempts}.`, {
+    return new ExecutionError(`BigQuery kept failing while trying to ${what} ${table}: HTTP ${e.code}: ${clause}. Gave up after ${attempts}.`, {
       hint: 'BigQuery may be overloaded; retry later, or raise performance.retry_count.',
       cause: error,
     });
   }
-  return new ExecutionError(`Could not reach ${where} to ${what} ${table}: ${message}. Gave up after ${attempts}.`, {
+  return new ExecutionError(`Could not reach ${where} to ${what} ${table}: ${clause}. Gave up after ${attempts}.`, {
     hint: 'Check the network (and any proxy), then retry.',
     cause: error,
   });

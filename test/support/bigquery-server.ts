@@ -33,6 +33,10 @@ export interface LoggedRequest {
   dryRun: boolean;
   /** Whether it asked for a page after the first (a pageToken). */
   paged: boolean;
+  /** When it arrived (performance.now(), milliseconds). */
+  at: number;
+  /** The job id, for jobs.insert (as requested), jobs.getQueryResults and jobs.cancel. */
+  jobId?: string;
 }
 
 /** The API methods the server implements. */
@@ -259,12 +263,14 @@ class ServerState {
     const path = url.pathname.replace(/^\/bigquery\/v2(?=\/)/, '');
     const method = req.method ?? 'GET';
     const {route, params} = matchRoute(method, path);
-    const entry: LoggedRequest = {method, route, path, status: 0, injected: false, dryRun: false, paged: url.searchParams.has('pageToken')};
+    const entry: LoggedRequest = {method, route, path, status: 0, injected: false, dryRun: false, paged: url.searchParams.has('pageToken'), at: performance.now()};
+    if (params.job !== undefined) entry.jobId = params.job;
     this.log.push(entry);
     const body = await readBody(req);
     if (route === 'jobs.query' || route === 'jobs.insert') {
-      const request = (parseJsonOrNull(body) ?? {}) as {dryRun?: unknown; configuration?: {dryRun?: unknown}};
+      const request = (parseJsonOrNull(body) ?? {}) as {dryRun?: unknown; configuration?: {dryRun?: unknown}; jobReference?: {jobId?: string}};
       entry.dryRun = request.dryRun === true || request.configuration?.dryRun === true;
+      if (request.jobReference?.jobId !== undefined) entry.jobId = request.jobReference.jobId;
     }
 
     const slow = this.#take('slow', entry);
