@@ -22,7 +22,7 @@ import type {Outcome, RunHooks} from './outcome.js';
 import {shellTask} from './shell-task.js';
 import type {Json, TaskContext, TaskDefinition, TaskResult, UpstreamInfo} from './task-api.js';
 import {combinedDigest, loadTaskModule, ModuleDigests} from './task-modules.js';
-import {canonicalJson, digestFile, sha256} from './util/hash.js';
+import {canonicalJson, digestFile, nonFiniteAsText, sha256} from './util/hash.js';
 import type {ContentDigest} from './util/hash.js';
 import {faultPoint} from './util/fault.js';
 import {getPath, setPath} from './util/json-path.js';
@@ -703,8 +703,10 @@ function checkedResult(task: string, result: unknown): TaskResult {
     if (r[list] !== undefined && !(Array.isArray(r[list]) && (r[list] as unknown[]).every((line) => typeof line === 'string'))) throw wrong(`${list} that is not a list of strings`);
   }
   try {
-    // BigInts (DuckDB's integers) in details become numbers; anything else JSON cannot hold is refused.
-    r['details'] = r['details'] === undefined ? undefined : (JSON.parse(JSON.stringify(r['details'], (_, value: unknown) => (typeof value === 'bigint' ? Number(value) : value))) as Record<string, Json>);
+    // BigInts (DuckDB's integers) in details become numbers, ±Infinity and NaN their text (as
+    // in validation.json: JSON would write null, read as "none"); anything else JSON cannot hold is refused.
+    const storable = (_: string, value: unknown) => (typeof value === 'bigint' ? Number(value) : nonFiniteAsText(value));
+    r['details'] = r['details'] === undefined ? undefined : (JSON.parse(JSON.stringify(r['details'], storable)) as Record<string, Json>);
   } catch (error: unknown) {
     throw wrong(`details that cannot be stored as JSON (${(error as Error).message})`);
   }

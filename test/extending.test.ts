@@ -118,9 +118,13 @@ describe('user tasks', () => {
 
   it('takes a DuckDB count (a BigInt) for rows, and refuses a result it cannot store with a message saying what', () => {
     const task = (result: string) => `import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('a.txt'), 'x'); return ${result}; }};\n`;
-    const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': task('{rows: 12n, details: {scanned: 7n}}')});
+    const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': task('{rows: 12n, details: {scanned: 7n, worst: [Infinity, -Infinity, NaN, 1.5]}}')});
     expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
-    expect(project.json<{tasks: {rows: number; details: unknown}[]}>('output/1_vs_2/summary.json').tasks[0]).toMatchObject({rows: 12, details: {scanned: 7}});
+    // Numbers JSON cannot hold as their text, not as null (which reads as "none").
+    expect(project.json<{tasks: {rows: number; details: unknown}[]}>('output/1_vs_2/summary.json').tasks[0]).toMatchObject({
+      rows: 12,
+      details: {scanned: 7, worst: ['Infinity', '-Infinity', 'NaN', 1.5]},
+    });
     project.write({'tasks/t.ts': task("{verdict: 'bogus'}")});
     const result = project.run(['--old', '1', '--new', '2']);
     expect(result.code).toBe(3);
