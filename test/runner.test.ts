@@ -98,6 +98,17 @@ describe('the runner', () => {
     expect(result.stdout).toMatch(/c: done in \d+\.\d s, 1 row \(setting analysis\.bins changed 10 -> 20\)/);
   });
 
+  it('tells a non-finite argument from its text and from null: .inf, "Infinity", .nan and null each run the task', () => {
+    const project = new Project({'tasks/a.ts': countingTask(['a.txt'])});
+    const values = ['.inf', '"Infinity"', '.nan', 'null', '.inf'];
+    for (const value of values) {
+      project.write({'pipeline.yaml': `tasks:\n  a: {run: a, with: {limit: ${value}}, outputs: [a.txt]}\n`});
+      expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    }
+    // The last .inf is the first one's result, from the cache.
+    expect(project.runs()).toEqual({a: 4});
+  });
+
   it('reruns a task when an upstream verdict it sees changes, though the upstream bytes do not', () => {
     // gate writes the same file whatever it decides; show writes the verdict it sees.
     const gate = "import {writeFileSync} from 'node:fs';\nexport default {async run(ctx) { writeFileSync(ctx.output('g.txt'), 'same'); const n = ctx.settings.performance.retry_count; return n > 3 ? {verdict: 'fail', verdictReasons: [`retry_count ${n}`]} : {verdict: 'pass'}; }};\n";

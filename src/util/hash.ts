@@ -1,22 +1,33 @@
 /** Canonical JSON and the digests built on it. */
-import {createHash} from 'node:crypto';
+import {createHash, randomUUID} from 'node:crypto';
 import type {Hash} from 'node:crypto';
 import {open} from 'node:fs/promises';
 
 /** A hex SHA-256 digest of file or blob content. */
 export type ContentDigest = string & {readonly __brand: 'ContentDigest'};
 
+/** How canonicalJson marks a number JSON cannot hold while JSON.stringify runs (no text can contain it by chance). */
+const NONCE = randomUUID();
+const NON_FINITE = `\u0000non-finite ${NONCE} `;
+/** The mark as JSON.stringify writes it (the NUL escaped), with the number's text. */
+const MARKED = new RegExp(String.raw`"\\u0000non-finite ${NONCE} (Infinity|-Infinity|NaN)"`, 'g');
+
 /**
- * JSON with object keys sorted at every level, so equal values always give equal text.
- * Non-finite numbers are written as strings: JSON has no NaN, and `null` would mix them up.
+ * JSON with object keys sorted at every level, so equal values always give equal text. For
+ * digests and comparisons, not for reading back: a non-finite number is written bare
+ * (`Infinity`, `-Infinity`, `NaN`), unlike any string ("Infinity") and unlike null.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
+  let marked = false;
+  const text = JSON.stringify(value, (_key, v: unknown) => {
     if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       return Object.fromEntries(Object.entries(v as object).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
     }
-    return nonFiniteAsText(v);
+    if (typeof v !== 'number' || Number.isFinite(v)) return v;
+    marked = true;
+    return NON_FINITE + String(v);
   });
+  return marked ? text.replace(MARKED, '$1') : text;
 }
 
 /** A number JSON cannot hold (±Infinity, NaN) as its text, "Infinity", "-Infinity" or "NaN"; any other value as it is. */
