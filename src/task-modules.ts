@@ -7,7 +7,7 @@ import {readFile} from 'node:fs/promises';
 import {dirname, extname, join, relative, resolve, sep} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 import type {StatMemo} from './cache/stat-memo.js';
-import {ExecutionError} from './errors.js';
+import {ConfigurationError} from './errors.js';
 import type {TaskDefinition} from './task-api.js';
 import {canonicalJson, sha256} from './util/hash.js';
 import {isRecord} from './util/json-path.js';
@@ -217,8 +217,12 @@ export async function loadTaskModule(file: string, codeDigest: string): Promise<
   // CommonJS, its default export one level down.
   if (isRecord(definition) && typeof definition['run'] !== 'function' && isRecord(definition['default'])) definition = definition['default'];
   if (definition === null || typeof definition !== 'object' || typeof (definition as TaskDefinition).run !== 'function') {
-    throw new ExecutionError(`${displayPath(file, process.cwd())} does not export a task.`, {
-      hint: 'A task module must `export default defineTask({async run(ctx) {...}})`.',
+    // The author's to mend, like a setting: exit 2.
+    throw new ConfigurationError(`${displayPath(file, process.cwd())} does not export a task${typeof definition === 'function' ? ': its default export is a function' : ''}.`, {
+      hint:
+        typeof definition === 'function'
+          ? 'Give the function as the task\'s run: `export default defineTask({run: yourFunction})`.'
+          : 'A task module must `export default defineTask({async run(ctx) {...}})`.',
     });
   }
   return definition as TaskDefinition;

@@ -142,11 +142,17 @@ describe('user tasks', () => {
     expect(result.stdout).toContain('no input today');
   });
 
-  it('a module without a task export is a clear error', () => {
+  it('a module without a task export is a clear error of its author (exit 2), a default-exported function too', () => {
     const project = new Project({'pipeline.yaml': 'tasks:\n  t: {run: t, outputs: [a.txt]}\n', 'tasks/t.ts': 'export const nothing = 1;\n'});
-    const result = project.run(['--old', '1', '--new', '2']);
-    expect(result.code).toBe(3);
-    expect(result.stdout).toContain('  - t failed: tasks/t.ts does not export a task.');
+    let result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('  - t failed: tasks/t.ts does not export a task.\n  A task module must `export default defineTask({async run(ctx) {...}})`.');
+    project.write({'tasks/t.ts': 'export default async function run(ctx) {}\n'});
+    result = project.run(['--old', '1', '--new', '2']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain(
+      '  - t failed: tasks/t.ts does not export a task: its default export is a function.\n  Give the function as the task\'s run: `export default defineTask({run: yourFunction})`.',
+    );
   });
 });
 
