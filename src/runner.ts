@@ -126,7 +126,7 @@ export class ValidationRunner {
    * The settings alone, for commands that look after the cache: a task that could not run (its
    * module missing, a dependency misspelt) does not stop them; a problem in the settings does.
    */
-  async loadSettings(options: Pick<RunOptions, 'config' | 'set'> = {}): Promise<{projectDir: string; settings: Settings}> {
+  async loadSettings(options: Pick<RunOptions, 'config' | 'set'> = {}): Promise<{projectDir: string; settings: Settings; warnings: readonly string[]}> {
     const inputs = this.#inputs(options);
     const projectDir = dirname(this.pipelineFile);
     let loaded = await loadWithMemo(this.pipelineFile, inputs, join(projectDir, '.cache', 'config'));
@@ -135,7 +135,7 @@ export class ValidationRunner {
       loaded = loadPipeline(this.pipelineFile, inputs);
     }
     if (loaded.settingsDiagnostics.length > 0) throw new DiagnosticsError(loaded.settingsDiagnostics);
-    return {projectDir, settings: loaded.settings};
+    return {projectDir, settings: loaded.settings, warnings: loaded.warnings};
   }
 
   #inputs(options: Pick<RunOptions, 'config' | 'set' | 'outputDir'>): SettingsInputs {

@@ -374,6 +374,19 @@ export default {
     const bad = project.run(['cache', 'clear']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe('1 problem in the configuration:\npipeline.yaml:2:16 Expected a string for "cache.dir", got 7.\n');
+    // So do settings indented under tasks by mistake: the default folder is not the one meant.
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n', 'tasks/a.ts': countingTask(['a.txt'])});
+    expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+    for (const misplaced of ['tasks:\n  a: {run: a, outputs: [a.txt]}\n  settings:\n    cache: {dir: mycache}\n', 'tasks:\n  a: {run: a, outputs: [a.txt], settings: {cache: {dir: mycache}}}\n']) {
+      project.write({'pipeline.yaml': misplaced});
+      expect(project.run(['cache', 'clear']).code).toBe(2);
+      expect(project.exists('.cache/entries')).toBe(true);
+    }
+    // A misspelt variable is pointed out, as a run does.
+    project.write({'pipeline.yaml': 'tasks:\n  a: {run: a, outputs: [a.txt]}\n'});
+    const misspelt = project.run(['cache', 'status'], {PIPELINE_CACH_DIR: 'elsewhere'});
+    expect(misspelt.code).toBe(0);
+    expect(misspelt.stderr).toBe('Warning: Environment variable PIPELINE_CACH_DIR is not read: "cach" is not a settings section. Did you mean PIPELINE_CACHE_DIR?\n');
   });
 
   it('says a task reruns because its last result left the cache, not that it never ran', () => {

@@ -43,7 +43,9 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
   const [action] = args;
   const runner = new ValidationRunner(flags.config, flags.pipeline === undefined ? {} : {pipelineFile: flags.pipeline});
   // The settings alone: a task that could not run (its module deleted, say) does not stop these commands.
-  const {projectDir, settings} = await runner.loadSettings(flags.set === undefined ? {} : {set: flags.set});
+  const {projectDir, settings, warnings} = await runner.loadSettings(flags.set === undefined ? {} : {set: flags.set});
+  // A misspelt PIPELINE_CACHE_DIR would otherwise send these commands to another folder unseen.
+  for (const warning of warnings) process.stderr.write(`Warning: ${warning}\n`);
   const dir = resolve(projectDir, settings.cache.dir);
   const store = new CacheStore(dir);
   const shown = relative(process.cwd(), dir) || dir;

@@ -199,7 +199,7 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
   if (parsed.success) {
     for (const [name, task] of Object.entries(parsed.data.tasks)) tasks.set(name, task);
   } else {
-    const [taskIssues, otherIssues] = partition(parsed.error.issues, (issue) => issue.path[0] === 'tasks');
+    const [taskIssues, otherIssues] = partition(parsed.error.issues, isTaskOwnIssue);
     diagnostics.push(...issuesToDiagnostics(taskIssues, pipelineSchema, pipelineLocator, 'key'));
     settingsDiagnostics.push(...issuesToDiagnostics(otherIssues, pipelineSchema, pipelineLocator, 'key'));
     // Keep the tasks that are valid on their own, so graph problems are found too.
@@ -258,6 +258,16 @@ export function loadPipeline(pipelineFile: string, inputs: SettingsInputs): Load
     settingsDiagnostics,
     warnings,
   };
+}
+
+/**
+ * Whether a problem of pipeline.yaml is one task's own, leaving the settings reliable. Not so
+ * when it names `settings` or `cache` (settings indented under `tasks` by mistake): the cache
+ * commands would otherwise act on the default cache folder rather than the one meant.
+ */
+function isTaskOwnIssue(issue: {path: readonly PropertyKey[]; keys?: readonly string[]}): boolean {
+  const names = [...issue.path.slice(1), ...(issue.keys ?? [])];
+  return issue.path[0] === 'tasks' && !names.some((name) => name === 'settings' || name === 'cache');
 }
 
 function partition<T>(items: readonly T[], test: (item: T) => boolean): [T[], T[]] {
