@@ -336,7 +336,7 @@ async function analyzeInBigQuery(
   ];
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
   let bytes = 0;
-  for (const statement of statements) bytes += await callBigQuery(remote, 'estimate (dry run) the analysis on', () => bigquery.dryRun(query(statement)), ctx.signal);
+  for (const statement of statements) bytes += await callBigQuery(remote, 'estimate (dry run) the analysis on', () => bigquery.dryRun(query(statement), ctx.signal), ctx.signal);
   ctx.log.info(`BigQuery dry run: the analysis on ${table} will process at most ${formatBytes(bytes)} in ${statements.length} queries.`);
   if (remote.maximumBytesBilled !== undefined && bytes > remote.maximumBytesBilled) {
     throw new ConfigurationError(`The analysis on ${table} would process ${formatBytes(bytes)}, more than bigquery.maximum_bytes_billed (${formatBytes(remote.maximumBytesBilled)}).`, {

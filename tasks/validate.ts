@@ -233,9 +233,9 @@ async function compareInBigQuery(
   const mismatchTableSql = mismatchTable === null ? null : bigQueryMismatchTableSql(plan, mismatchTable);
 
   ctx.progress({message: 'estimating the BigQuery cost (dry run)'});
-  const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql)), ctx.signal);
-  const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql)), ctx.signal);
-  const tableBytes = mismatchTableSql === null ? 0 : await callBigQuery(errorSettings, 'estimate (dry run) the mismatch table from', () => bigquery.dryRun(query(mismatchTableSql)), ctx.signal);
+  const figuresBytes = await callBigQuery(errorSettings, 'estimate (dry run) the comparison on', () => bigquery.dryRun(query(figuresSql), ctx.signal), ctx.signal);
+  const samplesBytes = await callBigQuery(errorSettings, 'estimate (dry run) the samples on', () => bigquery.dryRun(query(samplesSql), ctx.signal), ctx.signal);
+  const tableBytes = mismatchTableSql === null ? 0 : await callBigQuery(errorSettings, 'estimate (dry run) the mismatch table from', () => bigquery.dryRun(query(mismatchTableSql), ctx.signal), ctx.signal);
   const estimate = figuresBytes + samplesBytes + tableBytes;
   ctx.log.info(
     `BigQuery dry run: the comparison on ${table} will process at most ${formatBytes(estimate)} ` +

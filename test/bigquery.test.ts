@@ -308,6 +308,33 @@ describe('transient failures', () => {
     expect(new Set(inserts().map((r) => r.jobId)).size).toBe(4);
   });
 
+  it('runs again a job that failed while running (its results refused with backendError, jobs.get showing the failure), not cancelling it', async () => {
+    server.resetLog();
+    server.failNext(1, 500, {route: 'jobs.getQueryResults', paged: false, inJob: true, reason: 'backendError', message: 'Backend error. Job aborted.'});
+    const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    expect(result).toMatchObject({rows: 2500});
+    expect(new Set(inserts().map((r) => r.jobId)).size).toBe(2);
+    expect(server.count('jobs.get')).toBe(1);
+    expect(server.cancelled).toEqual([]);
+  });
+
+  it('says a job failing with jobInternalError (a 400) kept failing, not that the query is wrong', async () => {
+    server.resetLog();
+    server.failNext(4, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'jobInternalError', message: 'Internal error.'});
+    const error = await failure(extract('preds', 'v1', {source: predsSource}));
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error.message).toBe('BigQuery kept failing while trying to query test-proj.ds.preds: HTTP 500: Internal error. Gave up after 4 attempts (performance.retry_count: 3).');
+    expect(new Set(inserts().map((r) => r.jobId)).size).toBe(4);
+  });
+
+  it('runs a dry run again when its job fails for a reason of BigQuery own', async () => {
+    server.resetLog();
+    server.failNext(1, 500, {route: 'jobs.insert', dryRun: true, inJob: true, reason: 'backendError', message: 'Backend error.'});
+    const {result} = await extract('preds', 'v1', {source: predsSource, chunkSize: 1000});
+    expect(result).toMatchObject({rows: 2500});
+    expect(server.log.filter((r) => r.route === 'jobs.insert' && r.dryRun).map((r) => r.injected)).toEqual([true, false]);
+  });
+
   it('does not run again a job that failed for a reason of the query (invalidQuery)', async () => {
     server.resetLog();
     server.failNext(1, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'invalidQuery', message: 'Unrecognized name: scor'});

@@ -59,8 +59,8 @@ export interface BigQueryPage {
 /** The four calls extraction and the pushed-down tasks make. */
 export interface BigQuerySource {
   tableMetadata(dataset: string, table: string): Promise<BigQueryTableMetadata>;
-  /** Bytes the query would process, from a dry run. */
-  dryRun(query: BigQueryQuery): Promise<number>;
+  /** Bytes the query would process, from a dry run; `signal` ends a wait to try again. */
+  dryRun(query: BigQueryQuery, signal?: AbortSignal): Promise<number>;
   /**
    * Runs a query and reads its first page. When `signal` aborts, the job is cancelled in
    * BigQuery (it would otherwise run, and bill, to its end) and the call rejects with an
@@ -80,6 +80,8 @@ const JOB_ERROR_STATUS: Record<string, number> = {
   responseTooLarge: 403,
   backendError: 500,
   internalError: 500,
+  jobBackendError: 500,
+  jobInternalError: 500,
 };
 
 /** How long an interrupted query waits for its job to be created, then for BigQuery to take the cancellation: together within the 10 s the runner waits for an interrupted task. */
@@ -205,10 +207,14 @@ class ClientSource implements BigQuerySource {
     };
   }
 
-  async dryRun(query: BigQueryQuery): Promise<number> {
-    const [, response] = (await this.#client.createQueryJob({...this.#job(query), dryRun: true}).catch((error: unknown) => {
-      throw withJobStatus(error);
-    })) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
+  async dryRun(query: BigQueryQuery, signal?: AbortSignal): Promise<number> {
+    const [, response] = (await this.#retryingJobs(
+      () =>
+        this.#client.createQueryJob({...this.#job(query), dryRun: true}).catch((error: unknown) => {
+          throw withJobStatus(error);
+        }),
+      signal,
+    )) as unknown as [unknown, {statistics?: {totalBytesProcessed?: string; query?: {totalBytesProcessed?: string}}}];
     const bytes = response.statistics?.query?.totalBytesProcessed ?? response.statistics?.totalBytesProcessed ?? '0';
     return Number(bytes);
   }
@@ -218,15 +224,22 @@ class ClientSource implements BigQuerySource {
    * than the one-request jobs.query, whose job id arrives only with its answer): an
    * interruption at any moment knows which job to cancel.
    */
-  async firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage> {
-    for (let attempt = 0; ; attempt++) {
+  firstPage(query: BigQueryQuery, pageSize: number, signal?: AbortSignal): Promise<BigQueryPage> {
+    return this.#retryingJobs(() => this.#run(query, pageSize, signal), signal);
+  }
+
+  /**
+   * `attempt`, made again while its job fails for a reason of BigQuery's own (not the query's),
+   * up to the retry count: as a new job, since a failed job's id cannot be reused.
+   */
+  async #retryingJobs<T>(attempt: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+    for (let tried = 0; ; tried++) {
       try {
-        return await this.#run(query, pageSize, signal);
+        return await attempt();
       } catch (error) {
-        // A job that failed for a reason of BigQuery's own (not the query's) is run again as a new job.
         const reason = (error as JobFailure).jobFailed === true ? (error as JobFailure).errors?.[0]?.reason : undefined;
-        if (reason === undefined || !RETRIED_JOB_REASONS.has(reason) || attempt >= this.#retryCount) throw error;
-        const wait = Math.min(1000 * 2 ** attempt * (1 + Math.random()), this.#maxRetryDelayMs);
+        if (reason === undefined || !RETRIED_JOB_REASONS.has(reason) || tried >= this.#retryCount) throw error;
+        const wait = Math.min(1000 * 2 ** tried * (1 + Math.random()), this.#maxRetryDelayMs);
         await abortable(sleep(wait, undefined, {signal}), signal, 'The BigQuery query was interrupted; its job had failed and was to be run again.');
       }
     }
@@ -248,8 +261,9 @@ class ClientSource implements BigQuerySource {
       await Promise.all([this.#cancel(jobId), settledWithin(created.then(() => this.#cancel(jobId), () => undefined), 2 * CANCEL_WAIT_MS)]);
     };
     const cancelled = 'The BigQuery query was interrupted; its job was cancelled.';
+    let job: Job | undefined;
     try {
-      const job = await abortable(created, signal, cancelled, cancel);
+      job = await abortable(created, signal, cancelled, cancel);
       for (let delay = POLL_DELAY_MS[0]!; ; delay = Math.min(2 * delay, POLL_DELAY_MS[1]!)) {
         const asked = Date.now();
         const [rows, , response] = (await abortable(
@@ -265,10 +279,22 @@ class ClientSource implements BigQuerySource {
         if (Date.now() - asked < POLL_DELAY_MS[1]!) await abortable(sleep(delay, undefined, {signal}), signal, cancelled, cancel);
       }
     } catch (error) {
+      // Its results refused for a reason of BigQuery's own: the job may have failed while running.
+      if (job !== undefined && RETRIED_JOB_REASONS.has((error as JobFailure).errors?.[0]?.reason ?? '')) await this.#markIfFailed(job, error as JobFailure);
       // Given up on without an interruption (the network lost, server errors retried to the
       // end): the job may be running still, and billing.
       if (mayBeRunning(error)) await cancel();
       throw error;
+    }
+  }
+
+  /** Marks `error` as its job's failure (see JobFailure) when jobs.get says the job failed. */
+  async #markIfFailed(job: Job, error: JobFailure): Promise<void> {
+    try {
+      const [metadata] = (await job.getMetadata()) as unknown as [{status?: {state?: string; errorResult?: unknown}}];
+      if (metadata.status?.state === 'DONE' && metadata.status.errorResult !== undefined) error.jobFailed = true;
+    } catch {
+      // Unknown: the job is taken as maybe running (and cancelled), not run again.
     }
   }
 

@@ -255,7 +255,7 @@ export async function extractBigQuery(ctx: TaskContext, version: string, outputP
   const metadata = await callBigQuery(settings, READ_METADATA, () => bigquery.tableMetadata(settings.datasetId, settings.tableId), ctx.signal);
   const plan = planQuery(settings, metadata, version);
 
-  const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query), ctx.signal);
+  const bytes = await callBigQuery(settings, 'estimate (dry run) the query on', () => bigquery.dryRun(plan.query, ctx.signal), ctx.signal);
   ctx.log.info(`BigQuery dry run: the query on ${plan.tableName} will process ${formatBytes(bytes)}.`);
   if (settings.maximumBytesBilled !== undefined && bytes > settings.maximumBytesBilled) {
     throw new ConfigurationError(
@@ -597,6 +597,9 @@ export async function callBigQuery<T>(settings: BigQuerySettings, what: string, 
   }
 }
 
+/** Reasons of failures on BigQuery's side, not the request's or the query's. */
+const SERVER_SIDE_REASONS = new Set(['backendError', 'internalError', 'jobBackendError', 'jobInternalError']);
+
 /** What reading a table's metadata (tables.get) is called in messages. */
 const READ_METADATA = 'read the table metadata of';
 
@@ -634,6 +637,13 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
     if (reason === 'resourcesExceeded') {
       return new ExecutionError(`BigQuery ran out of resources to ${what} ${table} (${message})`, {
         hint: 'Retry later, read fewer columns (source.columns), or extract the versions and compare them locally (validation.engine: local).',
+        cause: error,
+      });
+    }
+    if (reason !== undefined && SERVER_SIDE_REASONS.has(reason)) {
+      // BigQuery's own failure whatever the status (jobInternalError comes as a 400): retried, its jobs run again.
+      return new ExecutionError(`BigQuery kept failing while trying to ${what} ${table}: HTTP ${e.code}: ${clause}. Gave up after ${attempts}.`, {
+        hint: 'BigQuery may be overloaded; retry later, or raise performance.retry_count.',
         cause: error,
       });
     }

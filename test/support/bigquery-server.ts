@@ -65,7 +65,8 @@ export interface BigQueryServer {
   /**
    * Answers the next `count` matching requests with `status` and a BigQuery error envelope;
    * with `inJob`, a jobs.insert with 200 and the job done with those errors (a job that failed
-   * as it was created).
+   * as it was created), or on jobs.getQueryResults a job that failed while running: every later
+   * jobs.getQueryResults of it answers the same, and jobs.get shows its errorResult.
    */
   failNext(count: number, status: number, options?: FailureMatch & {reason?: string; message?: string; inJob?: boolean}): void;
   /** Answers the next `count` matching jobs.getQueryResults with `jobComplete: false` (a query still running), as BigQuery does after ~10 s. */
@@ -112,6 +113,8 @@ interface StoredJob {
   bytes: number;
   query: unknown;
   dryRun: boolean;
+  /** Set when the job failed while running (failNext with inJob on jobs.getQueryResults). */
+  failure?: ApiFailure;
 }
 
 interface Switch {
@@ -281,6 +284,16 @@ class ServerState {
       return;
     }
     const fail = this.#take('fail', entry);
+    if (fail?.inJob && route === 'jobs.getQueryResults') {
+      // The job fails while running: this and every later ask about it says so, as BigQuery's would.
+      const job = this.#jobs.get(params.job ?? '');
+      const failure = new ApiFailure(fail.status ?? 500, fail.reason ?? 'backendError', fail.message ?? 'Injected job failure');
+      if (job !== undefined) job.failure = failure;
+      entry.injected = true;
+      entry.status = failure.status;
+      sendError(res, failure);
+      return;
+    }
     if (fail?.inJob) {
       entry.injected = true;
       entry.status = 200;
@@ -349,6 +362,7 @@ class ServerState {
       }
       case 'jobs.getQueryResults': {
         const job = this.#job(params.job!);
+        if (job.failure !== undefined) throw job.failure;
         const pageToken = query.get('pageToken');
         const start = pageToken !== null ? Number(pageToken.replace(/^o:/, '')) : Number(query.get('startIndex') ?? 0);
         const pageSize = positive(query.get('maxResults')) ?? this.#defaultPageSize;
@@ -389,7 +403,7 @@ class ServerState {
       id: `${this.#project}:${this.#location}.${job.id}`,
       jobReference: {projectId: this.#project, jobId: job.id, location: this.#location},
       configuration: {dryRun: job.dryRun, query: job.query as Json, jobType: 'QUERY'},
-      status: {state: 'DONE'},
+      status: job.failure === undefined ? {state: 'DONE'} : {state: 'DONE', errorResult: {reason: job.failure.reason, message: job.failure.message}, errors: [{reason: job.failure.reason, message: job.failure.message}]},
       statistics: {
         totalBytesProcessed: String(job.bytes),
         query: {totalBytesProcessed: String(job.bytes), totalBytesBilled: '0', cacheHit: false, schema: job.schema as unknown as Json},
