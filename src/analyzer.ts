@@ -82,7 +82,8 @@ export function analyze(loaded: LoadedPipeline, projectDir: string, codeTasks: R
   const declarations = new Map<string, {declaration: TaskDeclaration; definition?: TaskDefinition}>();
   for (const [name, declaration] of loaded.tasks) declarations.set(name, {declaration});
   for (const [name, task] of codeTasks) declarations.set(name, task);
-  const names = [...declarations.keys()];
+  // Suggestions for a misspelt dependency include tasks declared with problems of their own.
+  const names = [...declarations.keys(), ...loaded.invalidTasks];
   const knownSettings = settingPaths(loaded.settings);
   // The log is written into the output folder beside the tasks' outputs (unless given a path elsewhere).
   const logFile = isAbsolute(loaded.settings.logging.file) ? undefined : normalize(loaded.settings.logging.file);

@@ -271,6 +271,15 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that stops early (`| head`, `less` quit before the end) closes the pipe: what is
+// left to say is dropped, and the run goes on to its end and its exit code (not a crash put
+// down to whichever task was running).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE' && error.code !== 'ERR_STREAM_DESTROYED') throw error;
+  });
+}
+
 // Exit explicitly: a task that ignored its abort signal (a timeout) must not keep the
 // process alive. Writes to pipes and files are synchronous on POSIX, so nothing is lost.
 process.exit(await main(process.argv.slice(2)));

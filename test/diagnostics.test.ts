@@ -16,6 +16,17 @@ function expectProblems(result: {code: number | null; stderr: string; stdout: st
 }
 
 describe('diagnostics', () => {
+  it('suggests a task declared with problems of its own for a misspelt dependency', () => {
+    const project = new Project({
+      'tasks/t.ts': TASK,
+      'pipeline.yaml': 'tasks:\n  extract-old:\n    run: t\n    need: [a]\n    outputs: [x.csv]\n  a:\n    run: t\n    deps: [extrct-old]\n    outputs: [y.csv]\n',
+    });
+    expectProblems(project.run(['--old', '1', '--new', '2']), [
+      'pipeline.yaml:4:5 Unknown key "need" in task "extract-old". Did you mean "deps"?',
+      'pipeline.yaml:8:12 Expected "deps" of task "a" to name a task, got "extrct-old". Did you mean "extract-old"?',
+    ]);
+  });
+
   it('reports every problem of pipeline.yaml at once, with positions and suggestions', () => {
     const project = new Project({
       'tasks/t.ts': TASK,

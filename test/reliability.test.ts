@@ -3,12 +3,12 @@
  * unwritable places, a full disk, secrets. Each case: a clear message, the documented exit
  * code, and nothing that was there before lost.
  */
-import {execSync, spawn} from 'node:child_process';
+import {execSync, spawn, spawnSync} from 'node:child_process';
 import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
-import {countingTask, Project, REPO} from './support/project.js';
+import {CLI, cliEnv, countingTask, Project, REPO} from './support/project.js';
 import {temporaryFolder} from './support/temp.js';
 import {removeStale} from '../src/lock.js';
 
@@ -404,6 +404,41 @@ export default {
     expect(project.run(['cache', 'status', '--set', `cache.dir=${elsewhere}`]).stdout).toMatch(/^Cache \S+: 1 entries, 1 stored files, [1-9]\d* B\n/);
     expect(project.run(['cache', 'clear', '--set', `cache.dir=${elsewhere}`]).stdout).toMatch(/^Cleared \S+: [1-9]\d* B freed\.\n$/);
     expect(project.exists(elsewhere.slice(1))).toBe(false);
+  });
+});
+
+describe('a reader that stops early (| head)', () => {
+  /** Runs the CLI into `| head -1` (through bash, as a user would); the CLI's exit code and what head read. */
+  const into = (reader: string, project: Project, args: string[]) => {
+    const command = `${[process.execPath, CLI, ...args].map((word) => `'${word}'`).join(' ')} 2>&1 | ${reader}; exit \${PIPESTATUS[0]}`;
+    const result = spawnSync('bash', ['-c', command], {cwd: project.path('.'), env: cliEnv(), encoding: 'utf8'});
+    return {code: result.status, stdout: result.stdout};
+  };
+
+  it('a run goes on to its end and its exit code; no task is blamed for the closed pipe', () => {
+    // b outlives head: the line saying a is done meets a closed pipe while b runs.
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: fast, outputs: [a.txt]}\n  b: {run: slow, outputs: [b.txt]}\n',
+      'tasks/fast.ts': SLOW(200),
+      'tasks/slow.ts': SLOW(1500).replace('["a.txt"]', '["b.txt"]'),
+    });
+    const piped = into('head -1', project, ['--old', '1', '--new', '2']);
+    expect(piped.stdout.split('\n')).toHaveLength(2);
+    expect(piped.code).toBe(0);
+    expect(project.runs()).toEqual({a: 1, b: 1});
+    expect(project.json<{status: string}>('output/1_vs_2/summary.json').status).toBe('pass');
+    expect(project.exists('output/1_vs_2/errors.json')).toBe(false);
+    expect(project.read('output/1_vs_2/b.txt')).toBe('done');
+  });
+
+  it('cache status ends normally, without a stack trace', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n' + [1, 2, 3, 4, 5, 6].map((i) => `  t${i}: {run: a, outputs: [a.txt]}\n`).join(''),
+      'tasks/a.ts': countingTask(['a.txt']),
+    });
+    project.run(['--old', '1', '--new', '2']);
+    // A reader that reads nothing: the pipe is closed before the first line.
+    expect(into('true', project, ['cache', 'status'])).toEqual({code: 0, stdout: ''});
   });
 });
 
