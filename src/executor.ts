@@ -705,7 +705,7 @@ function checkedResult(task: string, result: unknown): TaskResult {
   try {
     // BigInts (DuckDB's integers) in details become numbers, ±Infinity and NaN their text (as
     // in validation.json: JSON would write null, read as "none"); anything else JSON cannot hold is refused.
-    const storable = (_: string, value: unknown) => (typeof value === 'bigint' ? Number(value) : nonFiniteAsText(value));
+    const storable = (_: string, value: unknown) => nonFiniteAsText(typeof value === 'bigint' ? Number(value) : value);
     r['details'] = r['details'] === undefined ? undefined : (JSON.parse(JSON.stringify(r['details'], storable)) as Record<string, Json>);
   } catch (error: unknown) {
     throw wrong(`details that cannot be stored as JSON (${(error as Error).message})`);

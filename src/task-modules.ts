@@ -215,7 +215,9 @@ export async function loadTaskModule(file: string, codeDigest: string): Promise<
   let definition = module.default;
   // A .ts file in a folder whose package.json does not say "type": "module" loads as
   // CommonJS, its default export one level down.
-  if (isRecord(definition) && typeof definition['run'] !== 'function' && isRecord(definition['default'])) definition = definition['default'];
+  if (isRecord(definition) && typeof definition['run'] !== 'function' && (isRecord(definition['default']) || typeof definition['default'] === 'function')) {
+    definition = definition['default'];
+  }
   if (definition === null || typeof definition !== 'object' || typeof (definition as TaskDefinition).run !== 'function') {
     // The author's to mend, like a setting: exit 2.
     throw new ConfigurationError(`${displayPath(file, process.cwd())} does not export a task${typeof definition === 'function' ? ': its default export is a function' : ''}.`, {

@@ -4,7 +4,7 @@
  * code, and nothing that was there before lost.
  */
 import {execSync, spawn, spawnSync} from 'node:child_process';
-import {cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs';
+import {cpSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 import {afterEach, describe, expect, it} from 'vitest';
@@ -293,6 +293,22 @@ export default {
     expect(project.run(['cache', 'clear']).stdout).toMatch(/^Cleared \.cache: [1-9]\d* B freed\.\n$/);
     expect(readdirSync(project.path('elsewhere'))).toEqual([]);
     expect(statSync(project.path('.cache/content-v2')).isDirectory()).toBe(true);
+  });
+
+  it('cache gc empties a spill folder moved elsewhere through a symlink, keeping the link', () => {
+    const project = simple();
+    project.run(['--old', '1', '--new', '2']);
+    const elsewhere = temporaryFolder('spill-elsewhere-');
+    writeFileSync(join(elsewhere, 'spilled-by-a-killed-run'), 'twelve bytes');
+    rmSync(project.path('.cache/tmp'), {recursive: true, force: true});
+    symlinkSync(elsewhere, project.path('.cache/tmp'));
+    expect(project.run(['cache', 'status']).stdout).toContain('1 file being stored or spilled (12 B)');
+    expect(project.run(['cache', 'gc']).stdout).toMatch(/^Removed 0 entries and 1 files \(12 B\)/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+    expect(statSync(project.path('.cache/tmp')).isDirectory()).toBe(true);
+    // A run, which clears the spill folder as it takes the lock, keeps the link too.
+    expect(project.run(['--old', '1', '--new', '2', '--force']).code).toBe(0);
+    expect(lstatSync(project.path('.cache/tmp')).isSymbolicLink()).toBe(true);
   });
 
   it('a run removes what a killed run left half-stored, as it holds the lock', () => {

@@ -11,7 +11,7 @@
  * Neither reading nor writing needs a dependency, so a fully cached run stays fast.
  */
 import {createHash, randomUUID} from 'node:crypto';
-import {chmod, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
+import {chmod, lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile} from 'node:fs/promises';
 import type {FileHandle} from 'node:fs/promises';
 import {basename, dirname, join} from 'node:path';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
@@ -261,7 +261,7 @@ export class CacheStore {
 
   /** Removes the leftovers; only while holding the lock. */
   async clearLeftovers(): Promise<void> {
-    for (const scratch of [INCOMING, SPILL]) await rm(join(this.dir, scratch), {recursive: true, force: true});
+    for (const scratch of [INCOMING, SPILL]) await removeKeepingLink(join(this.dir, scratch));
   }
 
   /** Total size of the stored files. */
@@ -396,13 +396,26 @@ export class CacheStore {
 }
 
 /** The files under a folder, by path, with their sizes (none when it does not exist). */
+/**
+ * Removes `path`; a folder reached through a symlink (moved to another disk, say) is emptied
+ * instead, the link kept.
+ */
+export async function removeKeepingLink(path: string): Promise<void> {
+  const link = await lstat(path).catch(() => undefined);
+  if (link?.isSymbolicLink() && (await stat(path).catch(() => undefined))?.isDirectory()) {
+    for (const child of await readdir(path)) await rm(join(path, child), {recursive: true, force: true});
+  } else {
+    await rm(path, {recursive: true, force: true});
+  }
+}
+
 async function filesIn(folder: string): Promise<Map<string, number>> {
   const found = new Map<string, number>();
   const walk = async (at: string): Promise<void> => {
     for (const entry of await readdir(at, {withFileTypes: true}).catch(() => [])) {
       const path = join(at, entry.name);
       if (entry.isDirectory()) await walk(path);
-      else found.set(path, (await stat(path).catch(() => ({size: 0}))).size);
+      else found.set(path, (await lstat(path).catch(() => ({size: 0}))).size);
     }
   };
   await walk(folder);

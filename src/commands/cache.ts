@@ -1,7 +1,7 @@
 /** `cache status | verify | gc | clear`: looking after the content-addressed store. */
-import {lstat, readdir, rm, stat} from 'node:fs/promises';
+import {readdir, rm} from 'node:fs/promises';
 import {join, relative, resolve} from 'node:path';
-import {CacheStore} from '../cache/store.js';
+import {CacheStore, removeKeepingLink} from '../cache/store.js';
 import type {CacheEntry} from '../cache/store.js';
 import {ConfigurationError} from '../errors.js';
 import {acquireLock} from '../lock.js';
@@ -110,16 +110,8 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
       try {
         if (action === 'clear') {
           const before = await store.size();
-          for (const name of await readdir(dir).catch(() => [] as string[])) {
-            if (name === 'lock') continue;
-            const path = join(dir, name);
-            // A folder moved to another disk through a symlink (content-v2, say) is emptied, the link kept.
-            if ((await lstat(path)).isSymbolicLink() && (await stat(path).catch(() => undefined))?.isDirectory()) {
-              for (const child of await readdir(path)) await rm(join(path, child), {recursive: true, force: true});
-            } else {
-              await rm(path, {recursive: true, force: true});
-            }
-          }
+          // A folder moved to another disk through a symlink (content-v2, say) is emptied, the link kept.
+          for (const name of await readdir(dir).catch(() => [] as string[])) if (name !== 'lock') await removeKeepingLink(join(dir, name));
           out(`Cleared ${shown}: ${formatBytes(before)} freed.`);
           return 0;
         }
