@@ -44,7 +44,8 @@ export function fingerprintKey(parts: FingerprintParts): CacheKey {
 
 const short = (value: Json | undefined): string => {
   if (value === undefined) return 'unset';
-  const text = typeof value === 'string' ? value : canonicalJson(value);
+  // A string that reads as another value (the number Infinity, null) is quoted.
+  const text = typeof value !== 'string' ? canonicalJson(value) : /^(-?Infinity|NaN|null|true|false)$/.test(value) ? JSON.stringify(value) : value;
   return /^[0-9a-f]{40,}$/.test(text) ? text.slice(0, 8) : text.length > 60 ? `${text.slice(0, 57)}...` : text;
 };
 

@@ -4,6 +4,7 @@
  * `${output:FILE}` (paths, quoted for the shell); `$${...}` stands for the text `${...}`.
  */
 import type {Json} from './task-api.js';
+import {nonFiniteAsText} from './util/hash.js';
 
 /** One `${...}` reference found in a string. */
 export type Reference =
@@ -53,6 +54,16 @@ export function substitute(text: string, resolve: (reference: Reference) => stri
 }
 
 /**
+ * A setting's value inside a text (an argument, a shell command): a string as it is, a number
+ * as its digits (Infinity, NaN as such, not JSON's null), anything else as JSON.
+ */
+export function asText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  return JSON.stringify(value, (_key, item: unknown) => nonFiniteAsText(item)) ?? 'null';
+}
+
+/**
  * Interpolates every string inside a `with` value. A string that is exactly one reference
  * to a setting takes the setting's value with its type (a list stays a list).
  */
@@ -63,10 +74,7 @@ export function interpolateValue(value: unknown, resolve: (reference: Reference)
       const reference = parseReference(whole[1]!);
       if (typeof reference !== 'string') return resolve(reference);
     }
-    return substitute(value, (reference) => {
-      const resolved = resolve(reference);
-      return typeof resolved === 'string' ? resolved : JSON.stringify(resolved);
-    });
+    return substitute(value, (reference) => asText(resolve(reference)));
   }
   if (Array.isArray(value)) return value.map((item) => interpolateValue(item, resolve));
   if (value !== null && typeof value === 'object') {

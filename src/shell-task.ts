@@ -4,7 +4,7 @@
  */
 import type {Settings} from './config/schema.js';
 import {ExecutionError} from './errors.js';
-import {substitute} from './interpolate.js';
+import {asText, substitute} from './interpolate.js';
 import type {Reference} from './interpolate.js';
 import {defineTask} from './task-api.js';
 import {getPath} from './util/json-path.js';
@@ -16,13 +16,12 @@ export function shellTask(command: string, settings: Settings, versions: {old: s
   return defineTask({
     async run(ctx) {
       const {$, quote} = await import('zx');
-      const text = (value: unknown) => (typeof value === 'string' ? value : JSON.stringify(value));
       const resolve = (reference: Reference): string => {
         switch (reference.kind) {
           case 'version':
             return quote(versions[reference.which]);
           case 'setting':
-            return quote(text(getPath(settings, reference.path)));
+            return quote(asText(getPath(settings, reference.path)));
           case 'input':
             return quote(ctx.input(reference.task, reference.file));
           case 'output':

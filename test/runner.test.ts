@@ -100,13 +100,34 @@ describe('the runner', () => {
 
   it('tells a non-finite argument from its text and from null: .inf, "Infinity", .nan and null each run the task', () => {
     const project = new Project({'tasks/a.ts': countingTask(['a.txt'])});
-    const values = ['.inf', '"Infinity"', '.nan', 'null', '.inf'];
-    for (const value of values) {
-      project.write({'pipeline.yaml': `tasks:\n  a: {run: a, with: {limit: ${value}}, outputs: [a.txt]}\n`});
+    const reasons: (string | null)[] = [];
+    for (const value of ['.inf', '"Infinity"', '.nan', 'null', '.inf']) {
+      project.write({'pipeline.yaml': `tasks:\n  a: {run: a, with: {limit: ${value}, floor: -.inf}, outputs: [a.txt]}\n`});
       expect(project.run(['--old', '1', '--new', '2']).code).toBe(0);
+      reasons.push(project.json<{tasks: {reason: string | null}[]}>('output/1_vs_2/summary.json').tasks[0]!.reason);
     }
-    // The last .inf is the first one's result, from the cache.
+    // The last .inf is the first one's result, from the cache; the unchanged floor is never named.
     expect(project.runs()).toEqual({a: 4});
+    expect(reasons).toEqual([
+      'no previous run',
+      'argument limit changed Infinity -> "Infinity"',
+      'argument limit changed "Infinity" -> NaN',
+      'argument limit changed NaN -> null',
+      null,
+    ]);
+  });
+
+  it('hands a task .inf as Infinity on every run, the configuration remembered or not', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, with: {limit: .inf, floor: -.inf, odd: .nan}, outputs: [a.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt'], '[ctx.args.limit, ctx.args.floor, ctx.args.odd].join()'),
+    });
+    // The second run reads the configuration remembered by the first (.cache/config).
+    for (const flags of [[], ['--force']]) {
+      expect(project.run(['--old', '1', '--new', '2', ...flags]).code).toBe(0);
+      expect(project.read('output/1_vs_2/a.txt')).toBe('Infinity,-Infinity,NaN');
+    }
+    expect(project.runs()).toEqual({a: 2});
   });
 
   it('reruns a task when an upstream verdict it sees changes, though the upstream bytes do not', () => {

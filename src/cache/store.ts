@@ -17,7 +17,7 @@ import {basename, dirname, join} from 'node:path';
 import type {CacheKey, FingerprintParts} from '../fingerprint.js';
 import type {TaskResult} from '../task-api.js';
 import {faultPoint} from '../util/fault.js';
-import {hashFile, READ_CHUNK, sha256} from '../util/hash.js';
+import {hashFile, parseKeepingNonFinite, READ_CHUNK, sha256, stringifyKeepingNonFinite} from '../util/hash.js';
 import {StatMemo} from './stat-memo.js';
 
 /**
@@ -177,7 +177,7 @@ export class CacheStore {
     try {
       const file = JSON.parse(text) as EntryFile;
       if (typeof file.entry !== 'string' || sha256(file.entry) !== file.sha256) throw new Error('checksum mismatch');
-      return {kind: 'hit', entry: JSON.parse(file.entry) as CacheEntry};
+      return {kind: 'hit', entry: parseKeepingNonFinite(file.entry) as CacheEntry};
     } catch {
       return {kind: 'corrupt', problem: `cache entry ${path.split('/').pop()!.slice(0, 12)} is damaged (truncated or altered)`};
     }
@@ -277,7 +277,8 @@ export class CacheStore {
       faultPoint('blob-stored');
     }
     const complete: CacheEntry = {...entry, outputs};
-    const text = JSON.stringify(complete);
+    // Non-finite arguments and settings kept as such: "why it runs" compares them with the next run's.
+    const text = stringifyKeepingNonFinite(complete);
     await writeAtomic(this.#entryPath(entry.key), JSON.stringify({sha256: sha256(text), entry: text} satisfies EntryFile));
     faultPoint('entry-written');
     const pointer = JSON.stringify({key: entry.key});

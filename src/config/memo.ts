@@ -11,7 +11,7 @@ import {join, relative} from 'node:path';
 import {PACKAGE_DIR} from '../task-modules.js';
 import type {LoadedPipeline, SettingsInputs} from './load.js';
 import type {Settings, TaskDeclaration} from './schema.js';
-import {canonicalJson, sha256} from '../util/hash.js';
+import {canonicalJson, parseKeepingNonFinite, sha256, stringifyKeepingNonFinite} from '../util/hash.js';
 
 /** What is remembered of a valid load. */
 interface Memo {
@@ -58,7 +58,7 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
   const file = join(memoDir, `${key ?? 'none'}.json`);
   try {
     if (key === undefined) throw new Error('no build id');
-    const memo = JSON.parse(await readFile(file, 'utf8')) as Memo;
+    const memo = parseKeepingNonFinite(await readFile(file, 'utf8')) as Memo;
     const where = {source: relative(process.cwd(), pipelineFile) || pipelineFile};
     return {
       file: pipelineFile,
@@ -81,7 +81,8 @@ export async function loadWithMemo(pipelineFile: string, inputs: SettingsInputs,
     const temporary = `${file}.tmp-${process.pid}`;
     const memo: Memo = {settings: loaded.settings, tasks: [...loaded.tasks], warnings: loaded.warnings};
     // A read-only project still runs; it just loads slowly.
-    await writeFile(temporary, JSON.stringify(memo))
+    // Non-finite numbers (`.inf` in a setting or an argument) stay numbers, not JSON's null.
+    await writeFile(temporary, stringifyKeepingNonFinite(memo))
       .then(() => rename(temporary, file))
       .catch(() => undefined);
   }

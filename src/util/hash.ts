@@ -35,6 +35,24 @@ export function nonFiniteAsText(value: unknown): unknown {
   return typeof value === 'number' && !Number.isFinite(value) ? String(value) : value;
 }
 
+/** How stringifyKeepingNonFinite writes a number JSON cannot hold: `{"$nonFinite": "Infinity"}`. */
+const NON_FINITE_KEY = '$nonFinite';
+
+/** JSON text keeping ±Infinity and NaN (as `{"$nonFinite": "Infinity"}`), for parseKeepingNonFinite. */
+export function stringifyKeepingNonFinite(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? {[NON_FINITE_KEY]: String(v)} : v));
+}
+
+/** Reads what stringifyKeepingNonFinite wrote, its non-finite numbers back as numbers. */
+export function parseKeepingNonFinite(text: string): unknown {
+  return JSON.parse(text, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const keys = Object.keys(v);
+    const mark = (v as Record<string, unknown>)[NON_FINITE_KEY];
+    return keys.length === 1 && (mark === 'Infinity' || mark === '-Infinity' || mark === 'NaN') ? Number(mark) : v;
+  });
+}
+
 export function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
