@@ -254,6 +254,10 @@ tasks:
       '--set nonsense Expected --set PATH=VALUE, such as --set validation.tolerance.abs=0.01, got "nonsense".',
       '--set performance.timeout=soon Expected a number for "performance.timeout", got "soon".',
     ]);
+    // A shortening of one value is suggested as well as a typo.
+    expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'logging.level=WARN']), [
+      '--set logging.level=WARN Expected "logging.level" to be one of DEBUG, INFO, WARNING, ERROR, got "WARN". Did you mean "WARNING"?',
+    ]);
     expectProblems(project.run(['--old', '1', '--new', '2', '--set', 'validation.rules=[{"check": "removed_keys", "severity": "warn"}]']), [
       '--set validation.rules=[{"check": "removed_keys", "severity": "warn"}] Expected "validation.rules[0]" to have a limit: "max", "max_pct" or both.',
     ]);

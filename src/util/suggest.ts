@@ -15,13 +15,18 @@ function editDistance(a: string, b: string): number {
 
 /** The candidate closest to `name`, if it is close enough to be a plausible typo. */
 export function closest(name: string, candidates: Iterable<string>): string | undefined {
+  const list = [...candidates];
   let best: string | undefined;
   let bestDistance = Infinity;
-  for (const candidate of candidates) {
+  for (const candidate of list) {
     const distance = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
   }
-  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  if (bestDistance <= Math.max(2, Math.floor(name.length / 3))) return best;
+  // A shortening of one candidate only ("WARN" for "WARNING").
+  const lower = name.toLowerCase();
+  const extended = lower.length < 2 ? [] : list.filter((candidate) => candidate.toLowerCase().startsWith(lower));
+  return extended.length === 1 ? extended[0] : undefined;
 }
 
 /** ` Did you mean "x"?` or the empty string. */
