@@ -221,7 +221,7 @@ async function compareInBigQuery(
   rules: readonly Rule[],
 ) {
   const {queryAll, decodeScalar} = await import('./lib/bigquery-client.js');
-  const {callBigQuery, openPushedDown, referenceSettings, RowEncoder, stagedRowsSql} = await import('./lib/bigquery-extract.js');
+  const {callBigQuery, openPushedDown, referenceSettings, RowEncoder, stagedRowsSql, WRITE_MISMATCHES} = await import('./lib/bigquery-extract.js');
   const table = `${reference.project_id}.${reference.dataset_id}.${reference.table_id}`;
   const errorSettings = referenceSettings(reference, settings);
   const cap = errorSettings.maximumBytesBilled;
@@ -305,7 +305,7 @@ async function compareInBigQuery(
   let written: {table: string; rows: number} | undefined;
   if (mismatchTableSql !== null && mismatchTable !== null) {
     ctx.progress({message: `writing every mismatch to ${mismatchTable}`});
-    await callBigQuery(errorSettings, `write the mismatches to ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql), ctx.signal));
+    await callBigQuery(errorSettings, `${WRITE_MISMATCHES} ${mismatchTable} from`, () => queryAll(bigquery, query(mismatchTableSql), ctx.signal));
     bytes += tableBytes;
     written = {table: mismatchTable, rows: totals.mismatch};
     ctx.log.info(`Wrote ${totals.mismatch} mismatches to the BigQuery table ${mismatchTable}.`);

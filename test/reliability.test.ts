@@ -405,6 +405,19 @@ export default {
     expect(misspelt.stderr).toBe('Warning: Environment variable PIPELINE_CACH_DIR is not read: "cach" is not a settings section. Did you mean PIPELINE_CACHE_DIR?\n');
   });
 
+  it('gc counts a file entries share once, as status does, keeping and limiting by size on disk', () => {
+    const project = new Project({
+      'pipeline.yaml': 'tasks:\n  a: {run: a, with: {v: "${new}"}, outputs: [a.txt]}\n',
+      'tasks/a.ts': countingTask(['a.txt'], "'the same whatever the version'"),
+    });
+    project.run(['--old', '1', '--new', '2']);
+    project.run(['--old', '1', '--new', '3']);
+    const status = /^Cache \.cache: 2 entries, 1 stored files, (\d+ B)\n/.exec(project.run(['cache', 'status']).stdout);
+    expect(status).not.toBeNull();
+    // The older entry fits in the limit beside the latest, since it adds nothing on disk.
+    expect(project.run(['cache', 'gc', '--max-size', status![1]!.replace(' ', '')]).stdout).toBe(`Removed 0 entries and 0 files (0 B); kept 2 entries (${status![1]}), including the latest run's.\n`);
+  });
+
   it('says a task reruns because its last result left the cache, not that it never ran', () => {
     const project = simple();
     project.run(['--old', '1', '--new', '2']);

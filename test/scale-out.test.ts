@@ -247,6 +247,18 @@ describe('the comparison pushed down to BigQuery', () => {
     expect(rows.sort()).toEqual(csv.sort());
   });
 
+  it('a mismatch table BigQuery cannot create is blamed on validation.mismatch_table, not on the columns', async () => {
+    const error = await compare('bigquery', {validation: {mismatch_table: 'missing_dataset.all_mismatches'}}).then(
+      () => undefined,
+      (thrown: unknown) => thrown as ConfigurationError,
+    );
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect(error!.message).toBe(
+      'Not found while trying to write the mismatches to scale-proj.missing_dataset.all_mismatches from scale-proj.ds.cases: Not found: Dataset scale-proj:missing_dataset',
+    );
+    expect(error!.hint).toMatch(/^Check validation\.mismatch_table: its dataset must exist/);
+  });
+
   it('refuses a comparison the dry run prices above bigquery.maximum_bytes_billed, before running it', async () => {
     server.resetLog();
     await expect(compare('bigquery', {bigquery: {maximum_bytes_billed: 100}})).rejects.toThrow(/would process .* more than bigquery\.maximum_bytes_billed/);

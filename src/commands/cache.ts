@@ -119,14 +119,20 @@ export async function cacheCommand(args: string[], flags: CacheFlags): Promise<n
         const maxAge = flags['max-age'] === undefined ? Infinity : parseDuration(flags['max-age'], '--max-age');
         const protectedKeys = await store.latestRunKeys();
         const entries = (await store.entries()).sort((a, b) => b.lastUsed - a.lastUsed);
+        const blobs = await store.blobs();
         const kept: CacheEntry[] = [];
+        // Sizes on disk: a file several entries share (the same extraction for two comparisons) counts once.
+        const keptFiles = new Set<string>();
         let size = 0;
         let removed = 0;
         for (const item of entries) {
-          const keep = protectedKeys.has(item.entry.key) || (Date.now() - item.lastUsed <= maxAge && size + item.size <= maxSize);
+          const files = Object.values(item.entry.outputs).map((output) => store.blobPath(output));
+          const added = [...new Set(files)].filter((file) => !keptFiles.has(file)).reduce((sum, file) => sum + (blobs.get(file) ?? 0), 0);
+          const keep = protectedKeys.has(item.entry.key) || (Date.now() - item.lastUsed <= maxAge && size + added <= maxSize);
           if (keep) {
             kept.push(item.entry);
-            size += item.size;
+            size += added;
+            for (const file of files) keptFiles.add(file);
           } else {
             await store.remove(item.path);
             removed++;

@@ -600,6 +600,9 @@ export async function callBigQuery<T>(settings: BigQuerySettings, what: string, 
 /** Reasons of failures on BigQuery's side, not the request's or the query's. */
 const SERVER_SIDE_REASONS = new Set(['backendError', 'internalError', 'jobBackendError', 'jobInternalError']);
 
+/** How writing the mismatch table (validation.mismatch_table) begins in messages. */
+export const WRITE_MISMATCHES = 'write the mismatches to';
+
 /** What reading a table's metadata (tables.get) is called in messages. */
 const READ_METADATA = 'read the table metadata of';
 
@@ -652,14 +655,20 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
         hint: 'Run `gcloud auth application-default login` again, or check the key file in GOOGLE_APPLICATION_CREDENTIALS.',
       });
     }
+    // Writing the mismatch table fails for reasons of its own setting, whatever the status.
+    const mismatchTableHint =
+      'Check validation.mismatch_table: its dataset must exist, in the location of the source (bigquery.location), and the credential needs roles/bigquery.dataEditor on it.';
+    const writingMismatches = what.startsWith(WRITE_MISMATCHES);
     if (e.code === 403 && reason !== 'rateLimitExceeded' && reason !== 'userRateLimitExceeded' && reason !== 'quotaExceeded') {
       return new ConfigurationError(`Access denied while trying to ${what} ${table}: ${message}`, {
-        hint: `Grant the credential's identity roles/bigquery.dataViewer on the dataset ${settings.datasetId} and roles/bigquery.jobUser on the project ${settings.projectId}.`,
+        hint: writingMismatches
+          ? mismatchTableHint
+          : `Grant the credential's identity roles/bigquery.dataViewer on the dataset ${settings.datasetId} and roles/bigquery.jobUser on the project ${settings.projectId}.`,
       });
     }
     if (e.code === 404) {
       return new ConfigurationError(`Not found while trying to ${what} ${table}: ${message}`, {
-        hint: 'Check bigquery.project_id, bigquery.dataset_id, bigquery.table_id and bigquery.location.',
+        hint: writingMismatches ? mismatchTableHint : 'Check bigquery.project_id, bigquery.dataset_id, bigquery.table_id and bigquery.location.',
       });
     }
     if (e.code === 400 && what === READ_METADATA) {
@@ -669,7 +678,7 @@ function explain(error: unknown, settings: BigQuerySettings, what: string): Erro
     }
     if (e.code === 400) {
       return new ConfigurationError(`BigQuery rejected the query on ${table}: ${message}`, {
-        hint: 'Check source.columns, source.keys and source.version_column against the table.',
+        hint: writingMismatches ? mismatchTableHint : 'Check source.columns, source.keys and source.version_column against the table.',
       });
     }
     if (reason === 'quotaExceeded') {
