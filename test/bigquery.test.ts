@@ -297,14 +297,16 @@ describe('transient failures', () => {
     expect(inserts().map((r) => r.injected)).toEqual([true, false]);
   });
 
-  it('gives up on a job failing with backendError after performance.retry_count new jobs, saying so truly', async () => {
+  it.each([
+    [500, 'backendError', 'Backend error. Job aborted.'],
+    // A 400, yet BigQuery's own failure, not a wrong query.
+    [400, 'jobInternalError', 'Internal error.'],
+  ] as const)('gives up on a job failing with %i %s after performance.retry_count new jobs, saying so truly', async (status, reason, message) => {
     server.resetLog();
-    server.failNext(4, 500, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'backendError', message: 'Backend error. Job aborted.'});
+    server.failNext(4, status, {route: 'jobs.insert', dryRun: false, inJob: true, reason, message});
     const error = await failure(extract('preds', 'v1', {source: predsSource}));
     expect(error).toBeInstanceOf(ExecutionError);
-    expect(error.message).toBe(
-      'BigQuery kept failing while trying to query test-proj.ds.preds: HTTP 500: Backend error. Job aborted. Gave up after 4 attempts (performance.retry_count: 3).',
-    );
+    expect(error.message).toBe(`BigQuery kept failing while trying to query test-proj.ds.preds: HTTP 500: ${message.replace(/\.$/, '')}. Gave up after 4 attempts (performance.retry_count: 3).`);
     expect(new Set(inserts().map((r) => r.jobId)).size).toBe(4);
   });
 
@@ -316,15 +318,6 @@ describe('transient failures', () => {
     expect(new Set(inserts().map((r) => r.jobId)).size).toBe(2);
     expect(server.count('jobs.get')).toBe(1);
     expect(server.cancelled).toEqual([]);
-  });
-
-  it('says a job failing with jobInternalError (a 400) kept failing, not that the query is wrong', async () => {
-    server.resetLog();
-    server.failNext(4, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'jobInternalError', message: 'Internal error.'});
-    const error = await failure(extract('preds', 'v1', {source: predsSource}));
-    expect(error).toBeInstanceOf(ExecutionError);
-    expect(error.message).toBe('BigQuery kept failing while trying to query test-proj.ds.preds: HTTP 500: Internal error. Gave up after 4 attempts (performance.retry_count: 3).');
-    expect(new Set(inserts().map((r) => r.jobId)).size).toBe(4);
   });
 
   it('runs a dry run again when its job fails for a reason of BigQuery own', async () => {
