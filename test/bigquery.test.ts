@@ -266,17 +266,12 @@ describe('queries that take time, and interruptions', () => {
     expect(server.log.filter((r) => r.route === 'jobs.insert' && !r.dryRun)).toEqual([]);
   });
 
-  it('a dry run that fails as its job is created reads as BigQuery refusing the query', async () => {
+  it.each([
+    ['a job', false],
+    ['a dry run', true],
+  ] as const)('%s failing as it is created reads as BigQuery refusing the query, not as a lost network', async (_, dryRun) => {
     server.resetLog();
-    server.failNext(1, 400, {route: 'jobs.insert', dryRun: true, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
-    const error = await failure(extract('preds', 'v1', {source: predsSource}));
-    expect(error).toBeInstanceOf(ConfigurationError);
-    expect(error.message).toBe('BigQuery rejected the query on test-proj.ds.preds: Syntax error: Unexpected end of script');
-  });
-
-  it('a job that fails as it is created reads as BigQuery refusing the query, not as a lost network', async () => {
-    server.resetLog();
-    server.failNext(1, 400, {route: 'jobs.insert', dryRun: false, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
+    server.failNext(1, 400, {route: 'jobs.insert', dryRun, inJob: true, reason: 'invalidQuery', message: 'Syntax error: Unexpected end of script'});
     const error = await failure(extract('preds', 'v1', {source: predsSource}));
     expect(error).toBeInstanceOf(ConfigurationError);
     expect(error.message).toBe('BigQuery rejected the query on test-proj.ds.preds: Syntax error: Unexpected end of script');
