@@ -342,7 +342,7 @@ class ClientSource implements BigQuerySource {
 
 type Job = ReturnType<Client['job']>;
 
-/** An error of the client; `jobFailed` when the job was created and failed (see withJobStatus). */
+/** An error of the client; `jobFailed` when its job was created and failed (withJobStatus, #markIfFailed). */
 interface JobFailure {
   code?: unknown;
   errors?: {reason?: string}[];
