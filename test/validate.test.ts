@@ -252,6 +252,21 @@ describe('tolerance', () => {
     );
   });
 
+  it('forgives the rounding of each value into a double, no more: at 1.7e15 (a unit in the last place is 0.25) a change of 1 exceeds a tolerance of 0.5', async () => {
+    const base = 1.7e15;
+    const changes = [0.5, 0.75, 1, 1.75];
+    const rows = (offset: (change: number) => number) => changes.map((change, id) => `(${id}, ${base + offset(change)})`).join(', ');
+    const run = await compareVersions(
+      `FROM (VALUES ${rows(() => 0)}) t(id, x) SELECT id, x::DOUBLE AS x`,
+      `FROM (VALUES ${rows((change) => change)}) t(id, x) SELECT id, x::DOUBLE AS x`,
+      {tolerance: {abs: 0.5, rel: 0, columns: {}}},
+    );
+    // Exactly at the tolerance is no change, nor 0.75: two values rounded by an eighth each may
+    // make 0.5 read as 0.75. 1 and 1.75 are changes (both were forgiven before).
+    expect(run.json.columns.x.changed).toBe(2);
+    expect(run.files['mismatches.csv']!.split('\n').slice(1, -1).map((line) => line.split(',')[0])).toEqual(['2', '3']);
+  });
+
   it('takes differences of DECIMALs exactly (HUGEINTs travel as DECIMAL(38,0)): changes past a double\'s digits survive a tolerance', async () => {
     // Each changes by more than the tolerance of 1e-9 (50 at 1.2e17, 1 at 1.2e22, 1e-8 at
     // 1.2e7), which doubles would round away; q moves by exactly its tolerance of 0.1 (no change).
@@ -319,6 +334,36 @@ describe('schema', () => {
     expect(run.json.rules[0]).toMatchObject({check: 'schema_unchanged', passed: false, observed: 4, limit: 0});
     expect(run.json.rules[0].message).toContain('retyped "b" (VARCHAR -> INTEGER)');
     expect(run.json.status).toBe('warn');
+  });
+
+  it('finds every change of lists and structs, those DuckDB hashes alike included ([0] and [0, 0]; NULL, [] and [NULL])', async () => {
+    const pairs: [string, string][] = [
+      ['[0]', '[0, 0]'],
+      ['[0.0, 0.0, 0.25]', '[0.25]'],
+      ['NULL', '[]'],
+      ['[]', 'NULL'],
+      ['[NULL]', '[]'],
+      ['[1, 2]', '[1, 2]'],
+    ];
+    const side = (pick: 0 | 1) =>
+      `FROM (VALUES ${pairs.map((pair, id) => `(${id}, ${pair[pick]}::DOUBLE[], ${pair[pick] === '[1, 2]' ? "{'a': 1, 'b': 2}" : pick === 0 ? "{'a': NULL, 'b': NULL}" : 'NULL'})`).join(', ')}) t(id, v, s) SELECT id, v, s::STRUCT(a INTEGER, b INTEGER) AS s`;
+    const run = await compareVersions(side(0), side(1));
+    // Every row but the last changes v, and s (a struct of NULLs against NULL).
+    expect(run.json.columns.v.changed).toBe(5);
+    expect(run.json.columns.s.changed).toBe(5);
+    expect(run.json.changed_rows).toBe(5);
+  });
+
+  it('reports a retyped key as schema drift, while still matching its values', async () => {
+    const run = await compareVersions(
+      `FROM (VALUES (1, 'a'), (2, 'b')) t(id, x) SELECT id::INTEGER AS id, x`,
+      `FROM (VALUES (1, 'a'), (2, 'c')) t(id, x) SELECT id::VARCHAR AS id, x`,
+      {rules: [{check: 'schema_unchanged', severity: 'warn'}]},
+    );
+    expect(run.json.schema.retyped).toEqual([{column: 'id', old: 'INTEGER', new: 'VARCHAR'}]);
+    expect(run.json.keys).toMatchObject({matched: 2, added: 0, removed: 0});
+    expect(run.json.columns.x.changed).toBe(1);
+    expect(run.json.rules[0]).toMatchObject({check: 'schema_unchanged', passed: false, observed: 1});
   });
 
   it('writes each value in mismatches.csv as its own type prints it, ordered by key then column', async () => {

@@ -107,11 +107,14 @@ export const DIFF_TABLE = 'validate_diff';
 
 // A difference that lands exactly on a decimal tolerance (1.1 - 1.0 against 0.1) must not
 // count as a change, yet binary doubles make it 0.10000000000000009. When a column has a
-// tolerance, forgive the rounding of decimal values into doubles: two units in the last
-// place of each operand and of the tolerance (integers are exact: only the tolerance's).
-// Each term is scaled apart, so that the slack of values near the DOUBLE limit does not
-// overflow to infinity and forgive everything.
-const ROUNDING_SLACK = 2 * Number.EPSILON;
+// tolerance, forgive the rounding of decimal values into doubles: half a unit in the last
+// place of each operand (what rounding a decimal into a double may cost it; integers and
+// decimals are exact) and two of the tolerance (its own rounding, and its arithmetic's). No
+// more: at 1.7e15, where a unit in the last place is 0.25, a change of 1 exceeds a tolerance
+// of 0.5 (0.75 may be 0.5 rounded, an eighth each way). Each term is scaled apart, so that the slack of values near the DOUBLE
+// limit does not overflow to infinity and forgive everything.
+const OPERAND_SLACK = Number.EPSILON / 2;
+const TOLERANCE_SLACK = 2 * Number.EPSILON;
 
 /** Integer types whose difference DuckDB computes exactly as a HUGEINT (a DOUBLE loses digits past 2^53). */
 const EXACT_INTEGER_TYPE = /^(TINYINT|SMALLINT|INTEGER|BIGINT|UTINYINT|USMALLINT|UINTEGER|UBIGINT)$/;
@@ -177,7 +180,8 @@ export function planComparison(options: PlanOptions): ComparePlan {
   }
   const wanted = (name: string) => !keySet.has(name) && (selected === null || selected.has(name));
 
-  const schema: SchemaDiff = {added: [], removed: [], retyped: []};
+  // A key retyped is schema drift too (INTEGER to VARCHAR, BIGINT to DOUBLE), though compared as keys.
+  const schema: SchemaDiff = {added: [], removed: [], retyped: keys.flatMap((name) => (oldTypes.get(name) !== newTypes.get(name) ? [{column: name, old: oldTypes.get(name)!, new: newTypes.get(name)!}] : []))};
   const columns: ComparedColumn[] = [];
   for (const {name, type} of schemaOld) {
     if (!wanted(name)) continue;
@@ -277,12 +281,14 @@ export function duplicatesSql(plan: ComparePlan, parts = 1): SqlStatement[] {
  * between the versions. Joining keys and one hash instead of whole rows keeps the join's
  * hash table a fraction of the size (at 10M rows: half the time, a third less memory).
  * A false positive (1 against 1.0 after a retype) costs nothing, as the diff compares
- * values exactly; a false negative needs two different rows with equal 64-bit hashes, and
- * DuckDB's hash of a single 8-byte number is a bijection, so a row differing in one numeric
- * column always gets a new hash.
+ * values exactly; a false negative needs two different rows with equal 64-bit hashes:
+ * DuckDB's hash of a single 8-byte number is a bijection, so a row differing from another
+ * value in one numeric column always gets a new hash, and nested values are hashed as text
+ * (see hashedValue). What is left is chance, about 2^-64 a changed row (a NULL against the
+ * one value of a type that hashes like NULL, say).
  */
 export function candidatesSql(plan: ComparePlan): SqlStatement {
-  const values = plan.columns.map((c) => valueExpr(plan, c));
+  const values = plan.columns.map((c) => hashedValue(plan, c));
   const hash = values.length > 0 ? `hash(${values.join(', ')})` : 'CAST(0 AS UBIGINT)';
   const side = (s: keyof CompareSources) =>
     `SELECT s.* FROM (SELECT ${keyProjection(plan, 't')}, ${hash} AS h FROM ${source(plan, s)} AS t ` +
@@ -476,13 +482,13 @@ function changedExpr(column: ComparedColumn, i: number, params: Record<string, s
 
 /**
  * The largest |new - old| a column's tolerance (`limit`, the SQL of `abs + rel * |old|`)
- * allows, with the rounding of ROUNDING_SLACK forgiven: the same SQL in both dialects.
+ * allows, with the rounding of OPERAND_SLACK and TOLERANCE_SLACK forgiven: the same SQL in both dialects.
  */
 function toleranceBound(column: ComparedColumn, o: string, n: string, limit: string): string {
   // Exact operands are subtracted exactly: only the difference is rounded, not the operands.
   const exact = exactIntegers(column) || commonDecimalScale(column) !== undefined;
-  const operands = exact ? '' : `${ROUNDING_SLACK} * abs(${o}) + ${ROUNDING_SLACK} * abs(${n}) + `;
-  return `${limit} + ${operands}${ROUNDING_SLACK} * ${limit}`;
+  const operands = exact ? '' : `${OPERAND_SLACK} * abs(${o}) + ${OPERAND_SLACK} * abs(${n}) + `;
+  return `${limit} + ${operands}${TOLERANCE_SLACK} * ${limit}`;
 }
 
 function exactIntegers(column: ComparedColumn): boolean {
@@ -548,6 +554,17 @@ function keyExpr(plan: ComparePlan, key: KeyColumn, alias: string): string {
 function valueExpr(plan: ComparePlan, column: ComparedColumn): string {
   const value = `t.${quoteIdent(column.name, plan.dialect)}`;
   return column.kind === 'exact' && column.typeOld !== column.typeNew ? `CAST(${value} AS VARCHAR)` : value;
+}
+
+// Lists, structs, maps and unions are hashed as their text: DuckDB's hash of them gives equal
+// hashes to different values ([0] and [0, 0]; NULL, [] and [NULL]; a struct of NULLs and NULL).
+const NESTED_DUCKDB_TYPE = /\[\d*\]$|^(STRUCT|MAP|UNION)\(/i;
+
+/** A compared column's value as the candidates' row hash takes it (see NESTED_DUCKDB_TYPE). */
+function hashedValue(plan: ComparePlan, column: ComparedColumn): string {
+  const value = valueExpr(plan, column);
+  const nested = NESTED_DUCKDB_TYPE.test(column.typeOld) || NESTED_DUCKDB_TYPE.test(column.typeNew);
+  return nested && !value.startsWith('CAST(') ? `CAST(${value} AS VARCHAR)` : value;
 }
 
 function keysEqual(plan: ComparePlan, left: string, right: string): string {
