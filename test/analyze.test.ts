@@ -100,6 +100,19 @@ const DUPLICATED = (changed: boolean) =>
   `SELECT i AS id, i / 1000 ${changed ? '+ CASE WHEN i % 10 = 0 THEN i / 100 ELSE 0 END' : ''} AS y FROM range(1000) t(i)
    UNION ALL SELECT i, ${changed ? '-i' : 'i * 3'} FROM (VALUES ${changed ? '(970), (960)' : '(990), (980)'}) v(i)`;
 
+// Segments of 31, 1,485 and 1,484 rows (their means of a constant differ in the last bit): a
+// parameter constant in each version, and one far from zero against its spread (1e9 and
+// millionths), the new version moved by 5e-4.
+const SEGMENTED_FAR = (changed: boolean) =>
+  `SELECT i AS id, CASE WHEN i < 31 THEN 'a' WHEN i < 1516 THEN 'b' ELSE 'c' END AS region, ${changed ? '0.11' : '0.1'}::DOUBLE AS c, ` +
+  `(1e9 + ((i * 7919) % 2000) / 1e6 ${changed ? '+ 5e-4' : ''})::DOUBLE AS f FROM range(3000) t(i)`;
+// Changes beyond a DOUBLE (1e308 to -1e308, 2e308 each) on keys 0..99, the largest on 43
+// (3.4e308) then 44 (2.7e308); keys 100..199 move by 1.
+const OVERFLOWING = (changed: boolean) =>
+  `SELECT i AS id, CASE WHEN i = 43 THEN 1.7e308 WHEN i = 44 THEN 1.35e308 WHEN i < 100 THEN 1e308 ELSE i END::DOUBLE ${changed ? '* CASE WHEN i < 100 THEN -1 ELSE 1 END + CASE WHEN i < 100 THEN 0 ELSE 1 END' : ''} AS p FROM range(200) t(i)`;
+// Subnormal values (below 2.2e-308), whose scale up for squaring is no double.
+const SUBNORMAL = `SELECT i AS id, ((i % 7 + 1) * 1e-310)::DOUBLE AS p FROM range(70) t(i)`;
+
 interface Row {id: number; region: string; x: number | null; y: number; z: string}
 let oldRows: Row[];
 let newRows: Row[];
@@ -108,7 +121,7 @@ beforeAll(async () => {
   dir = temporaryFolder('analyze-');
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
-  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)], ['mass-old', MASS(false)], ['mass-new', MASS(true)], ['float-keys-old', FLOAT_KEYS(false)], ['float-keys-new', FLOAT_KEYS(true)], ['sentinel-old', SENTINEL(false)], ['sentinel-new', SENTINEL(true)]] as const) {
+  for (const [name, sql] of [['old', OLD], ['new', NEW], ['same', OLD], ['ties-old', TIES_OLD], ['ties-new', TIES_NEW], ['many', MANY], ['huge-old', HUGE(OLD)], ['huge-new', HUGE(NEW)], ['centred-old', CENTRED(OLD)], ['centred-new', CENTRED(NEW)], ['wide-old', WIDE(OLD)], ['wide-new', WIDE(NEW)], ['params-old', PARAMETERS(false)], ['params-new', PARAMETERS(true)], ['labels-old', LABELS_OLD], ['labels-new', LABELS_NEW], ['nested-old', NESTED(false)], ['nested-new', NESTED(true)], ['dups-old', DUPLICATED(false)], ['dups-new', DUPLICATED(true)], ['tiers-old', FLOAT_SEGMENTS(false)], ['tiers-new', FLOAT_SEGMENTS(true)], ['large-old', LARGE(false)], ['large-new', LARGE(true)], ['epoch', EPOCH], ['epoch-moved', EPOCH_MOVED], ['epoch-mixed', EPOCH_MIXED], ['near-2-53', NEAR_2_53], ['tiny', TINY], ['tied-old', TIED(false)], ['tied-new', TIED(true)], ['mass-old', MASS(false)], ['mass-new', MASS(true)], ['float-keys-old', FLOAT_KEYS(false)], ['float-keys-new', FLOAT_KEYS(true)], ['sentinel-old', SENTINEL(false)], ['sentinel-new', SENTINEL(true)], ['far-old', SEGMENTED_FAR(false)], ['far-new', SEGMENTED_FAR(true)], ['overflowing-old', OVERFLOWING(false)], ['overflowing-new', OVERFLOWING(true)], ['subnormal', SUBNORMAL]] as const) {
     await conn.run(`COPY (${sql}) TO '${join(dir, `${name}.parquet`)}' (FORMAT parquet)`);
   }
   const read = async (sql: string) => (await conn.runAndReadAll(`${sql} ORDER BY id`)).getRowObjectsJS().map((r) => ({...r, id: Number(r['id'])}) as unknown as Row);
@@ -478,6 +491,36 @@ describe('analyze', () => {
       const offsets = Array.from({length: 20000}, (_, i) => i).filter((i) => i % 2 === half).map((i) => (i * 7919) % 2000);
       expect(Math.abs(segment.old.std! / deviation(offsets) - 1)).toBeLessThan(1e-10);
     }
+  });
+
+  it('merges segments without losing digits: a constant has no deviation, values far from zero keep theirs and their mean change', async () => {
+    const {doc} = await run('far-new', {segment_by: ['region']}, 'far-old');
+    const c = doc.parameters['c']!;
+    expect([c.old.mean, c.old.std, c.new.mean, c.new.std]).toEqual([0.1, 0, 0.11, 0]);
+    // No deviation to measure the move in: none (Infinity deviations is the alerts' reading).
+    expect(c.wasserstein_norm).toBeNull();
+    // The stored doubles less 1e9 (exact) are the offsets the figures must keep.
+    const offsets = (changed: boolean) => Array.from({length: 3000}, (_, i) => 1e9 + (i * 7919) % 2000 / 1e6 + (changed ? 5e-4 : 0) - 1e9);
+    const f = doc.parameters['f']!;
+    expect(Math.abs(f.old.std! / std(offsets(false)) - 1)).toBeLessThan(1e-9);
+    expect(Math.abs(f.new.std! / std(offsets(true)) - 1)).toBeLessThan(1e-9);
+    expect(Math.abs(f.mean_change.abs! / (mean(offsets(true)) - mean(offsets(false))) - 1)).toBeLessThan(1e-6);
+  });
+
+  it('lists changes beyond a DOUBLE first, largest first, wherever the sample puts the threshold', async () => {
+    const one = (await run('overflowing-new', {segment_by: [], top_n: 1}, 'overflowing-old')).doc.parameters['p']!;
+    expect(one.top_movers.map((m) => m.key['id'])).toEqual([43]);
+    const three = (await run('overflowing-new', {segment_by: [], top_n: 3}, 'overflowing-old')).doc.parameters['p']!;
+    // Ties (2e308 each) keep the largest key, as every tie does.
+    expect(three.top_movers.map((m) => m.key['id'])).toEqual([43, 44, 99]);
+    expect(three.top_movers[0]).toMatchObject({old: 1.7e308, new: -1.7e308, change: null, abs_change: null});
+  });
+
+  it('measures subnormal values (below 2.2e-308), scaled up as far as a DOUBLE goes', async () => {
+    const p = (await run('subnormal', {segment_by: []}, 'subnormal')).doc.parameters['p']!;
+    const units = Array.from({length: 70}, (_, i) => (i % 7) + 1);
+    expect(Math.abs(p.old.std! / (std(units) * 1e-310) - 1)).toBeLessThan(1e-6);
+    expect([p.old.min, p.old.max]).toEqual([1e-310, 7e-310]);
   });
 
   it('orders tied movers by key value (8 before 10), the same on every run', async () => {

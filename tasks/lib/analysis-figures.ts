@@ -41,46 +41,60 @@ export interface SideMoments {
 
 /**
  * The power of two nearest below `magnitude` (1 for none): dividing by it is exact, and
- * brings the magnitude into [1, 2), where squares cannot overflow.
+ * brings the magnitude into [1, 2), where squares cannot overflow. Never below 2^-1022, whose
+ * inverse is still a double (a subnormal magnitude is scaled up by that much).
  */
 export function powerOfTwoNear(magnitude: number | null): number {
   if (magnitude === null || !Number.isFinite(magnitude) || magnitude === 0) return 1;
   // log2 of the largest doubles rounds to 1024, whose power of two is no double: 2^1023 then.
-  return 2 ** Math.min(1023, Math.floor(Math.log2(Math.abs(magnitude))));
+  return 2 ** Math.max(-1022, Math.min(1023, Math.floor(Math.log2(Math.abs(magnitude)))));
 }
 
 // The global moments are combined from the segments' (Chan et al.'s pairwise update of the
-// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS. The
-// update runs on the moments divided by a power of two near their magnitude, so that
-// squaring cannot overflow for huge values; the scaling changes no digit otherwise.
+// sum of squared deviations), which saves DuckDB a second pass or a GROUPING SETS. Each
+// group's mean is its reference plus its mean deviation from it (statsSql): the update runs
+// on those means less the side's first reference, small numbers when the values are far from
+// zero (a constant: all zero, so its deviation stays exactly 0), divided by a power of two
+// near their magnitude, so that squaring cannot overflow for huge values; the scaling changes
+// no digit otherwise. A group whose deviation overflows a DOUBLE leaves the global one
+// unknown, not the mean.
 export function momentsOf(stats: readonly Record<string, unknown>[], i: number, segmentCount: number): [SideMoments, SideMoments] {
-  let magnitude = 0;
-  for (const r of stats) for (const key of [`m${i}`, `s${i}`]) magnitude = Math.max(magnitude, Math.abs(num(r[key]) ?? 0));
-  const scale = powerOfTwoNear(magnitude);
   const side = (k: 0 | 1): SideMoments => {
     const segments: Moments[] = Array.from({length: segmentCount}, () => ({count: 0, mean: null, std: null, min: null, max: null}));
+    const groups: {count: number; reference: number; deviation: number; std: number | null}[] = [];
     let rows = 0;
-    let count = 0;
-    let mean = 0;
-    let m2 = 0;
     let min: number | null = null;
     let max: number | null = null;
     for (const r of stats) {
       if (num(r['side']) !== k) continue;
       rows += num(r['rows']) ?? 0;
       const sid = num(r['sid']);
-      const m: Moments = {count: num(r[`n${i}`]) ?? 0, mean: num(r[`m${i}`]), std: num(r[`s${i}`]), min: num(r[`lo${i}`]), max: num(r[`hi${i}`])};
+      const reference = num(r[`ref${i}`]) ?? 0;
+      const deviation = num(r[`m${i}`]);
+      const m: Moments = {count: num(r[`n${i}`]) ?? 0, mean: deviation === null ? null : reference + deviation, std: num(r[`s${i}`]), min: num(r[`lo${i}`]), max: num(r[`hi${i}`])};
       if (sid !== null && sid >= 1 && sid <= segmentCount) segments[sid - 1] = m;
-      if (m.count === 0 || m.mean === null) continue;
-      const n = count + m.count;
-      const delta = m.mean / scale - mean;
-      m2 += ((m.std ?? 0) / scale) ** 2 * (m.count - 1) + (delta * delta * count * m.count) / n;
-      mean += (delta * m.count) / n;
-      count = n;
+      if (m.count === 0 || deviation === null) continue;
+      groups.push({count: m.count, reference, deviation, std: m.std});
       min = min === null || m.min! < min ? m.min : min;
       max = max === null || m.max! > max ? m.max : max;
     }
-    const global: Moments = {count, mean: count > 0 ? mean * scale : null, std: count > 1 ? Math.sqrt(m2 / (count - 1)) * scale : null, min, max};
+    const origin = groups[0]?.reference ?? 0;
+    const offsets = groups.map((g) => g.reference - origin + g.deviation);
+    let magnitude = 0;
+    for (const [j, g] of groups.entries()) for (const value of [offsets[j]!, g.std ?? 0]) if (Number.isFinite(value)) magnitude = Math.max(magnitude, Math.abs(value));
+    const scale = powerOfTwoNear(magnitude);
+    let count = 0;
+    let mean = 0;
+    let m2 = 0;
+    for (const [j, g] of groups.entries()) {
+      const n = count + g.count;
+      const delta = offsets[j]! / scale - mean;
+      m2 += ((g.std ?? 0) / scale) ** 2 * (g.count - 1) + (delta * delta * count * g.count) / n;
+      mean += (delta * g.count) / n;
+      count = n;
+    }
+    const std = Math.sqrt(m2 / (count - 1)) * scale;
+    const global: Moments = {count, mean: count > 0 ? origin + mean * scale : null, std: count > 1 && Number.isFinite(std) ? std : null, min, max};
     return {rows, global, segments};
   };
   return [side(0), side(1)];
@@ -299,15 +313,18 @@ export function evaluateRule(rule: DriftRule, parameters: Record<string, Numeric
 
 /** Movers, largest absolute change first (ties by key). */
 export function toMovers(items: readonly {key: Record<string, unknown>; old: number; new: number}[]): Mover[] {
-  return items
+  // By the change, those beyond a DOUBLE (infinite, written as null) first, ordered by their halves.
+  const change = (m: {old: number; new: number}) => Math.abs(m.new - m.old);
+  const half = (m: {old: number; new: number}) => Math.abs(m.new / 2 - m.old / 2);
+  return [...items]
+    .sort((a, b) => change(b) - change(a) || half(b) - half(a) || compareKeys(a.key, b.key))
     .map((m) => ({
       key: m.key,
       old: exact(m.old)!,
       new: exact(m.new)!,
       change: exact(m.new - m.old)!,
       abs_change: exact(Math.abs(m.new - m.old))!,
-    }))
-    .sort((a, b) => b.abs_change - a.abs_change || compareKeys(a.key, b.key));
+    }));
 }
 
 /** Keys field by field, numbers by value (8 before 10), text by code unit, nulls first. */

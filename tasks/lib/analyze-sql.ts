@@ -224,11 +224,14 @@ export function referencesSql(s: AnalysisSources, ids: SegmentIds, parameters: r
 
 /**
  * Summary moments per version (side) and segment (sid): rows, then for parameter i
- * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The deviation is
- * taken about the group's reference (`referencesSql`; zero for a group the first rows did
- * not reach). With `scales`, the moments are computed over values divided by scales[i] (a
- * power of two: exact), then multiplied back: for values whose squares overflow a DOUBLE
- * (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it (below ~1e-154).
+ * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The mean and the
+ * deviation are taken about the group's reference (`referencesSql`; zero for a group the
+ * first rows did not reach): m{i} is then the mean deviation from ref{i}, the reference,
+ * and the mean itself ref{i} + m{i} (see `momentsOf`), so a constant stays exactly itself
+ * with no deviation. With `scales`, the moments are computed over values divided by
+ * scales[i] (a power of two: exact), then multiplied back: for values whose squares
+ * overflow a DOUBLE (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it
+ * (below ~1e-154).
  */
 export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], references: readonly Reference[] = []): string {
   duckdbOnly(s.dialect);
@@ -237,14 +240,16 @@ export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readon
   const aggs = parameters.map((_, i) => {
     const scale = scales?.[i] ?? 1;
     const moment = (f: string, x: string) => (scale === 1 ? `${f}(${x})` : `${f}(${x} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
-    return `count(x${i}) AS n${i}, ${moment('avg', `x${i}`)} AS m${i}, ${moment('stddev_samp', shifted[i] ? `y${i}` : `x${i}`)} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
+    const about = shifted[i] ? `y${i}` : `x${i}`;
+    const reference = shifted[i] ? `, min(r${i}) AS ref${i}` : '';
+    return `count(x${i}) AS n${i}, ${moment('avg', about)} AS m${i}${reference}, ${moment('stddev_samp', about)} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
   });
   const side = (k: 0 | 1) => `SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid${values ? `, ${values}` : ''} FROM ${source(s, k)}`;
   let rows = `${side(0)} UNION ALL ${side(1)}`;
   if (shifted.some(Boolean)) {
     const table = references.map((r) => `(${r.side}, ${intLiteral(r.sid)}, ${r.values.map(doubleLiteral).join(', ')})`).join(', ');
     const columns = parameters.map((_, i) => `r${i}`).join(', ');
-    const about = parameters.flatMap((_, i) => (shifted[i] ? [`v.x${i} - coalesce(r.r${i}, 0) AS y${i}`] : [])).join(', ');
+    const about = parameters.flatMap((_, i) => (shifted[i] ? [`coalesce(r.r${i}, 0) AS r${i}, v.x${i} - coalesce(r.r${i}, 0) AS y${i}`] : [])).join(', ');
     rows = `SELECT v.*, ${about} FROM (${rows}) v LEFT JOIN (VALUES ${table}) r(side, sid, ${columns}) ON v.side = r.side AND v.sid = r.sid`;
   }
   return `SELECT side, sid, count(*) AS rows${aggs.length > 0 ? `, ${aggs.join(', ')}` : ''}
@@ -301,10 +306,11 @@ function matchedPairs(s: AnalysisSources, keys: readonly string[], where = ''): 
 }
 
 /** A matched key's change of one parameter; only keys whose finite value changed can be movers. */
-function change(parameter: string, s: AnalysisSources): {o: string; n: string; d: string; moved: string} {
+function change(parameter: string, s: AnalysisSources): {o: string; n: string; d: string; h: string; moved: string} {
   const o = `CAST(o.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
   const n = `CAST(n.${quoteIdent(parameter, s.dialect)} AS DOUBLE)`;
-  return {o, n, d: `abs(${n} - ${o})`, moved: `isfinite(${o}) AND isfinite(${n}) AND ${o} <> ${n}`};
+  // h orders changes beyond a DOUBLE, whose d are all infinite: half of each is exact.
+  return {o, n, d: `abs(${n} - ${o})`, h: `abs(${n} * 0.5 - ${o} * 0.5)`, moved: `isfinite(${o}) AND isfinite(${n}) AND ${o} <> ${n}`};
 }
 
 /**
@@ -350,13 +356,14 @@ export function moversSql(
   const q = (c: string) => quoteIdent(c, s.dialect);
   const keyFields = keys.map((k, i) => `k${i} := o.${q(k)}`).join(', ');
   const picks = parameters.map((p, i) => {
-    const {o, n, d, moved} = change(p, s);
+    const {o, n, d, h, moved} = change(p, s);
     const t = thresholds[i];
-    const above = t === null || t === undefined ? '' : ` AND ${d} >= ${doubleLiteral(t)}`;
+    // A sample whose top changes overflow a DOUBLE: only overflowing changes can be movers.
+    const above = t === null || t === undefined ? '' : t === Infinity ? ` AND isinf(${d})` : ` AND ${d} >= ${doubleLiteral(t)}`;
     const pick = onlyWhere(
       parameters.length,
       'max_by',
-      [`struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n})`, `struct_pack(d := ${d}, ${keyFields}, old := ${o})`, String(fetch)],
+      [`struct_pack(key := struct_pack(${keyFields}), old := ${o}, new := ${n})`, `struct_pack(d := ${d}, h := ${h}, ${keyFields}, old := ${o})`, String(fetch)],
       `${moved}${above}`,
     );
     return `coalesce(${pick}, []) AS m${i}`;
