@@ -481,6 +481,13 @@ describe('rules', () => {
     expect(run.json.rules[0]).toMatchObject({passed: false, observed: null});
     expect(run.json.rules[0].message).toContain('column "gone" is only in the old version');
     expect(run.json.status).toBe('fail');
+    // So does one numeric in one version only: drift, not a mistake in the rule.
+    const retyped = await compareVersions(`SELECT 1 AS id, 1.5::DECIMAL(4, 2) AS x`, `SELECT 1 AS id, '1.5' AS x`, {
+      rules: [{check: 'max_abs_diff', column: 'x', max: 1, severity: 'warn'}],
+    });
+    expect(retyped.json.rules[0]).toMatchObject({passed: false, observed: null});
+    expect(retyped.json.rules[0].message).toBe('max_abs_diff: column "x" is DECIMAL(4,2) in the old version and VARCHAR in the new one, so it cannot be compared');
+    expect(retyped.json.status).toBe('warn');
   });
 
   it('reports unknown checks, missing fields and unknown columns as configuration errors with their position', async () => {

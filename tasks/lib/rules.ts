@@ -4,6 +4,7 @@
  */
 import {ConfigurationError} from '../../src/errors.js';
 import type {Verdict} from '../../src/task-api.js';
+import {isNumericType} from './compare-sql.js';
 import type {SchemaDiff} from './compare-sql.js';
 
 /** How bad a failed rule is: `error` fails the run (exit 1), `warn` only warns. */
@@ -181,6 +182,11 @@ function evaluate(rule: Rule, counts: ComparisonCounts, where: string): RuleResu
     case 'max_abs_diff': {
       const column = compared(counts, rule.column, where);
       if (typeof column === 'string') return missingColumn(rule, rule.max, column);
+      // Numeric in one version only (DECIMAL to VARCHAR): drift the rule fails on, not a typo.
+      const retyped = counts.schema.retyped.find((c) => c.column === rule.column);
+      if (column.kind !== 'numeric' && retyped !== undefined && (isNumericType(retyped.old) || isNumericType(retyped.new))) {
+        return missingColumn(rule, rule.max, `column "${rule.column}" is ${retyped.old} in the old version and ${retyped.new} in the new one`);
+      }
       if (column.kind !== 'numeric' || column.max_abs_diff === null) {
         throw new ConfigurationError(`${where}.column: max_abs_diff needs a numeric column, but "${rule.column}" is not numeric in both versions.`, {
           hint: 'Use changed_rows with a column for non-numeric columns.',
