@@ -222,13 +222,17 @@ export function referencesSql(s: AnalysisSources, ids: SegmentIds, parameters: r
   return `SELECT side, sid, ${parameters.map((_, i) => `median(x${i}) AS c${i}`).join(', ')} FROM (${side(0)} UNION ALL ${side(1)}) GROUP BY side, sid ORDER BY side, sid`;
 }
 
+/** The value `statsSql` takes parameter i's mean and deviation about in a group (0 for none). */
+export function referenceFor(references: readonly Reference[], i: number, side: number, sid: number): number {
+  return references.find((r) => r.side === side && r.sid === sid)?.values[i] ?? 0;
+}
+
 /**
  * Summary moments per version (side) and segment (sid): rows, then for parameter i
  * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The mean and the
- * deviation are taken about the group's reference (`referencesSql`; zero for a group the
- * first rows did not reach): m{i} is then the mean deviation from ref{i}, the reference,
- * and the mean itself ref{i} + m{i} (see `momentsOf`), so a constant stays exactly itself
- * with no deviation. With `scales`, the moments are computed over values divided by
+ * deviation are taken about the group's reference (`referenceFor`: zero for a group the
+ * first rows did not reach): m{i} is the mean deviation from it, the mean itself the
+ * reference plus m{i} (see `momentsOf`), so a constant stays exactly itself with no deviation. With `scales`, the moments are computed over values divided by
  * scales[i] (a power of two: exact), then multiplied back: for values whose squares
  * overflow a DOUBLE (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it
  * (below ~1e-154).
@@ -241,15 +245,14 @@ export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readon
     const scale = scales?.[i] ?? 1;
     const moment = (f: string, x: string) => (scale === 1 ? `${f}(${x})` : `${f}(${x} * ${doubleLiteral(1 / scale)}) * ${doubleLiteral(scale)}`);
     const about = shifted[i] ? `y${i}` : `x${i}`;
-    const reference = shifted[i] ? `, min(r${i}) AS ref${i}` : '';
-    return `count(x${i}) AS n${i}, ${moment('avg', about)} AS m${i}${reference}, ${moment('stddev_samp', about)} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
+    return `count(x${i}) AS n${i}, ${moment('avg', about)} AS m${i}, ${moment('stddev_samp', about)} AS s${i}, min(x${i}) AS lo${i}, max(x${i}) AS hi${i}`;
   });
   const side = (k: 0 | 1) => `SELECT ${k} AS side, ${sidExpr(s, ids)} AS sid${values ? `, ${values}` : ''} FROM ${source(s, k)}`;
   let rows = `${side(0)} UNION ALL ${side(1)}`;
   if (shifted.some(Boolean)) {
     const table = references.map((r) => `(${r.side}, ${intLiteral(r.sid)}, ${r.values.map(doubleLiteral).join(', ')})`).join(', ');
     const columns = parameters.map((_, i) => `r${i}`).join(', ');
-    const about = parameters.flatMap((_, i) => (shifted[i] ? [`coalesce(r.r${i}, 0) AS r${i}, v.x${i} - coalesce(r.r${i}, 0) AS y${i}`] : [])).join(', ');
+    const about = parameters.flatMap((_, i) => (shifted[i] ? [`v.x${i} - coalesce(r.r${i}, 0) AS y${i}`] : [])).join(', ');
     rows = `SELECT v.*, ${about} FROM (${rows}) v LEFT JOIN (VALUES ${table}) r(side, sid, ${columns}) ON v.side = r.side AND v.sid = r.sid`;
   }
   return `SELECT side, sid, count(*) AS rows${aggs.length > 0 ? `, ${aggs.join(', ')}` : ''}
