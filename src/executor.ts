@@ -403,7 +403,7 @@ export class Executor {
         settings: this.#taskSettings(node),
         projectDir,
         signal: this.#options.signal,
-        digestFile: (path) => this.#services.fileDigests.get(resolve(projectDir, path), digestFile),
+        digestFile: (path) => this.#digestFile(path),
       });
     }
     const parts: FingerprintParts = {
@@ -424,6 +424,11 @@ export class Executor {
       probe,
     };
     return {parts, files: declaredFiles};
+  }
+
+  /** A file's content digest, memoised on its signature (probes and tasks alike). */
+  #digestFile(path: string): Promise<string> {
+    return this.#services.fileDigests.get(resolve(this.#pipeline.projectDir, path), digestFile);
   }
 
   /** Declared input files, globs expanded, relative path -> absolute path. */
@@ -543,6 +548,8 @@ export class Executor {
         },
         projectDir: this.#pipeline.projectDir,
         tmpDir,
+        probe: parts.probe,
+        digestFile: (path) => this.#digestFile(path),
         log: {debug: log('DEBUG'), info: log('INFO'), warn: log('WARNING'), error: log('ERROR')},
         warn,
         progress: (update) => hooks.progress(task, update),

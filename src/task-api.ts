@@ -71,6 +71,14 @@ export interface TaskContext {
    * when `signal` aborts.
    */
   duckdb(): Promise<DuckDBConnection>;
+  /**
+   * What the task's `probe` returned for this run's fingerprint (null without a probe). A task
+   * reading a source can probe it again once done, and refuse a result read while it changed:
+   * it would be kept under the content the fingerprint saw.
+   */
+  readonly probe: Json;
+  /** Content digest of a file, as `ProbeContext.digestFile`. */
+  digestFile(path: string): Promise<string>;
 }
 
 /** One upstream task's outcome as a downstream task sees it. */

@@ -5,10 +5,12 @@
  * the rows runs inside BigQuery (`validation.engine` and `analysis.engine` both `bigquery`),
  * the table is not scanned: `rows.parquet` holds the columns, no rows, and a reference to them.
  */
-import {ConfigurationError, InterruptedError} from '../src/errors.js';
-import type {Json, TaskResult} from '../src/task-api.js';
+import {ConfigurationError, ExecutionError, InterruptedError} from '../src/errors.js';
+import type {Json, TaskContext, TaskResult} from '../src/task-api.js';
+import {canonicalJson} from '../src/util/hash.js';
+import {isRecord} from '../src/util/json-path.js';
 import {defineTask} from '../src/task-api.js';
-import type {LocalSettings, SourceSpec} from './lib/local-source.js';
+import type {LocalSettings, LocalSource, SourceSpec} from './lib/local-source.js';
 import {extractLocal, plannedQuery, probeLocalSource, resolveLocalSource} from './lib/local-source.js';
 import {taskSettings} from './lib/settings.js';
 
@@ -50,6 +52,7 @@ export default defineTask({
       if (ctx.signal.aborted) throw new InterruptedError(`extraction of version ${version} was interrupted`, {cause: error});
       throw error;
     }
+    await checkUnchanged(ctx, source, version);
     // A numeric version column holds numbers: "1.10" selects the rows of 1.1, which another
     // version written "1.1" would select too.
     const selected = numericVersion(version, extracted.versionType);
@@ -61,6 +64,30 @@ export default defineTask({
     return {rows: extracted.rows, details: {version, columns: extracted.columns}};
   },
 });
+
+/**
+ * Refuses rows read from a source that changed since the fingerprint probed it (a file still
+ * being copied or exported): they would be kept as the rows of the content it probed, and
+ * served for it later (that content put back by a checkout, say). Probed again once read.
+ */
+async function checkUnchanged(ctx: TaskContext, source: LocalSource, version: string): Promise<void> {
+  const probed = isRecord(ctx.probe) ? ctx.probe['source'] : undefined;
+  if (probed === undefined) return; // run without the runner's fingerprint (a benchmark)
+  const now = await probeLocalSource(source, ctx.projectDir, (path) => ctx.digestFile(path));
+  if (canonicalJson(now) === canonicalJson(probed)) return;
+  throw new ExecutionError(`The source changed while version ${version} was read from it (${changedParts(probed, now)}): what was read may mix old and new content, so it is not kept.`, {
+    hint: 'Rerun once the source has stopped changing (a file still being copied or exported, say).',
+  });
+}
+
+/** Which files of a probed source differ between two probes, for a message. */
+function changedParts(before: Json, after: Json): string {
+  const files = (probe: Json) => new Map(isRecord(probe) && Array.isArray(probe['files']) ? probe['files'].map((f) => [String((f as Record<string, Json>)['path']), canonicalJson(f)] as const) : []);
+  const [a, b] = [files(before), files(after)];
+  const changed = [...new Set([...a.keys(), ...b.keys()])].filter((path) => a.get(path) !== b.get(path));
+  if (changed.length === 0) return isRecord(before) && typeof before['database'] === 'string' ? before['database'] : 'its content';
+  return changed.length <= 3 ? changed.join(', ') : `${changed.slice(0, 3).join(', ')} and ${changed.length - 3} more files`;
+}
 
 /** What the task reads of its settings. */
 interface ExtractSettings {

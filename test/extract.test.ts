@@ -74,13 +74,14 @@ function settings(overrides: {source?: Record<string, Json>; duckdb?: Record<str
   });
 }
 
-async function run(projectDir: string, version: string, taskSettings: Record<string, Json> = settings()) {
+async function run(projectDir: string, version: string, taskSettings: Record<string, Json> = settings(), probed?: Json) {
   const direct = await runTaskDirectly(extract, {
     name: 'extract-new',
     args: {version},
     settings: taskSettings,
     outputs: ['rows.parquet'],
     projectDir,
+    ...(probed === undefined ? {} : {probe: probed}),
   });
   return {...direct, output: join(direct.outputDir, 'rows.parquet')};
 }
@@ -519,6 +520,26 @@ describe('the freshness probe', () => {
     expect(await probe(project, '2', table)).toMatchObject({version: '2'});
     writeFileSync(join(project, 'wh.duckdb.wal'), 'pending');
     expect(await probe(project, '1', table)).not.toEqual(before);
+  });
+
+  test('refuses rows read from a source that changed since it was probed (a file still being written)', async () => {
+    const project = tempProject();
+    writeFileSync(join(project, 'rows.csv'), 'id,version,score\n1,1,0.5\n');
+    writeFileSync(join(project, 'other.csv'), 'id,version,score\n2,1,0.5\n');
+    const csv = settings({source: {keys: ['id']}, duckdb: {path: '*.csv'}});
+    const probed = await probe(project, '1', csv);
+    // Unchanged since the probe: kept.
+    expect((await run(project, '1', csv, probed)).result).toMatchObject({rows: 2});
+    writeFileSync(join(project, 'rows.csv'), 'id,version,score\n1,1,0.6\n');
+    const error = await failure(run(project, '1', csv, probed));
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error.message).toBe('The source changed while version 1 was read from it (rows.csv): what was read may mix old and new content, so it is not kept.');
+    // A database too.
+    await writeDatabase(join(project, 'wh.duckdb'), 'CREATE TABLE t AS SELECT 1 AS id, 1 AS version');
+    const table = settings({source: {table: 't', keys: ['id']}, duckdb: {database: 'wh.duckdb'}});
+    const before = await probe(project, '1', table);
+    await writeDatabase(join(project, 'wh.duckdb'), 'INSERT INTO t VALUES (2, 1)');
+    expect((await failure(run(project, '1', table, before))).message).toMatch(/^The source changed while version 1 was read from it \(wh\.duckdb\)/);
   });
 
   test('creates the sample database when it is missing', async () => {

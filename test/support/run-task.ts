@@ -4,8 +4,9 @@
  * tested through the real CLI instead.
  */
 import {mkdirSync} from 'node:fs';
-import {join} from 'node:path';
+import {join, resolve} from 'node:path';
 import {DuckDBEngine} from '../../src/engines/duckdb.js';
+import {digestFile} from '../../src/util/hash.js';
 import type {Json, Progress, TaskContext, TaskDefinition, TaskResult} from '../../src/task-api.js';
 import {completeSettings} from './settings.js';
 import {temporaryFolder} from './temp.js';
@@ -36,6 +37,8 @@ export async function runTaskDirectly(
     engine?: {memoryLimit?: string; threads?: number; started?: boolean};
     /** Aborts the task's signal, as an interruption of the run would. */
     signal?: AbortSignal;
+    /** What the task's probe returned for the fingerprint, as the runner hands it (null by default). */
+    probe?: Json;
   },
 ): Promise<DirectRun> {
   const root = temporaryFolder('task-');
@@ -74,6 +77,8 @@ export async function runTaskDirectly(
     },
     projectDir: options.projectDir ?? root,
     tmpDir,
+    probe: options.probe ?? null,
+    digestFile: (path) => digestFile(resolve(options.projectDir ?? root, path)),
     log: {
       debug: (m) => logs.push(`DEBUG ${m}`),
       info: (m) => logs.push(`INFO ${m}`),
