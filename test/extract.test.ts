@@ -4,7 +4,7 @@
  */
 import {spawnSync} from 'node:child_process';
 import {createHash} from 'node:crypto';
-import {chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync} from 'node:fs';
+import {chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {dirname, join} from 'node:path';
 import {fileURLToPath} from 'node:url';
@@ -378,8 +378,25 @@ describe('Parquet files', () => {
         return types.getRows().map(([name, type]) => `${String(name)} ${String(type)}`);
       };
       const integer = format === 'csv' ? 'BIGINT' : 'INTEGER'; // as the CSV sniffer types whole numbers
-      expect(await columnsOf('v1'), format).toEqual(['id BIGINT', `a ${integer}`, 'gone VARCHAR']);
+      // A CSV column has no type of its own, only the sniffer's guess: the one all the files
+      // give it together (DOUBLE, for 0, 1, 2 beside 0.5), so a guess is no retype.
+      expect(await columnsOf('v1'), format).toEqual(['id BIGINT', `a ${format === 'csv' ? 'DOUBLE' : integer}`, 'gone VARCHAR']);
       expect(await columnsOf('v2'), format).toEqual(['id BIGINT', 'a DOUBLE', `fresh ${integer}`]);
+    }
+  });
+
+  test('a CSV field quoted empty ("") is an empty string, an empty field NULL', async () => {
+    writeFileSync(join(project, 'quoted.csv'), 'id,version,label\n1,v1,""\n2,v1,\n3,v1,x\n');
+    const {output} = await run(project, 'v1', settings({source: {keys: ['id']}, duckdb: {path: 'quoted.csv'}}));
+    expect((await readParquet(output, ['id'])).rows.map((row) => row[1])).toEqual(['', null, 'x']);
+  });
+
+  test('one file per version, the version and a column spelt in another case: one column each, as DuckDB names are', async () => {
+    for (const format of ['parquet', 'csv'] as const) {
+      await copyTo(join(project, `spelt/v1.${format}`), `SELECT 'v1' AS version, i AS id, i / 2 AS Score FROM range(3) t(i)`, format);
+      await copyTo(join(project, `spelt/v2.${format}`), `SELECT 'v2' AS "Version", i AS id, i / 4 AS score FROM range(3) t(i)`, format);
+      const config = settings({source: {keys: ['id']}, duckdb: {path: `spelt/*.${format}`}});
+      for (const version of ['v1', 'v2']) expect((await readParquet((await run(project, version, config)).output)).columns, `${format} ${version}`).toEqual(['id', 'Score']);
     }
   });
 
@@ -487,6 +504,27 @@ describe('CSV files', () => {
     chmodSync(project, 0o755);
     const message = probeAsUnprivilegedUser(project, settings({source: {keys: ['id']}, duckdb: {path: 'secret.csv'}}));
     expect(message).toBe(`ExecutionError: cannot read secret.csv: permission denied (${file})`);
+    // A folder under a glob that cannot be listed: said so, not a crash.
+    const locked = join(project, 'shards', 'locked');
+    mkdirSync(locked, {recursive: true});
+    writeFileSync(join(project, 'shards', 'a.csv'), 'id,version\n1,1\n');
+    chmodSync(join(project, 'shards'), 0o755);
+    chmodSync(locked, 0o000);
+    expect(probeAsUnprivilegedUser(project, settings({source: {keys: ['id']}, duckdb: {path: 'shards/**/*.csv'}}))).toBe(
+      `ExecutionError: cannot read shards/**/*.csv: permission denied (${locked})`,
+    );
+  });
+
+  test('a file and a link to it, both matched, are read once', async () => {
+    mkdirSync(join(project, 'linked'), {recursive: true});
+    writeFileSync(join(project, 'linked', 'v2.csv'), 'id,version,score\n1,v2,0.5\n2,v2,0.7\n');
+    symlinkSync('v2.csv', join(project, 'linked', 'latest.csv'));
+    expect((await run(project, 'v2', settings({source: {keys: ['id']}, duckdb: {path: 'linked/*.csv'}}))).result).toMatchObject({rows: 2});
+  });
+
+  test('a file named with a glob character, named as it is', async () => {
+    writeFileSync(join(project, 'export[2024].csv'), 'id,version,score\n1,v1,0.5\n');
+    expect((await run(project, 'v1', settings({source: {keys: ['id']}, duckdb: {path: 'export[2024].csv'}}))).result).toMatchObject({rows: 1});
   });
 });
 

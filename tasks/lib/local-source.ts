@@ -7,7 +7,7 @@
  * of a cached run stays cheap; reading the schema and extracting happen in `run`.
  */
 import {randomBytes} from 'node:crypto';
-import {rmSync, statSync} from 'node:fs';
+import {realpathSync, rmSync, statSync} from 'node:fs';
 import {basename, isAbsolute, relative, resolve} from 'node:path';
 import type {DuckDBConnection} from '@duckdb/node-api';
 import {ConfigurationError, ExecutionError, TransientError} from '../../src/errors.js';
@@ -64,8 +64,15 @@ async function resolveFiles(path: string | string[], projectDir: string): Promis
   const files: string[] = [];
   for (const pattern of patterns) {
     const absolute = resolve(projectDir, pattern);
-    if (isGlob(pattern)) {
-      const matched = await expandGlob(absolute);
+    // A file named with a glob character (export[2024].csv) is itself, when it exists.
+    if (isGlob(pattern) && !isExistingFile(absolute)) {
+      let matched: string[];
+      try {
+        matched = await expandGlob(absolute);
+      } catch (error: unknown) {
+        // A folder under the pattern that cannot be listed.
+        throw readFailure((error as NodeJS.ErrnoException).path ?? absolute, pattern, error);
+      }
       if (matched.length === 0) {
         throw new ConfigurationError(`no file matches duckdb.path "${pattern}" (resolved to ${absolute})`, {
           hint: 'Check the folder and the pattern; * does not cross folders, ** does.',
@@ -87,7 +94,31 @@ async function resolveFiles(path: string | string[], projectDir: string): Promis
   if (formats.size > 1) {
     throw new ConfigurationError(`duckdb.path "${display}" matches both Parquet and CSV files; point it at one format`);
   }
-  return {kind: 'files', format: [...formats][0]!, files: [...new Set(files)], display};
+  // A file and a link to it (latest.csv -> v2.csv) are one file: read once.
+  const real = new Set<string>();
+  const distinct = files.filter((file) => {
+    const path = realPath(file);
+    if (real.has(path)) return false;
+    real.add(path);
+    return true;
+  });
+  return {kind: 'files', format: [...formats][0]!, files: distinct, display};
+}
+
+function realPath(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function isExistingFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function formatOf(file: string): 'parquet' | 'csv' | undefined {
@@ -118,7 +149,7 @@ function checkFile(absolute: string, configured: string, setting: string, expect
 export function readFailure(absolute: string, configured: string, error: unknown): ExecutionError {
   if (isErrno(error, 'EACCES') || isErrno(error, 'EPERM')) {
     return new ExecutionError(`cannot read ${configured}: permission denied (${absolute})`, {
-      hint: 'Give the user running the pipeline read access to the file.',
+      hint: 'Give the user running the pipeline read access to it.',
       cause: error,
     });
   }
@@ -219,6 +250,9 @@ export async function extractLocal(
     const name = source.kind === 'table' ? source.table : source.display;
     let versionColumn = findColumns(schema, [spec.versionColumn], 'version column', name)[0]!;
     let versionText: string | undefined;
+    // Own columns spelt or (CSV) typed otherwise than all the files read together give them.
+    let renamed = new Map<string, string>();
+    let retyped = new Map<string, string>();
     if (source.kind === 'files' && source.format === 'csv' && versionColumn.type !== 'VARCHAR') {
       // A CSV's versions are the text written in it: "1.10" is another version than "1.1",
       // which DuckDB's type detection would read as the same number.
@@ -236,15 +270,17 @@ export async function extractLocal(
       // the comparison sees the schema change rather than a column of nulls.
       const own = await versionFiles(connection, source, relation, versionColumn, version);
       if (own.length > 0 && own.length < source.files.length) {
+        const together = schema;
         relation = await fileRelation(connection, {...source, files: own}, versionText);
         schema = await describe(connection, relation, source);
+        ({schema, renamed, retyped} = asTogether(schema, together, source.format));
       }
     }
     const keys = findColumns(schema, spec.keys, spec.keys.length === 1 ? 'key column' : 'key columns', name);
+    // By name whatever its case: DuckDB's names are case-insensitive (a file may say Version).
+    const notVersion = (c: Column) => c.name.toLowerCase() !== versionColumn.name.toLowerCase();
     const rest =
-      spec.columns === null
-        ? schema.filter((c) => c.name !== versionColumn.name)
-        : findColumns(schema, spec.columns, 'columns listed in source.columns', name).filter((c) => c.name !== versionColumn.name);
+      spec.columns === null ? schema.filter(notVersion) : findColumns(schema, spec.columns, 'columns listed in source.columns', name).filter(notVersion);
     const columns = unique([...keys, ...rest].map((c) => c.name));
     const q = (column: string) => quoteIdent(column, 'duckdb');
     // A key or listed column found in another case (DuckDB's names are case-insensitive) is
@@ -259,7 +295,9 @@ export async function extractLocal(
     const wide = new Set(schema.filter((c) => WIDE_INTEGER.test(c.type)).map((c) => c.name));
     const typeOf = new Map(schema.map((c) => [c.name, c.type]));
     const projection = columns.map((c) => {
-      const value = wide.has(c) ? `CAST(${q(c)} AS DECIMAL(38,0))` : intermediateValue(q(c), typeOf.get(c) ?? '');
+      const read = renamed.get(c) ?? c;
+      const typed = retyped.has(c) ? `CAST(${q(read)} AS ${retyped.get(c)!})` : q(read);
+      const value = wide.has(c) ? `CAST(${typed} AS DECIMAL(38,0))` : intermediateValue(typed, typeOf.get(c) ?? '');
       const as = configured.get(c) ?? c;
       return value === q(as) ? value : `${value} AS ${q(as)}`;
     });
@@ -293,6 +331,28 @@ export async function extractLocal(
   } finally {
     if (detach) await connection.run(`DETACH ${quoteIdent(alias, 'duckdb')}`);
   }
+}
+
+/**
+ * A version's own files' columns as all the files read together name and (CSV) type them:
+ * spelt as together (`Score` in one file, `score` in another, is one column, as DuckDB's names
+ * are case-insensitive), and for CSV, whose columns have only the types DuckDB's sniffer guesses
+ * from the rows it reads, typed as together (1 and 2 alone read as BIGINT, beside 1.5 as
+ * DOUBLE): a guess or a spelling is no schema change. `renamed` maps a column's name in the
+ * schema to its name in the own files; `retyped` to the type it is cast to.
+ */
+function asTogether(own: Column[], together: readonly Column[], format: 'csv' | 'parquet'): {schema: Column[]; renamed: Map<string, string>; retyped: Map<string, string>} {
+  const byName = new Map(together.map((c) => [c.name.toLowerCase(), c]));
+  const renamed = new Map<string, string>();
+  const retyped = new Map<string, string>();
+  const schema = own.map((c) => {
+    const common = byName.get(c.name.toLowerCase());
+    if (common === undefined) return c;
+    if (common.name !== c.name) renamed.set(common.name, c.name);
+    if (format === 'csv' && common.type !== c.type) retyped.set(common.name, common.type);
+    return {...c, name: common.name, type: format === 'csv' ? common.type : c.type};
+  });
+  return {schema, renamed, retyped};
 }
 
 async function attach(connection: DuckDBConnection, source: Extract<LocalSource, {kind: 'table'}>, alias: string): Promise<void> {
@@ -347,7 +407,8 @@ async function findTable(connection: DuckDBConnection, source: Extract<LocalSour
 async function fileRelation(connection: DuckDBConnection, source: Extract<LocalSource, {kind: 'files'}>, asText?: string): Promise<string> {
   const list = `[${source.files.map((f) => quoteString(f, 'duckdb')).join(', ')}]`;
   if (source.format === 'parquet') return `read_parquet(${list}, union_by_name = true)`;
-  const types = asText === undefined ? '' : `, types = {${quoteString(asText, 'duckdb')}: 'VARCHAR'}`;
+  // A quoted empty field ("") is an empty string; only an empty field is NULL.
+  const types = `, allow_quoted_nulls = false${asText === undefined ? '' : `, types = {${quoteString(asText, 'duckdb')}: 'VARCHAR'}`}`;
   const relation = `read_csv(${list}, union_by_name = true${types})`;
   // When no delimiter gives every row the same number of fields, DuckDB's sniffer settles
   // for one column holding whole lines. No real source has a one-column table (it needs a
@@ -528,7 +589,7 @@ function sourceFailure(error: unknown, source: LocalSource): Error {
     }
   }
   if (source.kind === 'files' && source.format === 'parquet' && /Parquet|magic bytes|too small/i.test(message)) {
-    return new ConfigurationError(`${file(/File '(.*?)'/)} is not a readable Parquet file: ${firstLine(message)}`, {
+    return new ConfigurationError(`${file(/[Ff]ile '(.*?)'/)} is not a readable Parquet file: ${firstLine(message)}`, {
       hint: 'Check that the file is complete and really Parquet.',
     });
   }
