@@ -103,9 +103,12 @@ export function explainChange(previous: FingerprintParts | undefined, current: F
   // A source of files: each file changed, added or removed is named (a list of digests says nothing).
   const [before, after] = [sourceFiles(previous.probe), sourceFiles(current.probe)];
   if (before !== undefined && after !== undefined) {
+    const files: string[] = [];
     for (const path of new Set([...before.keys(), ...after.keys()])) {
-      if (before.get(path) !== after.get(path)) reasons.push(`source file ${path} ${!before.has(path) ? 'added' : !after.has(path) ? 'removed' : 'changed'}`);
+      if (before.get(path) !== after.get(path)) files.push(`source file ${path} ${!before.has(path) ? 'added' : !after.has(path) ? 'removed' : 'changed'}`);
     }
+    // Hundreds of files edited make one line, not a page of them.
+    reasons.push(...files.slice(0, SOURCE_FILES_NAMED), ...(files.length > SOURCE_FILES_NAMED ? [`${files.length - SOURCE_FILES_NAMED} more source files added, removed or changed`] : []));
   }
   const withoutFiles = (probe: Json): Json => {
     if (before === undefined || after === undefined || !isObject(probe)) return probe;
@@ -116,6 +119,9 @@ export function explainChange(previous: FingerprintParts | undefined, current: F
   }
   return reasons.length > 0 ? reasons : ['fingerprint changed'];
 }
+
+/** Source files named one by one in the reasons a task runs; the rest are counted. */
+const SOURCE_FILES_NAMED = 5;
 
 const isObject = (value: Json | undefined): value is {[key: string]: Json} => value !== null && typeof value === 'object' && !Array.isArray(value);
 

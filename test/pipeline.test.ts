@@ -179,6 +179,12 @@ describe('the shipped pipeline', () => {
     run();
     const reason = files.json<Summary>('output/0.3615_vs_0.3621/summary.json').tasks[0]!.reason;
     expect(reason).toBe('source file data/b.csv changed; source file data/c.csv added');
+    // Many: five named, the rest counted.
+    files.write(Object.fromEntries(Array.from({length: 8}, (_, i) => [`data/more-${i}.csv`, `entity_id,version,score\n${10 + i},0.3621,0.1\n`])));
+    run();
+    expect(files.json<Summary>('output/0.3615_vs_0.3621/summary.json').tasks[0]!.reason).toBe(
+      [0, 1, 2, 3, 4].map((i) => `source file data/more-${i}.csv added`).join('; ') + '; 3 more source files added, removed or changed',
+    );
   });
 
   it('comparing a version with itself warns that nothing can change, and finds nothing', () => {
