@@ -274,21 +274,19 @@ async function summaryStatistics(ctx: TaskContext, conn: DuckDBConnection, sourc
     const magnitudes = (await rowsOf(conn, magnitudesSql(sources, numeric)))[0] ?? {};
     return rowsOf(conn, statsSql(sources, ids, numeric, numeric.map((_, i) => powerOfTwoNear(num(magnitudes[`a${i}`]))), shifts), timing);
   };
-  const measured = async (): Promise<Record<string, unknown>[]> => {
-    let rows: Record<string, unknown>[];
-    try {
-      rows = await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
-    } catch (error: unknown) {
-      if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
-      return scaled('too large to square in a DOUBLE');
-    }
-    // Squares of values below ~1e-154 underflow to zero: a deviation of 0 among values that differ.
-    const underflow = rows.some((row) => numeric.some((_, i) => num(row[`s${i}`]) === 0 && num(row[`lo${i}`]) !== num(row[`hi${i}`])));
-    return underflow ? scaled('too small to square in a DOUBLE') : rows;
-  };
-  const rows = await measured();
   // Each group's reference beside its moments, for momentsOf (ref{i}).
-  return rows.map((row) => ({...row, ...Object.fromEntries(numeric.map((_, i) => [`ref${i}`, referenceFor(shifts, i, Number(row['side']), Number(row['sid']))]))}));
+  const withReferences = (rows: Record<string, unknown>[]) =>
+    rows.map((row) => ({...row, ...Object.fromEntries(numeric.map((_, i) => [`ref${i}`, referenceFor(shifts, i, Number(row['side']), Number(row['sid']))]))}));
+  let rows: Record<string, unknown>[];
+  try {
+    rows = await rowsOf(conn, statsSql(sources, ids, numeric, undefined, shifts), timing);
+  } catch (error: unknown) {
+    if (!/out of range/i.test(error instanceof Error ? error.message : String(error))) throw error;
+    return withReferences(await scaled('too large to square in a DOUBLE'));
+  }
+  // Squares of values below ~1e-154 underflow to zero: a deviation of 0 among values that differ.
+  const underflow = rows.some((row) => numeric.some((_, i) => num(row[`s${i}`]) === 0 && num(row[`lo${i}`]) !== num(row[`hi${i}`])));
+  return withReferences(underflow ? await scaled('too small to square in a DOUBLE') : rows);
 }
 
 /**

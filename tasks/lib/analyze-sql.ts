@@ -232,10 +232,10 @@ export function referenceFor(references: readonly Reference[], i: number, side: 
  * n{i} (non-null count), m{i} (mean), s{i} (sample std), lo{i}, hi{i}. The mean and the
  * deviation are taken about the group's reference (`referenceFor`: zero for a group the
  * first rows did not reach): m{i} is the mean deviation from it, the mean itself the
- * reference plus m{i} (see `momentsOf`), so a constant stays exactly itself with no deviation. With `scales`, the moments are computed over values divided by
- * scales[i] (a power of two: exact), then multiplied back: for values whose squares
- * overflow a DOUBLE (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it
- * (below ~1e-154).
+ * reference plus m{i} (see `momentsOf`), so a constant stays exactly itself with no
+ * deviation. With `scales`, the moments are computed over values divided by scales[i] (a
+ * power of two: exact), then multiplied back: for values whose squares overflow a DOUBLE
+ * (beyond ~1e154), where DuckDB's stddev_samp fails, or underflow it (below ~1e-154).
  */
 export function statsSql(s: AnalysisSources, ids: SegmentIds, parameters: readonly string[], scales?: readonly number[], references: readonly Reference[] = []): string {
   duckdbOnly(s.dialect);
